@@ -1,0 +1,1 @@
+"""The pure core: plain functions on plain values (see README.md beside this file)."""
