@@ -1,0 +1,32 @@
+"""The Flask application factory. Nothing runs at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from nurture.config import load_settings
+from nurture.runtime import Runtime
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the web app: JSON API, unsubscribe pages, health and metrics.
+
+    The dispatcher never runs here: web workers only serve requests
+    (`nurture run` starts the scheduler beside the app, in its own thread).
+    """
+    if runtime is None:
+        runtime = Runtime(load_settings(overrides=test_config))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config["SECRET_KEY"] = runtime.secret_key
+    app.extensions["nurture"] = runtime
+
+    from nurture.web import api, health, unsubscribe
+
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(unsubscribe.blueprint)
+    app.register_blueprint(health.blueprint)
+    return app

@@ -1,0 +1,478 @@
+"""The `nurture` command. Each command reads the clock once and passes `now` down."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from nurture.config import ConfigError, load_settings
+from nurture.runtime import Runtime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    runtime: Runtime = ctx.obj["runtime"]
+    return runtime
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log every tick and decision.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """nurture: declarative nurture sequences, timed personalised emails."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+    ctx.obj = {"runtime": Runtime(settings)}
+    ctx.call_on_close(ctx.obj["runtime"].close)
+
+
+def main() -> None:
+    cli()
+
+
+# --- database --------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate the schema to the latest version."""
+    from nurture.db import upgrade
+
+    upgrade(_runtime(ctx).settings.database_url)
+    click.echo("database is up to date")
+
+
+def _prepare(runtime: Runtime) -> None:
+    from nurture.db import upgrade
+
+    upgrade(runtime.settings.database_url)
+    for problem in runtime.content.problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+# --- running ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (NURTURE_HOST).")
+@click.option("--port", type=int, default=None, help="Port (NURTURE_PORT).")
+@click.pass_context
+def run(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Web app and scheduler in one process (small deployments, demos)."""
+    from werkzeug.serving import run_simple
+
+    from nurture.app import create_app
+    from nurture.scheduler import make_scheduler
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    settings = runtime.settings
+    scheduler = make_scheduler(runtime, blocking=False)
+    scheduler.start()
+    app = create_app(runtime=runtime)
+    sink = settings.smtp_url or f"outbox folder {settings.outbox_dir}"
+    click.echo(
+        f"nurture: {len(runtime.content.live())} sequences, emails to {sink}, "
+        f"listening on http://{host or settings.host}:{port or settings.port}"
+    )
+    try:
+        run_simple(host or settings.host, port or settings.port, app, threaded=True)
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+@cli.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Scheduler and dispatcher only; run as many as you like on PostgreSQL."""
+    from nurture.scheduler import make_scheduler
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    click.echo(f"nurture worker: ticking every {runtime.settings.tick_seconds:g}s")
+    scheduler = make_scheduler(runtime, blocking=True)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+@cli.command()
+@click.pass_context
+def tick(ctx: click.Context) -> None:
+    """Process everything due now, once, and exit."""
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    report = runtime.dispatcher.tick(_now())
+    click.echo(f"tick: {report}")
+
+
+# --- authoring -------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, path: Path | None) -> None:
+    """Check sequences and templates; exit 1 with file:line errors."""
+    from nurture.content import Content
+
+    settings = _runtime(ctx).settings
+    sequences_dir = settings.sequences_dir
+    if path is not None:
+        sequences_dir = path if path.is_dir() else path.parent
+    content = Content(sequences_dir, settings.templates_dir)
+    problems = list(content.problems) + list(content.templates.validate_all())
+    if path is not None and path.is_file():
+        problems = [p for p in problems if Path(p.path).name == path.name or "templates" in p.path]
+    for sequence in sorted(content.live(), key=lambda s: s.id):
+        if path is None or not path.is_file() or Path(sequence.path).name == path.name:
+            click.echo(f"ok  {sequence.path}: {sequence.id} v{sequence.version}, {len(sequence.steps)} steps")
+    for check in content.templates.inlining_report():
+        click.echo(f"css {check}")
+    for problem in sorted(set(problems)):
+        click.echo(str(problem), err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s)", err=True)
+        sys.exit(1)
+
+
+def _lead_profile(runtime: Runtime, email: str | None, locale: str | None) -> Any:
+    from dataclasses import replace
+
+    from nurture.core.profile import SAMPLE_LEAD
+    from nurture.leads import find_lead, profile_of
+
+    profile = SAMPLE_LEAD
+    if email:
+        with runtime.sessions() as session:
+            lead = find_lead(session, email.strip().lower())
+            if lead is None:
+                raise click.ClickException(f"no lead with email {email}")
+            profile = profile_of(lead)
+    if locale:
+        profile = replace(profile, locale=locale)
+    return profile
+
+
+@cli.command()
+@click.argument("sequence_id")
+@click.argument("step_id")
+@click.option("--lead", "email", help="Render for this real lead instead of the sample.")
+@click.option("--locale", help="Force a locale (e.g. en, fr).")
+@click.option("--part", type=click.Choice(["both", "html", "text"]), default="both")
+@click.pass_context
+def preview(
+    ctx: click.Context, sequence_id: str, step_id: str, email: str | None, locale: str | None, part: str
+) -> None:
+    """Render one email of a sequence (HTML and text) for a sample or real lead."""
+    from nurture.core.rendering import EmailContext, RenderError, Sender
+    from nurture.core.sequences import EmailStep
+
+    runtime = _runtime(ctx)
+    sequence = runtime.content.get(sequence_id)
+    if sequence is None:
+        raise click.ClickException(
+            f"unknown sequence {sequence_id!r}; known: {sorted(s.id for s in runtime.content.live())}"
+        )
+    step = sequence.step(step_id)
+    if not isinstance(step, EmailStep):
+        emails = [s.id for s in sequence.email_steps()]
+        raise click.ClickException(f"{step_id!r} is not an email step of {sequence_id}; emails: {emails}")
+    settings = runtime.settings
+    profile = _lead_profile(runtime, email, locale)
+    context = EmailContext(
+        lead=profile,
+        rep=profile.rep,
+        sender=Sender(
+            name=settings.sender_name,
+            company=settings.sender_company,
+            email=settings.sender_email,
+            postal_address=settings.postal_address,
+            website=settings.sender_website,
+        ),
+        unsubscribe_url=f"{settings.base_url}/u/preview",
+        sequence=sequence.id,
+        step=step.id,
+        subject_override=step.subject,
+    )
+    try:
+        rendered = runtime.content.templates.render(step.template, profile.locale, context)
+    except RenderError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Subject: {rendered.subject}")
+    click.echo(f"Template: {step.template} ({rendered.locale}), kind {step.kind}")
+    if part in ("both", "text"):
+        click.echo("\n--- text ---\n" + rendered.text)
+    if part in ("both", "html"):
+        click.echo("\n--- html ---\n" + rendered.html)
+
+
+@cli.command()
+@click.argument("sequence_id")
+@click.option("--lead", "email", help="Simulate this real lead instead of the sample.")
+@click.option("--days", type=int, default=60, show_default=True)
+@click.option("--start", help="Entry time, ISO 8601 with offset (default: now).")
+@click.option("--click", "clicks", multiple=True, help="Assume the lead clicks this email step.")
+@click.option("--open", "opens", multiple=True, help="Assume the lead opens this email step.")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    help="Assume an event: NAME@+3d or NAME@+36h after entry (e.g. demo_requested@+10d).",
+)
+@click.option("--score", type=int, help="Assume this score.")
+@click.option("--timezone", help="Assume this lead timezone.")
+@click.pass_context
+def simulate(
+    ctx: click.Context,
+    sequence_id: str,
+    email: str | None,
+    days: int,
+    start: str | None,
+    clicks: tuple[str, ...],
+    opens: tuple[str, ...],
+    events: tuple[str, ...],
+    score: int | None,
+    timezone: str | None,
+) -> None:
+    """Print a lead's journey as a timeline; nothing is sent, nothing is written."""
+    from dataclasses import replace
+
+    from nurture.core.journey import EventFact
+    from nurture.core.simulation import Assumptions
+    from nurture.core.simulation import simulate as run_simulation
+
+    runtime = _runtime(ctx)
+    sequence = runtime.content.get(sequence_id)
+    if sequence is None:
+        raise click.ClickException(f"unknown sequence {sequence_id!r}")
+    entered = _parse_time(start) if start else _now()
+    profile = _lead_profile(runtime, email, None)
+    if score is not None:
+        profile = replace(profile, score=score)
+    if timezone:
+        profile = replace(profile, timezone=timezone)
+    assumed = []
+    for spec in events:
+        name, _, offset = spec.partition("@")
+        assumed.append(EventFact(name, entered + _parse_offset(offset or "+0h")))
+    cap = runtime.settings.frequency_cap
+    assumptions = Assumptions(
+        clicks=frozenset(clicks),
+        opens=frozenset(opens),
+        events=tuple(assumed),
+        cap_emails=cap.emails,
+        cap_days=cap.days,
+    )
+    click.echo(f"Lead: {profile.email} ({profile.country or '?'}, {profile.locale or '?'})")
+    click.echo(
+        f"Assuming: clicks {sorted(clicks) or 'none'}, events {list(events) or 'none'}, "
+        f"score {profile.score}; only this sequence counts toward the cap"
+    )
+    for entry in run_simulation(sequence, profile, entered, days, assumptions):
+        click.echo(f"{entry.local:<28} {entry.what}")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"expected ISO 8601 with offset, got {text!r}") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("the time needs an offset, e.g. 2026-03-02T09:00+01:00")
+    return moment.astimezone(UTC)
+
+
+def _parse_offset(text: str) -> timedelta:
+    text = text.strip().lstrip("+")
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise click.BadParameter(f"expected an offset like +3d, +36h or +90m, got {text!r}")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+# --- keys, leads, deliveries -----------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """API keys for the JSON API."""
+
+
+@keys.command("create")
+@click.argument("name")
+@click.pass_context
+def keys_create(ctx: click.Context, name: str) -> None:
+    """Create a key; it is shown once."""
+    from nurture.apikeys import create_key
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    with runtime.sessions.begin() as session:
+        key = create_key(session, name, _now())
+    click.echo(key)
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+@click.pass_context
+def keys_revoke(ctx: click.Context, prefix: str) -> None:
+    from nurture.apikeys import revoke_key
+
+    runtime = _runtime(ctx)
+    with runtime.sessions.begin() as session:
+        if not revoke_key(session, prefix.split(".")[0], _now()):
+            raise click.ClickException("no such active key")
+    click.echo("revoked")
+
+
+@cli.group()
+def leads() -> None:
+    """Leads: import, show."""
+
+
+@leads.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", help="Source to record on leads that have none.")
+@click.pass_context
+def leads_import(ctx: click.Context, file: Path, source: str | None) -> None:
+    """Import leads from a CSV file (header row with field names; re-runnable)."""
+    from nurture.core.intake import InvalidInput, parse_lead
+    from nurture.enrollment import on_created, on_tags
+    from nurture.leads import upsert_lead
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    now = _now()
+    created = updated = bad = 0
+    with file.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            line = reader.line_num
+            data: dict[str, Any] = {
+                k.strip(): v for k, v in row.items() if k and v not in (None, "")
+            }
+            custom = {k.removeprefix("fields."): data.pop(k) for k in list(data) if k.startswith("fields.")}
+            if custom:
+                data["fields"] = custom
+            if "tags" in data:
+                data["tags"] = [t.strip() for t in str(data["tags"]).split(";") if t.strip()]
+            if source and "source" not in data:
+                data["source"] = source
+            try:
+                parsed = parse_lead(data)
+            except InvalidInput as error:
+                bad += 1
+                click.echo(f"{file}:{line}: {error}", err=True)
+                continue
+            with runtime.sessions.begin() as session:
+                lead, is_new, new_tags = upsert_lead(session, parsed, now)
+                if is_new:
+                    on_created(session, runtime.content, lead, now)
+                if new_tags:
+                    on_tags(session, runtime.content, lead, new_tags, now)
+            created += is_new
+            updated += not is_new
+    click.echo(f"imported {created} new, {updated} updated, {bad} refused")
+    if bad:
+        sys.exit(1)
+
+
+@leads.command("show")
+@click.argument("email")
+@click.pass_context
+def leads_show(ctx: click.Context, email: str) -> None:
+    """A lead, its enrollments and its timeline, as JSON."""
+    from nurture.leads import find_lead
+    from nurture.web.api import lead_json
+
+    runtime = _runtime(ctx)
+    with runtime.sessions() as session:
+        lead = find_lead(session, email.strip().lower())
+        if lead is None:
+            raise click.ClickException(f"no lead with email {email}")
+        click.echo(json.dumps(lead_json(session, lead, detail=True), indent=2, default=str))
+
+
+@cli.group()
+def deliveries() -> None:
+    """Deliveries an operator must look at (uncertain, failed)."""
+
+
+@deliveries.command("list")
+@click.option("--status", type=click.Choice(["uncertain", "failed", "retry", "all"]), default="all")
+@click.pass_context
+def deliveries_list(ctx: click.Context, status: str) -> None:
+    from nurture.models import Delivery
+
+    runtime = _runtime(ctx)
+    wanted = ("uncertain", "failed", "retry") if status == "all" else (status,)
+    with runtime.sessions() as session:
+        rows = session.scalars(
+            select(Delivery).where(Delivery.status.in_(wanted)).order_by(Delivery.id)
+        ).all()
+        for d in rows:
+            click.echo(
+                f"{d.id:>8} {d.status:<9} {d.to_email:<32} {d.sequence_id}/{d.step_id} "
+                f"attempts {d.attempts}: {d.last_error or ''}"
+            )
+        click.echo(f"{len(rows)} deliveries")
+
+
+@deliveries.command("resolve")
+@click.argument("delivery_id", type=int)
+@click.option("--resend", "action", flag_value="resend", help="Send it again (after checking).")
+@click.option("--sent", "action", flag_value="sent", help="Confirmed delivered: move on.")
+@click.option("--skip", "action", flag_value="skip", help="Do not send: move on.")
+@click.pass_context
+def deliveries_resolve(ctx: click.Context, delivery_id: int, action: str | None) -> None:
+    """Settle an uncertain or failed delivery; the lead's enrollment resumes."""
+    from nurture.models import Delivery, Enrollment
+
+    if action is None:
+        raise click.UsageError("choose --resend, --sent or --skip")
+    runtime = _runtime(ctx)
+    now = _now()
+    with runtime.sessions.begin() as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.status not in ("uncertain", "failed", "retry"):
+            raise click.ClickException("no uncertain, failed or retrying delivery with that id")
+        enrollment = session.get(Enrollment, delivery.enrollment_id)
+        assert enrollment is not None
+        if action == "resend":
+            # Only a lead still held at that email can get it again; never rewind a journey.
+            if enrollment.status != "active" or enrollment.step_id != delivery.step_id:
+                raise click.ClickException("the lead has moved on; use --sent or --skip")
+            delivery.status = "retry"
+            delivery.next_attempt_at = now
+        else:
+            delivery.status = "sent" if action == "sent" else "skipped"
+        delivery.updated_at = now
+        if enrollment.status == "active":
+            enrollment.due_at = now
+            enrollment.note = None
+    click.echo(f"delivery {delivery_id}: {action}")

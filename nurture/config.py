@@ -1,0 +1,211 @@
+"""Settings: embedded defaults, then `NURTURE_*` environment variables, then overrides.
+
+Every setting is checked when the settings are built, so a bad value stops the
+process at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    """At most `emails` emails per lead within `days` days, across all sequences."""
+
+    emails: int
+    days: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/nurture.sqlite"
+    smtp_url: str | None = None
+    outbox_dir: Path = Path("var/outbox")
+    base_url: str = "http://127.0.0.1:5000"
+    secret_key: str | None = None  # see resolve_secret_key
+    sequences_dir: Path = Path("sequences")
+    templates_dir: Path = Path("templates")
+    crm_webhook_url: str | None = None
+    crm_webhook_secret: str | None = None
+    sender_name: str = "Planifia"
+    sender_email: str = "bonjour@planifia.example"
+    sender_company: str = "Planifia SAS"
+    sender_website: str = "https://www.planifia.example"
+    postal_address: str = "12 rue des Tisserands, 69002 Lyon, France"
+    reply_to: str | None = None
+    unsubscribe_mailto: str | None = None
+    default_timezone: str = "Europe/Paris"
+    frequency_cap: FrequencyCap = FrequencyCap(emails=3, days=7)
+    tick_seconds: float = 30.0
+    batch_size: int = 200
+    lease_seconds: int = 300
+    max_attempts: int = 8
+    host: str = "127.0.0.1"
+    port: int = 5000
+
+    @property
+    def message_id_domain(self) -> str:
+        return self.sender_email.rpartition("@")[2] or "nurture.local"
+
+    @property
+    def list_id_domain(self) -> str:
+        return urlsplit(self.base_url).hostname or "nurture.local"
+
+
+def _path(value: str) -> Path:
+    return Path(value)
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            expected = " or ".join(s + "://" for s in schemes)
+            raise ValueError(f"expected a URL starting with {expected}")
+        return value.rstrip("/") if parts.scheme in ("http", "https") else value
+
+    return parse
+
+
+def _database_url(value: str) -> str:
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value.removeprefix("postgres://")
+    if value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+    if not re.match(r"^(sqlite|postgresql\+psycopg)://", value):
+        raise ValueError("expected sqlite:///path or postgresql://user@host/db")
+    return value
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("expected a positive integer")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("expected a positive number of seconds")
+    return number
+
+
+def _email(value: str) -> str:
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValueError("expected an email address such as news@example.com")
+    return value
+
+
+def _timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA timezone such as Europe/Paris") from None
+    return value
+
+
+def _frequency_cap(value: str) -> FrequencyCap:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*d(ays?)?\s*", value)
+    if not match or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
+        raise ValueError('expected "EMAILS/DAYSd", for example "3/7d"')
+    return FrequencyCap(int(match.group(1)), int(match.group(2)))
+
+
+def _secret(value: str) -> str:
+    if len(value) < 16:
+        raise ValueError("expected at least 16 characters")
+    return value
+
+
+_PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "database_url": _database_url,
+    "smtp_url": _url(("smtp", "smtps")),
+    "outbox_dir": _path,
+    "base_url": _url(("http", "https")),
+    "secret_key": _secret,
+    "sequences_dir": _path,
+    "templates_dir": _path,
+    "crm_webhook_url": _url(("http", "https")),
+    "crm_webhook_secret": str,
+    "sender_name": str,
+    "sender_email": _email,
+    "sender_company": str,
+    "sender_website": _url(("http", "https")),
+    "postal_address": str,
+    "reply_to": _email,
+    "unsubscribe_mailto": _email,
+    "default_timezone": _timezone,
+    "frequency_cap": _frequency_cap,
+    "tick_seconds": _positive_float,
+    "batch_size": _positive_int,
+    "lease_seconds": _positive_int,
+    "max_attempts": _positive_int,
+    "host": str,
+    "port": _positive_int,
+}
+
+
+def variable_name(name: str) -> str:
+    return "NURTURE_" + name.upper()
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Defaults, then `NURTURE_*` variables, then `overrides` (tests, the CLI)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(Settings)}
+    for name in known:
+        raw = environ.get(variable_name(name))
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = _PARSERS[name](raw.strip())
+        except ValueError as error:
+            raise ConfigError(f"{variable_name(name)}={raw!r}: {error}") from None
+    unknown = sorted(
+        key
+        for key in environ
+        if key.startswith("NURTURE_")
+        and key.removeprefix("NURTURE_").lower() not in known
+        and not key.startswith("NURTURE_TEST_")
+    )
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (see the configuration table in README)")
+    settings = replace(Settings(), **values)
+    if overrides:
+        settings = replace(settings, **overrides)
+    if settings.secret_key is None and not settings.database_url.startswith("sqlite"):
+        raise ConfigError(
+            "NURTURE_SECRET_KEY: required with PostgreSQL, and the same for every process"
+        )
+    return settings
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The configured key, or (zero set-up on SQLite) one kept next to the database."""
+    if settings.secret_key is not None:
+        return settings.secret_key
+    database = settings.database_url.removeprefix("sqlite:///")
+    key_file = Path(database).with_name("secret.key") if database else Path("var/secret.key")
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()

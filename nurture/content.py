@@ -1,0 +1,107 @@
+"""The authored content a process works with: live sequences, pinned versions, templates.
+
+Live sequences come from `sequences/` (reloaded when a file changes); every version
+ever loaded is stored, so an enrollment keeps following the version it entered.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from nurture.core.problems import Problem
+from nurture.core.rendering import TemplateCatalog
+from nurture.core.sequence_parser import load_directory, parse_sequence
+from nurture.core.sequences import Sequence
+from nurture.models import SequenceVersion
+
+
+class UnknownVersion(LookupError):
+    """An enrollment points at a sequence version that was never stored."""
+
+
+class Content:
+    def __init__(self, sequences_dir: Path, templates_dir: Path, default_locale: str = "en"):
+        self.sequences_dir = sequences_dir
+        self.templates = TemplateCatalog(templates_dir, default_locale=default_locale)
+        self._lock = threading.Lock()
+        self._live: dict[str, Sequence] = {}
+        self._pinned: dict[tuple[str, str], Sequence] = {}
+        self._stamp: tuple[tuple[str, float, int], ...] | None = None
+        self.problems: tuple[Problem, ...] = ()
+        self.reload()
+
+    def _files_stamp(self) -> tuple[tuple[str, float, int], ...]:
+        if not self.sequences_dir.is_dir():
+            return ()
+        files = sorted(
+            p for p in self.sequences_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+        )
+        return tuple((p.name, p.stat().st_mtime, p.stat().st_size) for p in files)
+
+    def reload(self) -> bool:
+        """Re-read the sequence files if any changed; True when something was reloaded."""
+        stamp = self._files_stamp()
+        with self._lock:
+            if stamp == self._stamp:
+                return False
+            catalog = load_directory(self.sequences_dir, self.templates)
+            self._live = dict(catalog.sequences)
+            for seq in catalog.sequences.values():
+                self._pinned[(seq.id, seq.version)] = seq
+            self.problems = catalog.problems
+            self._stamp = stamp
+            return True
+
+    def live(self) -> Iterable[Sequence]:
+        return tuple(self._live.values())
+
+    def get(self, sequence_id: str) -> Sequence | None:
+        return self._live.get(sequence_id)
+
+    def store_versions(self, session: Session, now: datetime) -> None:
+        """Record every live version (idempotent, safe from many processes at once)."""
+        rows = [
+            {
+                "sequence_id": s.id,
+                "version": s.version,
+                "path": s.path,
+                "source": s.source,
+                "loaded_at": now,
+            }
+            for s in self._live.values()
+        ]
+        if not rows:
+            return
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(SequenceVersion).values(rows)
+        session.execute(statement.on_conflict_do_nothing(index_elements=["sequence_id", "version"]))
+
+    def pinned(self, session: Session, sequence_id: str, version: str) -> Sequence:
+        """The exact version an enrollment entered, from memory or from the database."""
+        key = (sequence_id, version)
+        found = self._pinned.get(key)
+        if found is not None:
+            return found
+        row = session.scalar(
+            select(SequenceVersion).where(
+                SequenceVersion.sequence_id == sequence_id, SequenceVersion.version == version
+            )
+        )
+        if row is None:
+            raise UnknownVersion(f"sequence {sequence_id} version {version} was never stored")
+        # Templates were checked when this version was live; re-checking could refuse it now.
+        result = parse_sequence(row.source, row.path, None)
+        if result.sequence is None:
+            raise UnknownVersion(f"stored sequence {sequence_id}@{version} no longer parses")
+        with self._lock:
+            self._pinned[key] = result.sequence
+        return result.sequence

@@ -1,0 +1,197 @@
+"""Walking one lead through one sequence: given where it stands and what it did, what next.
+
+Pure: the dispatcher and the simulator call `walk` with the same facts, so a
+simulated timeline and a real one follow the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from nurture.core.profile import LeadProfile
+from nurture.core.sequences import (
+    END,
+    BranchStep,
+    Clicked,
+    Condition,
+    EmailStep,
+    EventSeen,
+    FieldMatches,
+    NotClicked,
+    Opened,
+    ScoreAtLeast,
+    Sequence,
+    StageIs,
+    WaitStep,
+    describe_condition,
+)
+from nurture.core.timing import add_duration
+
+MAX_HOPS = 200  # validation forbids cycles without a wait; this only guards against bugs
+
+
+@dataclass(frozen=True)
+class EventFact:
+    name: str
+    occurred_at: datetime
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the lead did, as far as this enrollment is concerned."""
+
+    lead: LeadProfile
+    clicked: frozenset[str] = frozenset()  # email step ids clicked in this enrollment
+    opened: frozenset[str] = frozenset()
+    done: frozenset[str] = frozenset()  # email steps already settled (sent, skipped, uncertain)
+    events: tuple[EventFact, ...] = ()  # the lead's events since it entered
+
+
+@dataclass(frozen=True)
+class Position:
+    step_id: str
+    started_at: datetime  # when the lead arrived at this step
+
+
+@dataclass(frozen=True)
+class SendEmail:
+    step: EmailStep
+    position: Position
+
+
+@dataclass(frozen=True)
+class Sleep:
+    until: datetime | None  # None: waits for an event only, no timeout
+    position: Position
+    waiting_for: str | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    position: Position
+    reason: str = "completed"
+
+
+Outcome = SendEmail | Sleep | Finish
+
+
+@dataclass(frozen=True)
+class Walk:
+    outcome: Outcome
+    trail: tuple[str, ...] = ()  # what was decided on the way, for timelines and notes
+
+
+def holds(condition: Condition, facts: Facts, since: datetime | None = None) -> bool:
+    """Does a branch condition hold for these facts?"""
+    match condition:
+        case Clicked(step):
+            return step in facts.clicked
+        case NotClicked(step):
+            return step not in facts.clicked
+        case Opened(step):
+            return step in facts.opened or step in facts.clicked
+        case ScoreAtLeast(points):
+            return facts.lead.score >= points
+        case FieldMatches(name, values, rng):
+            value = facts.lead.value(name)
+            if rng is not None:
+                try:
+                    return rng.contains(int(value)) if value is not None else False
+                except (TypeError, ValueError):
+                    return False
+            return value is not None and str(value) in values
+        case StageIs(stages):
+            return facts.lead.stage in stages
+        case EventSeen(name):
+            return any(e.name == name for e in facts.events)
+    raise AssertionError(condition)  # pragma: no cover
+
+
+def _event_matches(event: EventFact, name: str, match: Mapping[str, str], since: datetime) -> bool:
+    if event.name != name or event.occurred_at < since:
+        return False
+    return all(str(event.properties.get(k)) == v for k, v in match.items())
+
+
+def walk(
+    sequence: Sequence,
+    position: Position,
+    facts: Facts,
+    now: datetime,
+    tz: ZoneInfo,
+    holidays: frozenset[date] = frozenset(),
+) -> Walk:
+    """Move from `position` as far as `now` allows; stop at an email to send, a wait, or the end."""
+    trail: list[str] = []
+    for _ in range(MAX_HOPS):
+        if position.step_id == END:
+            return Walk(Finish(position), tuple(trail))
+        step = sequence.step(position.step_id)
+        if step is None:
+            # The pinned version always has its steps; only a corrupted row lands here.
+            return Walk(Finish(position, f"unknown step {position.step_id}"), tuple(trail))
+        match step:
+            case EmailStep():
+                if step.id not in facts.done:
+                    return Walk(SendEmail(step, position), tuple(trail))
+                position = Position(step.next, position.started_at)
+            case BranchStep():
+                target = step.otherwise
+                chosen = "otherwise"
+                for rule in step.rules:
+                    if holds(rule.condition, facts):
+                        target = rule.goto
+                        chosen = describe_condition(rule.condition)
+                        break
+                trail.append(f"branch {step.id}: {chosen} -> {target}")
+                position = Position(target, position.started_at)
+            case WaitStep():
+                outcome = _wait(step, position, facts, now, tz, holidays, trail)
+                if isinstance(outcome, Sleep):
+                    return Walk(outcome, tuple(trail))
+                position = outcome
+    raise RuntimeError(f"{sequence.id}: more than {MAX_HOPS} steps without a wait")
+
+
+def _wait(
+    step: WaitStep,
+    position: Position,
+    facts: Facts,
+    now: datetime,
+    tz: ZoneInfo,
+    holidays: frozenset[date],
+    trail: list[str],
+) -> Sleep | Position:
+    if step.until_event is not None:
+        for event in sorted(facts.events, key=lambda e: e.occurred_at):
+            if _event_matches(event, step.until_event, step.until_match, position.started_at):
+                target = step.on_event or step.next
+                trail.append(f"wait {step.id}: {step.until_event} happened -> {target}")
+                return Position(target, max(event.occurred_at, position.started_at))
+        if step.timeout is None:
+            return Sleep(None, position, step.until_event)
+        deadline = add_duration(position.started_at, step.timeout, tz, holidays)
+        if now < deadline:
+            return Sleep(deadline, position, step.until_event)
+        trail.append(f"wait {step.id}: no {step.until_event} within {step.timeout} -> {step.next}")
+        return Position(step.next, deadline)
+    assert step.duration is not None
+    wake = add_duration(position.started_at, step.duration, tz, holidays)
+    if now < wake:
+        return Sleep(wake, position)
+    # Later steps count from when the wait ended, not from when a worker noticed.
+    return Position(step.next, wake)
+
+
+def after_send(step: EmailStep, sent_at: datetime) -> Position:
+    """Where a lead stands once an email step's delivery is settled."""
+    return Position(step.next, sent_at)
+
+
+def settle(facts: Facts, step_id: str) -> Facts:
+    return replace(facts, done=facts.done | {step_id})

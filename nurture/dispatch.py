@@ -1,0 +1,584 @@
+"""The dispatcher: claim what is due, walk each lead forward, send, record.
+
+Delivery states (one row per enrollment and email step, unique):
+
+    claimed --(chunk handed to SMTP)--> sending --> sent
+       |                                   |------> retry (4xx / network before DATA)
+       |                                   |------> failed (5xx, or retries exhausted)
+       |                                   '------> uncertain (connection lost after DATA)
+       '--(lead unsubscribed meanwhile)--> skipped
+
+A worker that dies leaves `claimed` rows (never handed over: claimed again once the
+lease ends) or `sending` rows (maybe delivered: marked uncertain, never resent blindly).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture.config import Settings
+from nurture.content import Content
+from nurture.core.cap import cap_release
+from nurture.core.journey import (
+    EventFact,
+    Facts,
+    Finish,
+    Position,
+    SendEmail,
+    Sleep,
+    after_send,
+    settle,
+    walk,
+)
+from nurture.core.message import OutgoingEmail, build_message, make_message_id
+from nurture.core.rendering import EmailContext, RenderError, Sender
+from nurture.core.sequences import EmailStep, EventSeen, Sequence, WaitStep
+from nurture.core.timing import next_window_opening, resolve_timezone
+from nurture.db import skip_locked
+from nurture.enrollment import leave
+from nurture.leads import profile_of
+from nurture.mail import Mailer, Rejected, RetryLater, Sent, Uncertain
+from nurture.models import Delivery, Enrollment, Event, Lead
+from nurture.tracking import Tokens, unsubscribe_url
+
+log = logging.getLogger(__name__)
+
+SETTLED = ("sent", "uncertain", "skipped")
+COUNTED_BY_CAP = ("claimed", "sending", "sent", "uncertain")
+CHUNK = 50  # messages handed to SMTP per commit: bounds what a crash can leave uncertain
+
+
+@dataclass
+class TickReport:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    retried: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    skipped: int = 0
+    finished: int = 0
+
+    def add(self, other: TickReport) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
+
+
+@dataclass
+class Job:
+    """One email to render and hand to SMTP."""
+
+    delivery_id: int
+    enrollment_id: int
+    lead_id: int
+    sequence: Sequence
+    step: EmailStep
+    facts: Facts
+    tz: ZoneInfo
+    message_id: str
+    attempts: int
+    rendered: OutgoingEmail | None = None
+    error: str | None = None
+    events: list[str] = field(default_factory=list)
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 min, 2, 4 ... capped at 4 hours, with a little jitter so retries spread out."""
+    base = min(60 * 2 ** max(attempts - 1, 0), 4 * 3600)
+    return timedelta(seconds=base * random.uniform(0.9, 1.1))
+
+
+def _needs_events(sequence: Sequence) -> bool:
+    for step in sequence.steps:
+        if isinstance(step, WaitStep) and step.until_event:
+            return True
+        if hasattr(step, "rules") and any(
+            isinstance(rule.condition, EventSeen)
+            for rule in step.rules  # type: ignore[union-attr]
+        ):
+            return True
+    return False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        content: Content,
+        mailer_factory: Callable[[], Mailer],
+        secret_key: str,
+    ):
+        self.settings = settings
+        self.sessions = sessions
+        self.content = content
+        self.mailer_factory = mailer_factory
+        self.tokens = Tokens(secret_key)
+        self.sender = Sender(
+            name=settings.sender_name,
+            company=settings.sender_company,
+            email=settings.sender_email,
+            postal_address=settings.postal_address,
+            website=settings.sender_website,
+        )
+        self._mailer: Mailer | None = None
+
+    @property
+    def mailer(self) -> Mailer:
+        if self._mailer is None:
+            self._mailer = self.mailer_factory()
+        return self._mailer
+
+    def close(self) -> None:
+        if self._mailer is not None:
+            self._mailer.close()
+            self._mailer = None
+
+    # --- the tick -------------------------------------------------------------
+
+    def tick(self, now: datetime, max_batches: int | None = None) -> TickReport:
+        """Process everything due at `now`, batch after batch, then return."""
+        self.content.reload()
+        with self.sessions.begin() as session:
+            self.content.store_versions(session, now)
+        total = TickReport()
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            report = TickReport()
+            jobs = self._claim(now, report)
+            batches += 1
+            if jobs:
+                self._deliver(jobs, now, report)
+            total.add(report)
+            if report.claimed == 0:
+                break
+        return total
+
+    # --- claiming -------------------------------------------------------------
+
+    def _claim(self, now: datetime, report: TickReport) -> list[Job]:
+        jobs: list[Job] = []
+        with self.sessions.begin() as session:
+            query = (
+                select(Enrollment)
+                .where(Enrollment.status == "active", Enrollment.due_at <= now)
+                .order_by(Enrollment.priority.desc(), Enrollment.due_at, Enrollment.id)
+                .limit(self.settings.batch_size)
+            )
+            enrollments = list(session.scalars(skip_locked(session, query)))
+            report.claimed = len(enrollments)
+            if not enrollments:
+                return jobs
+            ids = [e.id for e in enrollments]
+            lead_ids = {e.lead_id for e in enrollments}
+            leads = {
+                lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))
+            }
+            deliveries: dict[tuple[int, str], Delivery] = {
+                (d.enrollment_id, d.step_id): d
+                for d in session.scalars(select(Delivery).where(Delivery.enrollment_id.in_(ids)))
+            }
+            engaged = self._engagement(session, ids)
+            cap_times = self._cap_times(session, lead_ids, now)
+            sequences = {
+                e.id: self.content.pinned(session, e.sequence_id, e.version) for e in enrollments
+            }
+            events = self._events(session, enrollments, sequences)
+            for enrollment in enrollments:
+                lead = leads[enrollment.lead_id]
+                sequence = sequences[enrollment.id]
+                suppressed = _suppression(lead)
+                if suppressed is not None:
+                    leave(session, lead.id, suppressed, now, [enrollment.sequence_id])
+                    report.finished += 1
+                    continue
+                profile = profile_of(lead)
+                done = frozenset(
+                    step for (eid, step), d in deliveries.items()
+                    if eid == enrollment.id and d.status in SETTLED
+                )
+                facts = Facts(
+                    lead=profile,
+                    clicked=engaged["email_clicked"].get(enrollment.id, frozenset()),
+                    opened=engaged["email_opened"].get(enrollment.id, frozenset()),
+                    done=done,
+                    events=tuple(
+                        e for e in events.get(lead.id, ()) if e.occurred_at >= enrollment.entered_at
+                    ),
+                )
+                tz = resolve_timezone(profile.timezone, profile.country, sequence.timezone)
+                job = self._advance(
+                    session, enrollment, sequence, facts, tz, deliveries, cap_times, now, report
+                )
+                if job is not None:
+                    jobs.append(job)
+            session.flush()
+            for job in jobs:
+                if job.delivery_id == 0:  # inserted just now: the id exists after flush
+                    job.delivery_id = deliveries[(job.enrollment_id, job.step.id)].id
+        return jobs
+
+    def _advance(
+        self,
+        session: Session,
+        enrollment: Enrollment,
+        sequence: Sequence,
+        facts: Facts,
+        tz: ZoneInfo,
+        deliveries: dict[tuple[int, str], Delivery],
+        cap_times: dict[int, list[datetime]],
+        now: datetime,
+        report: TickReport,
+    ) -> Job | None:
+        position = Position(enrollment.step_id, enrollment.step_started_at)
+        for _ in range(len(sequence.steps) + 2):
+            result = walk(sequence, position, facts, now, tz)
+            outcome = result.outcome
+            if isinstance(outcome, Finish):
+                _finish(enrollment, outcome, now)
+                report.finished += 1
+                return None
+            if isinstance(outcome, Sleep):
+                _sleep(enrollment, outcome)
+                return None
+            assert isinstance(outcome, SendEmail)
+            step = outcome.step
+            _place(enrollment, outcome.position)
+            delivery = deliveries.get((enrollment.id, step.id))
+            if delivery is not None and delivery.status == "sending":
+                # Handed to SMTP by a worker that died before recording the answer.
+                delivery.status = "uncertain"
+                delivery.last_error = "worker stopped during the SMTP hand-off; not resent"
+                delivery.updated_at = now
+                report.uncertain += 1
+                facts = settle(facts, step.id)
+                position = after_send(step, now)
+                continue
+            if delivery is not None and delivery.status == "failed":
+                enrollment.due_at = None
+                enrollment.note = f"blocked: delivery {delivery.id} failed ({delivery.last_error})"
+                return None
+            if (
+                delivery is not None
+                and delivery.status == "retry"
+                and delivery.next_attempt_at is not None
+                and delivery.next_attempt_at > now
+            ):
+                enrollment.due_at = delivery.next_attempt_at
+                return None
+            opening = next_window_opening(now, sequence.window, tz)
+            if opening > now:
+                enrollment.due_at = opening
+                enrollment.note = "deferred: outside the send window"
+                report.deferred += 1
+                return None
+            cap = self.settings.frequency_cap
+            release = cap_release(cap_times[enrollment.lead_id], cap.emails, cap.days, now)
+            if release is not None:
+                enrollment.due_at = release
+                enrollment.note = "deferred: frequency cap"
+                report.deferred += 1
+                return None
+            lease = now + timedelta(seconds=self.settings.lease_seconds)
+            if delivery is None:
+                delivery = Delivery(
+                    enrollment_id=enrollment.id,
+                    lead_id=enrollment.lead_id,
+                    sequence_id=sequence.id,
+                    version=sequence.version,
+                    step_id=step.id,
+                    template=step.template,
+                    kind=step.kind,
+                    attempts=0,
+                    message_id=make_message_id(
+                        f"{enrollment.id}/{step.id}", self.settings.message_id_domain
+                    ),
+                    to_email=facts.lead.email,
+                    created_at=now,
+                )
+                session.add(delivery)
+                deliveries[(enrollment.id, step.id)] = delivery
+            delivery.status = "claimed"
+            delivery.lease_until = lease
+            delivery.updated_at = now
+            enrollment.due_at = lease  # nobody else picks it up while we hold the lease
+            enrollment.note = None
+            cap_times[enrollment.lead_id].append(now)
+            return Job(
+                delivery_id=delivery.id or 0,
+                enrollment_id=enrollment.id,
+                lead_id=enrollment.lead_id,
+                sequence=sequence,
+                step=step,
+                facts=facts,
+                tz=tz,
+                message_id=delivery.message_id,
+                attempts=delivery.attempts,
+            )
+        raise RuntimeError(f"enrollment {enrollment.id}: no progress")  # pragma: no cover
+
+    def _engagement(self, session: Session, ids: list[int]) -> dict[str, dict[int, frozenset[str]]]:
+        found: dict[str, dict[int, set[str]]] = {"email_clicked": {}, "email_opened": {}}
+        rows = session.execute(
+            select(Delivery.enrollment_id, Delivery.step_id, Event.name)
+            .join(Event, Event.delivery_id == Delivery.id)
+            .where(
+                Delivery.enrollment_id.in_(ids),
+                Event.name.in_(("email_clicked", "email_opened")),
+            )
+        )
+        for enrollment_id, step_id, name in rows:
+            found[name].setdefault(enrollment_id, set()).add(step_id)
+        return {
+            name: {k: frozenset(v) for k, v in by.items()} for name, by in found.items()
+        }
+
+    def _cap_times(
+        self, session: Session, lead_ids: Iterable[int], now: datetime
+    ) -> dict[int, list[datetime]]:
+        since = now - timedelta(days=self.settings.frequency_cap.days)
+        moment = func.coalesce(Delivery.sent_at, Delivery.updated_at)
+        times: dict[int, list[datetime]] = defaultdict(list)
+        rows = session.execute(
+            select(Delivery.lead_id, Delivery.sent_at, Delivery.updated_at).where(
+                Delivery.lead_id.in_(list(lead_ids)),
+                Delivery.status.in_(COUNTED_BY_CAP),
+                moment > since,
+            )
+        )
+        for lead_id, sent_at, updated_at in rows:
+            times[lead_id].append(sent_at or updated_at)
+        return times
+
+    def _events(
+        self, session: Session, enrollments: list[Enrollment], sequences: dict[int, Sequence]
+    ) -> dict[int, list[EventFact]]:
+        wanted = [e for e in enrollments if _needs_events(sequences[e.id])]
+        if not wanted:
+            return {}
+        since = min(e.entered_at for e in wanted)
+        found: dict[int, list[EventFact]] = defaultdict(list)
+        rows = session.scalars(
+            select(Event).where(
+                Event.lead_id.in_({e.lead_id for e in wanted}), Event.occurred_at >= since
+            )
+        )
+        for event in rows:
+            found[event.lead_id].append(
+                EventFact(event.name, event.occurred_at, dict(event.properties or {}))
+            )
+        return found
+
+    # --- delivering -------------------------------------------------------------
+
+    def _deliver(self, jobs: list[Job], now: datetime, report: TickReport) -> None:
+        for start in range(0, len(jobs), CHUNK):
+            chunk = jobs[start : start + CHUNK]
+            for job in chunk:
+                self._render(job, now)
+            ready = self._hand_over(chunk, now, report)
+            results = {job.delivery_id: self.mailer.send(build_message(job.rendered)) for job in ready if job.rendered}
+            self._record(chunk, results, now, report)
+
+    def _render(self, job: Job, now: datetime) -> None:
+        lead = job.facts.lead
+        token = self.tokens.unsubscribe(job.delivery_id)
+        link = unsubscribe_url(self.settings.base_url, token)
+        context = EmailContext(
+            lead=lead,
+            rep=lead.rep,
+            sender=self.sender,
+            unsubscribe_url=link,
+            sequence=job.sequence.id,
+            step=job.step.id,
+            subject_override=job.step.subject,
+        )
+        try:
+            rendered = self.content.templates.render(job.step.template, lead.locale, context)
+        except RenderError as error:
+            job.error = f"render error: {error}"
+            return
+        full_name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or None
+        job.rendered = OutgoingEmail(
+            message_id=job.message_id,
+            from_name=self.settings.sender_name,
+            from_email=self.settings.sender_email,
+            to_name=full_name,
+            to_email=lead.email,
+            reply_to=(lead.rep.email if lead.rep else None) or self.settings.reply_to,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            list_id=f"{job.sequence.id}.{self.settings.list_id_domain}",
+            list_name=job.sequence.name,
+            unsubscribe_url=link,
+            unsubscribe_mailto=self.settings.unsubscribe_mailto,
+            date=now,
+            headers={"X-Nurture-Delivery": str(job.delivery_id)},
+        )
+
+    def _hand_over(self, chunk: list[Job], now: datetime, report: TickReport) -> list[Job]:
+        """Re-check suppression, then mark the chunk `sending` just before SMTP sees it."""
+        ready: list[Job] = []
+        with self.sessions.begin() as session:
+            lead_ids = {job.lead_id for job in chunk}
+            suppressed = {
+                lead.id: _suppression(lead)
+                for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))
+                if _suppression(lead) is not None
+            }
+            for job in chunk:
+                if job.lead_id in suppressed:
+                    reason = suppressed[job.lead_id] or "suppressed"
+                    session.execute(
+                        update(Delivery)
+                        .where(Delivery.id == job.delivery_id)
+                        .values(status="skipped", last_error=reason, updated_at=now)
+                    )
+                    leave(session, job.lead_id, reason, now)
+                    report.skipped += 1
+                    job.error = "skipped"
+                elif job.rendered is not None:
+                    ready.append(job)
+            if ready:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_([job.delivery_id for job in ready]))
+                    .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+        return ready
+
+    def _record(
+        self,
+        chunk: list[Job],
+        results: dict[int, Sent | RetryLater | Rejected | Uncertain],
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        with self.sessions.begin() as session:
+            for job in chunk:
+                if job.error == "skipped":
+                    continue
+                delivery = session.get(Delivery, job.delivery_id)
+                enrollment = session.get(Enrollment, job.enrollment_id)
+                assert delivery is not None and enrollment is not None
+                delivery.updated_at = now
+                if job.rendered is not None:
+                    delivery.subject = job.rendered.subject[:500]
+                result = results.get(job.delivery_id)
+                if result is None:  # render error: nothing left the building
+                    delivery.status = "failed"
+                    delivery.last_error = job.error
+                    enrollment.due_at = None
+                    enrollment.note = f"blocked: delivery {delivery.id} {job.error}"
+                    report.failed += 1
+                elif isinstance(result, Sent | Uncertain):
+                    delivery.status = "sent" if isinstance(result, Sent) else "uncertain"
+                    delivery.sent_at = now
+                    delivery.lease_until = None
+                    if isinstance(result, Uncertain):
+                        delivery.last_error = result.reason
+                        report.uncertain += 1
+                    else:
+                        report.sent += 1
+                    self._continue(enrollment, job, now, report)
+                elif isinstance(result, RetryLater) and delivery.attempts < self.settings.max_attempts:
+                    delivery.status = "retry"
+                    delivery.last_error = result.reason
+                    delivery.next_attempt_at = now + backoff(delivery.attempts)
+                    enrollment.due_at = delivery.next_attempt_at
+                    report.retried += 1
+                else:
+                    delivery.status = "failed"
+                    delivery.last_error = (
+                        f"{result.code} {result.reason}" if isinstance(result, Rejected) else
+                        f"gave up after {delivery.attempts} attempts: {result.reason}"
+                    )
+                    report.failed += 1
+                    if isinstance(result, Rejected) and result.bounce:
+                        lead = session.get(Lead, job.lead_id)
+                        assert lead is not None
+                        lead.bounced_at = now
+                        leave(session, job.lead_id, "bounced", now)
+                    else:
+                        enrollment.due_at = None
+                        enrollment.note = f"blocked: delivery {delivery.id} failed"
+
+    def _continue(self, enrollment: Enrollment, job: Job, now: datetime, report: TickReport) -> None:
+        """Walk on after a settled email, so waits start counting from the send."""
+        facts = settle(job.facts, job.step.id)
+        outcome = walk(job.sequence, after_send(job.step, now), facts, now, job.tz).outcome
+        if isinstance(outcome, Finish):
+            _finish(enrollment, outcome, now)
+            report.finished += 1
+        elif isinstance(outcome, Sleep):
+            _sleep(enrollment, outcome)
+        else:
+            _place(enrollment, outcome.position)
+            enrollment.due_at = now  # another email right away: the next batch takes it
+
+
+def _place(enrollment: Enrollment, position: Position) -> None:
+    enrollment.step_id = position.step_id
+    enrollment.step_started_at = position.started_at
+    enrollment.waiting_for = None
+
+
+def _sleep(enrollment: Enrollment, outcome: Sleep) -> None:
+    _place(enrollment, outcome.position)
+    enrollment.due_at = outcome.until
+    enrollment.waiting_for = outcome.waiting_for
+    enrollment.note = None
+
+
+def _finish(enrollment: Enrollment, outcome: Finish, now: datetime) -> None:
+    _place(enrollment, outcome.position)
+    enrollment.status = "completed"
+    enrollment.due_at = None
+    enrollment.left_at = now
+    enrollment.exit_reason = outcome.reason
+
+
+def _suppression(lead: Lead) -> str | None:
+    if lead.unsubscribed_at is not None:
+        return "unsubscribed"
+    if lead.bounced_at is not None:
+        return "bounced"
+    if lead.stage == "disqualified":
+        return "disqualified"
+    return None
+
+
+def due_count(session: Session, now: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Enrollment)
+            .where(Enrollment.status == "active", Enrollment.due_at <= now)
+        )
+        or 0
+    )
+
+
+def stuck(session: Session) -> list[Delivery]:
+    """Deliveries an operator must look at."""
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(or_(Delivery.status == "uncertain", Delivery.status == "failed"))
+            .order_by(Delivery.updated_at.desc())
+        )
+    )

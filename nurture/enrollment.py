@@ -1,0 +1,182 @@
+"""Leads entering and leaving sequences, reacting to what they do.
+
+The unique key (lead, sequence, cycle) is the guard: two processes reacting to the
+same event enrol the lead once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from nurture.content import Content
+from nurture.core.admission import (
+    Occurrence,
+    admitting_trigger,
+    exit_on_event,
+    exit_on_stage,
+    may_reenter,
+)
+from nurture.core.sequences import TriggerKind
+from nurture.core.timing import resolve_timezone
+from nurture.leads import add_event, profile_of
+from nurture.models import Enrollment, Lead
+
+
+def enrol(
+    session: Session, content: Content, lead: Lead, occurrence: Occurrence, now: datetime
+) -> list[Enrollment]:
+    """Enrol the lead in every live sequence whose trigger and audience admit it."""
+    profile = profile_of(lead)
+    entered: list[Enrollment] = []
+    for sequence in content.live():
+        trigger = admitting_trigger(sequence, occurrence, profile)
+        if trigger is None:
+            continue
+        latest = session.scalar(
+            select(Enrollment)
+            .where(Enrollment.lead_id == lead.id, Enrollment.sequence_id == sequence.id)
+            .order_by(Enrollment.cycle.desc())
+            .limit(1)
+        )
+        tz = resolve_timezone(profile.timezone, profile.country, sequence.timezone)
+        if latest is not None and (
+            latest.status == "active" or not may_reenter(sequence, latest.left_at, now, tz)
+        ):
+            continue
+        content.store_versions(session, now)
+        enrollment = Enrollment(
+            lead_id=lead.id,
+            sequence_id=sequence.id,
+            version=sequence.version,
+            cycle=(latest.cycle + 1) if latest else 1,
+            status="active",
+            step_id=sequence.first_step,
+            step_started_at=now,
+            due_at=now,
+            priority=sequence.priority,
+            trigger=occurrence.describe(),
+            entered_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(enrollment)
+        except IntegrityError:
+            continue  # another process enrolled it first: once is what we want
+        entered.append(enrollment)
+    return entered
+
+
+def leave(
+    session: Session,
+    lead_id: int,
+    reason: str,
+    now: datetime,
+    sequence_ids: Iterable[str] | None = None,
+) -> int:
+    """End the lead's active enrollments (all, or those of `sequence_ids`)."""
+    statement = (
+        update(Enrollment)
+        .where(Enrollment.lead_id == lead_id, Enrollment.status == "active")
+        .values(status="exited", left_at=now, exit_reason=reason, due_at=None, waiting_for=None)
+    )
+    if sequence_ids is not None:
+        statement = statement.where(Enrollment.sequence_id.in_(list(sequence_ids)))
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _active(session: Session, lead_id: int) -> list[Enrollment]:
+    return list(
+        session.scalars(
+            select(Enrollment).where(Enrollment.lead_id == lead_id, Enrollment.status == "active")
+        )
+    )
+
+
+def on_event(
+    session: Session,
+    content: Content,
+    lead: Lead,
+    name: str,
+    properties: dict[str, Any],
+    now: datetime,
+    occurred_at: datetime | None = None,
+    origin: str = "api",
+    delivery_id: int | None = None,
+) -> list[Enrollment]:
+    """Record an event, exit on goals, wake waits on it, enrol on triggers."""
+    add_event(session, lead, name, now, properties, occurred_at, origin, delivery_id)
+    for enrollment in _active(session, lead.id):
+        sequence = content.pinned(session, enrollment.sequence_id, enrollment.version)
+        reason = exit_on_event(sequence, name)
+        if reason is not None:
+            leave(session, lead.id, reason, now, [enrollment.sequence_id])
+        elif enrollment.waiting_for == name:
+            enrollment.due_at = now  # the wait re-checks its condition at the next tick
+    return enrol(session, content, lead, Occurrence(TriggerKind.EVENT, name, properties), now)
+
+
+def on_created(session: Session, content: Content, lead: Lead, now: datetime) -> list[Enrollment]:
+    entered = enrol(session, content, lead, Occurrence(TriggerKind.LEAD_CREATED), now)
+    if lead.stage != "lead":
+        entered += on_stage(session, content, lead, lead.stage, now)
+    return entered
+
+
+def on_tags(
+    session: Session, content: Content, lead: Lead, tags: Iterable[str], now: datetime
+) -> list[Enrollment]:
+    entered: list[Enrollment] = []
+    for tag in sorted(tags):
+        entered += enrol(session, content, lead, Occurrence(TriggerKind.TAG_ADDED, tag=tag), now)
+    return entered
+
+
+def on_stage(
+    session: Session, content: Content, lead: Lead, stage: str, now: datetime
+) -> list[Enrollment]:
+    """A lifecycle stage was reached: exits first, then entries."""
+    for enrollment in _active(session, lead.id):
+        sequence = content.pinned(session, enrollment.sequence_id, enrollment.version)
+        reason = exit_on_stage(sequence, stage)
+        if reason is not None:
+            leave(session, lead.id, reason, now, [enrollment.sequence_id])
+    return enrol(session, content, lead, Occurrence(TriggerKind.STAGE_REACHED, stage=stage), now)
+
+
+def set_stage(
+    session: Session, content: Content, lead: Lead, stage: str, now: datetime
+) -> list[Enrollment]:
+    if stage == lead.stage:
+        return []
+    previous = lead.stage
+    lead.stage = stage
+    lead.updated_at = now
+    add_event(session, lead, "stage_changed", now, {"from": previous, "to": stage}, origin="engine")
+    return on_stage(session, content, lead, stage, now)
+
+
+def unsubscribe(
+    session: Session, lead: Lead, now: datetime, delivery_id: int | None = None
+) -> bool:
+    """Idempotent: True the first time. Every active enrollment ends at once."""
+    if lead.unsubscribed_at is not None:
+        return False
+    lead.unsubscribed_at = now
+    lead.updated_at = now
+    add_event(session, lead, "unsubscribed", now, {}, origin="tracking", delivery_id=delivery_id)
+    leave(session, lead.id, "unsubscribed", now)
+    return True
+
+
+def count_active(session: Session, sequence_id: str | None = None) -> int:
+    query = select(func.count()).select_from(Enrollment).where(Enrollment.status == "active")
+    if sequence_id is not None:
+        query = query.where(Enrollment.sequence_id == sequence_id)
+    return int(session.scalar(query) or 0)

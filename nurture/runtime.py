@@ -1,0 +1,54 @@
+"""Wiring in one place: settings -> engine, sessions, content, mailer, dispatcher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture.config import Settings, resolve_secret_key
+from nurture.content import Content
+from nurture.db import make_engine, make_sessionmaker
+from nurture.mail import Mailer, mailer_from_settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    mailer_factory: Callable[[], Mailer] | None = None
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_sessionmaker(self.engine)
+
+    @cached_property
+    def content(self) -> Content:
+        return Content(self.settings.sequences_dir, self.settings.templates_dir)
+
+    @cached_property
+    def secret_key(self) -> str:
+        return resolve_secret_key(self.settings)
+
+    def make_mailer(self) -> Mailer:
+        if self.mailer_factory is not None:
+            return self.mailer_factory()
+        return mailer_from_settings(self.settings.smtp_url, self.settings.outbox_dir)
+
+    @cached_property
+    def dispatcher(self):  # type: ignore[no-untyped-def]
+        from nurture.dispatch import Dispatcher
+
+        return Dispatcher(self.settings, self.sessions, self.content, self.make_mailer, self.secret_key)
+
+    def close(self) -> None:
+        if "dispatcher" in self.__dict__:
+            self.dispatcher.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()

@@ -1,0 +1,196 @@
+"""The JSON API under /api/v1/: leads and their events, authenticated by API key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from nurture.apikeys import check_key
+from nurture.core.intake import InvalidInput, normalise_email, parse_event, parse_lead
+from nurture.enrollment import on_created, on_event, on_tags, set_stage
+from nurture.leads import find_lead, upsert_lead
+from nurture.models import Delivery, Enrollment, Event, Lead
+from nurture.web import request_now, runtime
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def problem(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> Response:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@blueprint.errorhandler(InvalidInput)
+def _invalid(error: InvalidInput) -> Response:
+    return problem(
+        422,
+        "invalid",
+        "the request was refused; nothing was stored",
+        [{"path": e.path, "message": e.message} for e in error.errors],
+    )
+
+
+@blueprint.errorhandler(HTTPException)
+def _http(error: HTTPException) -> Response:
+    return problem(error.code or 500, (error.name or "error").lower().replace(" ", "_"), error.description or "")
+
+
+def authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return problem(401, "unauthorized", "send Authorization: Bearer <API key>")
+        with runtime().sessions() as session:
+            if check_key(session, presented.strip()) is None:
+                return problem(401, "unauthorized", "unknown or revoked API key")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _body() -> Any:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise _BadJson()
+    return data
+
+
+class _BadJson(Exception):
+    pass
+
+
+@blueprint.errorhandler(_BadJson)
+def _bad_json(_: _BadJson) -> Response:
+    return problem(400, "bad_json", "expected a JSON body with Content-Type: application/json")
+
+
+def lead_json(session: Session, lead: Lead, detail: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "email": lead.email,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "company": lead.company,
+        "job_title": lead.job_title,
+        "company_size": lead.company_size,
+        "country": lead.country,
+        "timezone": lead.timezone,
+        "locale": lead.locale,
+        "source": lead.source,
+        "campaign": lead.campaign,
+        "stage": lead.stage,
+        "score": lead.score,
+        "tags": lead.tags,
+        "fields": lead.fields,
+        "unsubscribed": lead.unsubscribed_at is not None,
+        "created_at": lead.created_at.isoformat(),
+    }
+    if detail:
+        enrollments = session.scalars(
+            select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id)
+        )
+        body["enrollments"] = [
+            {
+                "sequence": e.sequence_id,
+                "version": e.version,
+                "status": e.status,
+                "step": e.step_id,
+                "due_at": e.due_at.isoformat() if e.due_at else None,
+                "note": e.note,
+                "entered_at": e.entered_at.isoformat(),
+                "exit_reason": e.exit_reason,
+            }
+            for e in enrollments
+        ]
+        timeline: list[dict[str, Any]] = []
+        for event in session.scalars(
+            select(Event).where(Event.lead_id == lead.id).order_by(Event.occurred_at.desc()).limit(100)
+        ):
+            timeline.append(
+                {"at": event.occurred_at.isoformat(), "event": event.name, "properties": event.properties}
+            )
+        for d in session.scalars(
+            select(Delivery).where(Delivery.lead_id == lead.id).order_by(Delivery.id.desc()).limit(100)
+        ):
+            timeline.append(
+                {
+                    "at": (d.sent_at or d.updated_at).isoformat(),
+                    "delivery": d.status,
+                    "sequence": d.sequence_id,
+                    "step": d.step_id,
+                    "subject": d.subject,
+                }
+            )
+        body["timeline"] = sorted(timeline, key=lambda item: item["at"], reverse=True)
+    return body
+
+
+@blueprint.post("/leads")
+@authenticated
+def put_lead() -> Response:
+    data = parse_lead(_body())
+    now = request_now()
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        previous = find_lead(session, data.email)
+        previous_stage = previous.stage if previous else None
+        lead, created, new_tags = upsert_lead(session, data, now)
+        if created:
+            on_created(session, rt.content, lead, now)
+        elif "stage" in data.values and data.values["stage"] != previous_stage:
+            stage = lead.stage
+            lead.stage = previous_stage or "lead"
+            set_stage(session, rt.content, lead, stage, now)
+        if new_tags:
+            on_tags(session, rt.content, lead, new_tags, now)
+        body = lead_json(session, lead, detail=True)
+    response = jsonify(body)
+    response.status_code = 201 if created else 200
+    return response
+
+
+def _lead_or_404(session: Session, email: str) -> Lead | None:
+    try:
+        return find_lead(session, normalise_email(email))
+    except ValueError:
+        return None
+
+
+@blueprint.get("/leads/<path:email>")
+@authenticated
+def get_lead(email: str) -> Response:
+    with runtime().sessions() as session:
+        lead = _lead_or_404(session, email)
+        if lead is None:
+            return problem(404, "not_found", f"no lead with email {email!r}")
+        return jsonify(lead_json(session, lead, detail=True))
+
+
+@blueprint.post("/leads/<path:email>/events")
+@authenticated
+def post_event(email: str) -> Response:
+    now = request_now()
+    data = parse_event(_body(), now)
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        lead = _lead_or_404(session, email)
+        if lead is None:
+            return problem(404, "not_found", f"no lead with email {email!r}")
+        entered = on_event(
+            session, rt.content, lead, data.name, dict(data.properties), now, data.occurred_at
+        )
+        body = {"recorded": data.name, "enrolled": [e.sequence_id for e in entered]}
+    response = jsonify(body)
+    response.status_code = 201
+    return response

@@ -1,0 +1,46 @@
+"""Liveness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import func, select, text
+
+from nurture.models import Delivery, Enrollment
+from nurture.web import request_now, runtime
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    with runtime().sessions() as session:
+        session.execute(text("SELECT 1"))
+    return jsonify(status="ok")
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    now = request_now()
+    lines = []
+    with runtime().sessions() as session:
+        lines.append("# HELP nurture_deliveries Deliveries by status.")
+        lines.append("# TYPE nurture_deliveries gauge")
+        for status, count in session.execute(
+            select(Delivery.status, func.count()).group_by(Delivery.status)
+        ):
+            lines.append(f'nurture_deliveries{{status="{status}"}} {count}')
+        lines.append("# HELP nurture_enrollments Enrollments by status.")
+        lines.append("# TYPE nurture_enrollments gauge")
+        for status, count in session.execute(
+            select(Enrollment.status, func.count()).group_by(Enrollment.status)
+        ):
+            lines.append(f'nurture_enrollments{{status="{status}"}} {count}')
+        due = session.scalar(
+            select(func.count())
+            .select_from(Enrollment)
+            .where(Enrollment.status == "active", Enrollment.due_at <= now)
+        )
+        lines.append("# HELP nurture_due_steps Enrollments due now and not yet processed.")
+        lines.append("# TYPE nurture_due_steps gauge")
+        lines.append(f"nurture_due_steps {due or 0}")
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
