@@ -1,0 +1,95 @@
+"""Shared fixtures: a real database per test (SQLite file, or PostgreSQL), a runtime.
+
+Set NURTURE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/nurture_test)
+to run every database test on PostgreSQL; the database must exist and is emptied
+between tests. Under CI=true an unreachable PostgreSQL fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from nurture.config import load_settings
+from nurture.db import upgrade
+from nurture.mail import Mailer
+from nurture.models import Base
+from nurture.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("NURTURE_TEST_POSTGRES_URL")
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"nurture database: {'PostgreSQL ' + POSTGRES_URL if POSTGRES_URL else 'SQLite'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL test database, migrated once. Skips without one, except under CI."""
+    if not POSTGRES_URL:
+        if os.environ.get("CI") == "true" and os.environ.get("NURTURE_TEST_REQUIRE_POSTGRES"):
+            pytest.fail("NURTURE_TEST_POSTGRES_URL is required in this CI run")
+        pytest.skip("PostgreSQL tests need NURTURE_TEST_POSTGRES_URL")
+    url = load_settings(environ={"NURTURE_DATABASE_URL": POSTGRES_URL}).database_url
+    try:
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable: {error}")
+    upgrade(url)
+    return url
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database for one test: PostgreSQL when configured, else SQLite."""
+    if POSTGRES_URL:
+        url: str = request.getfixturevalue("postgres_url")
+        _truncate(url)
+        return url
+    url = f"sqlite:///{tmp_path / 'nurture.sqlite'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def make_runtime(
+    database_url: str, tmp_path: Path
+) -> Iterator[Callable[..., Runtime]]:
+    """Build a Runtime on the test database; overrides are Settings fields."""
+    made: list[Runtime] = []
+
+    def build(mailer_factory: Callable[[], Mailer] | None = None, **overrides: Any) -> Runtime:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "secret_key": TEST_SECRET,
+            "sequences_dir": ROOT / "sequences",
+            "templates_dir": ROOT / "templates",
+            "outbox_dir": tmp_path / "outbox",
+            "base_url": "https://nurture.test",
+        }
+        values.update(overrides)
+        runtime = Runtime(load_settings(environ={}, overrides=values), mailer_factory)
+        made.append(runtime)
+        return runtime
+
+    yield build
+    for runtime in made:
+        runtime.close()
