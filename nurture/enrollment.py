@@ -25,7 +25,9 @@ from nurture.core.admission import (
 from nurture.core.sequences import TriggerKind
 from nurture.core.timing import resolve_timezone
 from nurture.leads import add_event, profile_of
-from nurture.models import Enrollment, Lead
+from nurture.models import Delivery, Enrollment, Lead
+
+ENGAGEMENT = frozenset({"email_opened", "email_clicked"})
 
 
 def enrol(
@@ -111,6 +113,14 @@ def on_event(
     delivery_id: int | None = None,
 ) -> list[Enrollment]:
     """Record an event, exit on goals, wake waits on it, enrol on triggers."""
+    if delivery_id is None and name in ENGAGEMENT and properties.get("message_id"):
+        # Opens and clicks reported from outside (an ESP, a proxy) name the Message-ID.
+        delivery_id = session.scalar(
+            select(Delivery.id).where(
+                Delivery.message_id == str(properties["message_id"]).strip("<>"),
+                Delivery.lead_id == lead.id,
+            )
+        )
     add_event(session, lead, name, now, properties, occurred_at, origin, delivery_id)
     for enrollment in _active(session, lead.id):
         sequence = content.pinned(session, enrollment.sequence_id, enrollment.version)
