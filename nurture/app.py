@@ -11,7 +11,9 @@ from nurture.config import load_settings
 from nurture.runtime import Runtime
 
 
-def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | None = None) -> Flask:
+def create_app(
+    test_config: Mapping[str, Any] | None = None, runtime: Runtime | None = None
+) -> Flask:
     """Build the web app: JSON API, unsubscribe pages, health and metrics.
 
     The dispatcher never runs here: web workers only serve requests

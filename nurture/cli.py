@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -114,10 +115,8 @@ def worker(ctx: click.Context) -> None:
     _prepare(runtime)
     click.echo(f"nurture worker: ticking every {runtime.settings.tick_seconds:g}s")
     scheduler = make_scheduler(runtime, blocking=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
 
 
 @cli.command()
@@ -150,7 +149,10 @@ def validate(ctx: click.Context, path: Path | None) -> None:
         problems = [p for p in problems if Path(p.path).name == path.name or "templates" in p.path]
     for sequence in sorted(content.live(), key=lambda s: s.id):
         if path is None or not path.is_file() or Path(sequence.path).name == path.name:
-            click.echo(f"ok  {sequence.path}: {sequence.id} v{sequence.version}, {len(sequence.steps)} steps")
+            click.echo(
+                f"ok  {sequence.path}: {sequence.id} v{sequence.version}, "
+                f"{len(sequence.steps)} steps"
+            )
     for check in content.templates.inlining_report():
         click.echo(f"css {check}")
     for problem in sorted(set(problems)):
@@ -186,7 +188,12 @@ def _lead_profile(runtime: Runtime, email: str | None, locale: str | None) -> An
 @click.option("--part", type=click.Choice(["both", "html", "text"]), default="both")
 @click.pass_context
 def preview(
-    ctx: click.Context, sequence_id: str, step_id: str, email: str | None, locale: str | None, part: str
+    ctx: click.Context,
+    sequence_id: str,
+    step_id: str,
+    email: str | None,
+    locale: str | None,
+    part: str,
 ) -> None:
     """Render one email of a sequence (HTML and text) for a sample or real lead."""
     from nurture.core.rendering import EmailContext, RenderError, Sender
@@ -196,12 +203,15 @@ def preview(
     sequence = runtime.content.get(sequence_id)
     if sequence is None:
         raise click.ClickException(
-            f"unknown sequence {sequence_id!r}; known: {sorted(s.id for s in runtime.content.live())}"
+            f"unknown sequence {sequence_id!r}; "
+            f"known: {sorted(s.id for s in runtime.content.live())}"
         )
     step = sequence.step(step_id)
     if not isinstance(step, EmailStep):
         emails = [s.id for s in sequence.email_steps()]
-        raise click.ClickException(f"{step_id!r} is not an email step of {sequence_id}; emails: {emails}")
+        raise click.ClickException(
+            f"{step_id!r} is not an email step of {sequence_id}; emails: {emails}"
+        )
     settings = runtime.settings
     profile = _lead_profile(runtime, email, locale)
     context = EmailContext(
@@ -376,7 +386,11 @@ def leads_import(ctx: click.Context, file: Path, source: str | None) -> None:
             data: dict[str, Any] = {
                 k.strip(): v for k, v in row.items() if k and v not in (None, "")
             }
-            custom = {k.removeprefix("fields."): data.pop(k) for k in list(data) if k.startswith("fields.")}
+            custom = {
+                k.removeprefix("fields."): data.pop(k)
+                for k in list(data)
+                if k.startswith("fields.")
+            }
             if custom:
                 data["fields"] = custom
             if "tags" in data:

@@ -7,7 +7,6 @@ ever loaded is stored, so an enrollment keeps following the version it entered.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -60,7 +59,7 @@ class Content:
             self._stamp = stamp
             return True
 
-    def live(self) -> Iterable[Sequence]:
+    def live(self) -> tuple[Sequence, ...]:
         return tuple(self._live.values())
 
     def get(self, sequence_id: str) -> Sequence | None:

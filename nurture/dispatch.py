@@ -41,7 +41,7 @@ from nurture.core.journey import (
 )
 from nurture.core.message import OutgoingEmail, build_message, make_message_id
 from nurture.core.rendering import EmailContext, RenderError, Sender
-from nurture.core.sequences import EmailStep, EventSeen, Sequence, WaitStep
+from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
 from nurture.core.timing import next_window_opening, resolve_timezone
 from nurture.db import skip_locked
 from nurture.enrollment import leave
@@ -104,9 +104,8 @@ def _needs_events(sequence: Sequence) -> bool:
     for step in sequence.steps:
         if isinstance(step, WaitStep) and step.until_event:
             return True
-        if hasattr(step, "rules") and any(
-            isinstance(rule.condition, EventSeen)
-            for rule in step.rules  # type: ignore[union-attr]
+        if isinstance(step, BranchStep) and any(
+            isinstance(rule.condition, EventSeen) for rule in step.rules
         ):
             return True
     return False
@@ -206,7 +205,8 @@ class Dispatcher:
                     continue
                 profile = profile_of(lead)
                 done = frozenset(
-                    step for (eid, step), d in deliveries.items()
+                    step
+                    for (eid, step), d in deliveries.items()
                     if eid == enrollment.id and d.status in SETTLED
                 )
                 facts = Facts(
@@ -341,9 +341,7 @@ class Dispatcher:
         )
         for enrollment_id, step_id, name in rows:
             found[name].setdefault(enrollment_id, set()).add(step_id)
-        return {
-            name: {k: frozenset(v) for k, v in by.items()} for name, by in found.items()
-        }
+        return {name: {k: frozenset(v) for k, v in by.items()} for name, by in found.items()}
 
     def _cap_times(
         self, session: Session, lead_ids: Iterable[int], now: datetime
@@ -389,7 +387,11 @@ class Dispatcher:
             for job in chunk:
                 self._render(job, now)
             ready = self._hand_over(chunk, now, report)
-            results = {job.delivery_id: self.mailer.send(build_message(job.rendered)) for job in ready if job.rendered}
+            results = {
+                job.delivery_id: self.mailer.send(build_message(job.rendered))
+                for job in ready
+                if job.rendered is not None
+            }
             self._record(chunk, results, now, report)
 
     def _render(self, job: Job, now: datetime) -> None:
@@ -495,7 +497,10 @@ class Dispatcher:
                     else:
                         report.sent += 1
                     self._continue(enrollment, job, now, report)
-                elif isinstance(result, RetryLater) and delivery.attempts < self.settings.max_attempts:
+                elif (
+                    isinstance(result, RetryLater)
+                    and delivery.attempts < self.settings.max_attempts
+                ):
                     delivery.status = "retry"
                     delivery.last_error = result.reason
                     delivery.next_attempt_at = now + backoff(delivery.attempts)
@@ -504,8 +509,9 @@ class Dispatcher:
                 else:
                     delivery.status = "failed"
                     delivery.last_error = (
-                        f"{result.code} {result.reason}" if isinstance(result, Rejected) else
-                        f"gave up after {delivery.attempts} attempts: {result.reason}"
+                        f"{result.code} {result.reason}"
+                        if isinstance(result, Rejected)
+                        else f"gave up after {delivery.attempts} attempts: {result.reason}"
                     )
                     report.failed += 1
                     if isinstance(result, Rejected) and result.bounce:
@@ -517,7 +523,9 @@ class Dispatcher:
                         enrollment.due_at = None
                         enrollment.note = f"blocked: delivery {delivery.id} failed"
 
-    def _continue(self, enrollment: Enrollment, job: Job, now: datetime, report: TickReport) -> None:
+    def _continue(
+        self, enrollment: Enrollment, job: Job, now: datetime, report: TickReport
+    ) -> None:
         """Walk on after a settled email, so waits start counting from the send."""
         facts = settle(job.facts, job.step.id)
         outcome = walk(job.sequence, after_send(job.step, now), facts, now, job.tz).outcome

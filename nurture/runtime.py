@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +14,9 @@ from nurture.config import Settings, resolve_secret_key
 from nurture.content import Content
 from nurture.db import make_engine, make_sessionmaker
 from nurture.mail import Mailer, mailer_from_settings
+
+if TYPE_CHECKING:
+    from nurture.dispatch import Dispatcher
 
 
 @dataclass
@@ -42,10 +46,12 @@ class Runtime:
         return mailer_from_settings(self.settings.smtp_url, self.settings.outbox_dir)
 
     @cached_property
-    def dispatcher(self):  # type: ignore[no-untyped-def]
+    def dispatcher(self) -> Dispatcher:
         from nurture.dispatch import Dispatcher
 
-        return Dispatcher(self.settings, self.sessions, self.content, self.make_mailer, self.secret_key)
+        return Dispatcher(
+            self.settings, self.sessions, self.content, self.make_mailer, self.secret_key
+        )
 
     def close(self) -> None:
         if "dispatcher" in self.__dict__:

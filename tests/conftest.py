@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nurture.mail import Mailer
 from sqlalchemy import create_engine, text
 
 from nurture.config import load_settings
 from nurture.db import upgrade
-from nurture.mail import Mailer
 from nurture.models import Base
 from nurture.runtime import Runtime
 
@@ -70,9 +70,7 @@ def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_runtime(
-    database_url: str, tmp_path: Path
-) -> Iterator[Callable[..., Runtime]]:
+def make_runtime(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
     """Build a Runtime on the test database; overrides are Settings fields."""
     made: list[Runtime] = []
 

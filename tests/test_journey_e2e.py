@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from freezegun import freeze_time
+from nurture.mail import MemoryMailer
 
 from nurture.apikeys import create_key
 from nurture.app import create_app
-from nurture.mail import MemoryMailer
 from nurture.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,8 +87,7 @@ def subjects_and_times(runtime: Runtime) -> list[tuple[str, datetime | None]]:
 
     with runtime.sessions() as session:
         return [
-            (d.step_id, d.sent_at)
-            for d in session.scalars(select(Delivery).order_by(Delivery.id))
+            (d.step_id, d.sent_at) for d in session.scalars(select(Delivery).order_by(Delivery.id))
         ]
 
 
@@ -96,10 +95,18 @@ def test_clicker_walks_the_whole_sequence_across_dst(world: Any) -> None:
     runtime, client, mailer, key = world
     # Friday 27 March 2026, 18:30 in Paris (UTC+1): after the send window closed.
     with freeze_time(utc(2026, 3, 27, 17, 30)):
-        post(client, key, "/api/v1/leads", {"email": "Ana@Example.com", "first_name": "Ana",
-                                             "country": "FR", "locale": "en"})
-        body = post(client, key, "/api/v1/leads/ana@example.com/events",
-                    {"name": "form_submitted", "properties": {"form": "whitepaper"}})
+        post(
+            client,
+            key,
+            "/api/v1/leads",
+            {"email": "Ana@Example.com", "first_name": "Ana", "country": "FR", "locale": "en"},
+        )
+        body = post(
+            client,
+            key,
+            "/api/v1/leads/ana@example.com/events",
+            {"name": "form_submitted", "properties": {"form": "whitepaper"}},
+        )
         assert body["enrolled"] == ["trial"]
         report = runtime.dispatcher.tick(utc(2026, 3, 27, 17, 30))
     assert report.sent == 0 and report.deferred == 1
@@ -111,8 +118,12 @@ def test_clicker_walks_the_whole_sequence_across_dst(world: Any) -> None:
     # The lead clicks the first email (reported with its Message-ID).
     message_id = mailer.messages[0]["Message-ID"].strip("<>")
     with freeze_time(utc(2026, 3, 30, 12, 0)):
-        post(client, key, "/api/v1/leads/ana@example.com/events",
-             {"name": "email_clicked", "properties": {"message_id": message_id}})
+        post(
+            client,
+            key,
+            "/api/v1/leads/ana@example.com/events",
+            {"name": "email_clicked", "properties": {"message_id": message_id}},
+        )
 
     # "2 days" keeps the wall time: Wednesday 1 April 09:00 Paris, the branch sees the click.
     assert runtime.dispatcher.tick(utc(2026, 4, 1, 6, 59)).sent == 0
@@ -133,11 +144,15 @@ def test_clicker_walks_the_whole_sequence_across_dst(world: Any) -> None:
 
 
 def test_non_clicker_gets_the_story_then_leaves_on_the_goal(world: Any) -> None:
-    runtime, client, mailer, key = world
+    runtime, client, _mailer, key = world
     with freeze_time(utc(2026, 3, 30, 8, 0)):
         post(client, key, "/api/v1/leads", {"email": "bo@example.com", "country": "FR"})
-        post(client, key, "/api/v1/leads/bo@example.com/events",
-             {"name": "form_submitted", "properties": {"form": "whitepaper"}})
+        post(
+            client,
+            key,
+            "/api/v1/leads/bo@example.com/events",
+            {"name": "form_submitted", "properties": {"form": "whitepaper"}},
+        )
     assert runtime.dispatcher.tick(utc(2026, 3, 30, 8, 0)).sent == 1
     assert runtime.dispatcher.tick(utc(2026, 4, 1, 8, 0)).sent == 1  # no click: the story
     assert [s for s, _ in subjects_and_times(runtime)] == ["welcome", "story"]
@@ -151,12 +166,16 @@ def test_non_clicker_gets_the_story_then_leaves_on_the_goal(world: Any) -> None:
 
 
 def test_lead_outside_the_audience_is_not_enrolled(world: Any, tmp_path: Path) -> None:
-    runtime, client, mailer, key = world
+    runtime, client, _mailer, key = world
     seq = tmp_path / "sequences" / "trial.yaml"
     seq.write_text(SEQUENCE.replace("entry:\n", "entry:\n  audience:\n    country: [BE]\n"))
     with freeze_time(utc(2026, 3, 30, 8, 0)):
         post(client, key, "/api/v1/leads", {"email": "cy@example.com", "country": "FR"})
         runtime.content.reload()
-        body = post(client, key, "/api/v1/leads/cy@example.com/events",
-                    {"name": "form_submitted", "properties": {"form": "whitepaper"}})
+        body = post(
+            client,
+            key,
+            "/api/v1/leads/cy@example.com/events",
+            {"name": "form_submitted", "properties": {"form": "whitepaper"}},
+        )
     assert body["enrolled"] == []

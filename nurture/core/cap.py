@@ -6,9 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 
-def cap_release(
-    sent: Iterable[datetime], emails: int, days: int, now: datetime
-) -> datetime | None:
+def cap_release(sent: Iterable[datetime], emails: int, days: int, now: datetime) -> datetime | None:
     """None if one more email may leave now; else the instant a slot frees up.
 
     `sent` holds the send times of the lead's emails (any sequence), including the

@@ -109,7 +109,9 @@ def simulate(
         if assumptions.cap_emails is not None:
             release = cap_release(sent, assumptions.cap_emails, assumptions.cap_days, now)
             if release is not None:
-                note(now, f"{step.id}: deferred by the frequency cap to {format_local(release, tz)}")
+                note(
+                    now, f"{step.id}: deferred by the frequency cap to {format_local(release, tz)}"
+                )
                 now = release
                 continue
         if now > end:

@@ -21,7 +21,9 @@ from nurture.web import request_now, runtime
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def problem(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> Response:
+def problem(
+    status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+) -> Response:
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if fields:
         body["error"]["fields"] = fields
@@ -42,7 +44,11 @@ def _invalid(error: InvalidInput) -> Response:
 
 @blueprint.errorhandler(HTTPException)
 def _http(error: HTTPException) -> Response:
-    return problem(error.code or 500, (error.name or "error").lower().replace(" ", "_"), error.description or "")
+    return problem(
+        error.code or 500,
+        (error.name or "error").lower().replace(" ", "_"),
+        error.description or "",
+    )
 
 
 def authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -115,13 +121,23 @@ def lead_json(session: Session, lead: Lead, detail: bool = False) -> dict[str, A
         ]
         timeline: list[dict[str, Any]] = []
         for event in session.scalars(
-            select(Event).where(Event.lead_id == lead.id).order_by(Event.occurred_at.desc()).limit(100)
+            select(Event)
+            .where(Event.lead_id == lead.id)
+            .order_by(Event.occurred_at.desc())
+            .limit(100)
         ):
             timeline.append(
-                {"at": event.occurred_at.isoformat(), "event": event.name, "properties": event.properties}
+                {
+                    "at": event.occurred_at.isoformat(),
+                    "event": event.name,
+                    "properties": event.properties,
+                }
             )
         for d in session.scalars(
-            select(Delivery).where(Delivery.lead_id == lead.id).order_by(Delivery.id.desc()).limit(100)
+            select(Delivery)
+            .where(Delivery.lead_id == lead.id)
+            .order_by(Delivery.id.desc())
+            .limit(100)
         ):
             timeline.append(
                 {

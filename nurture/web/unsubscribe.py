@@ -54,14 +54,18 @@ def confirm(token: str) -> Response:
         now = request_now()
         with rt.sessions.begin() as session:
             lead = session.scalar(
-                select(Lead).join(Delivery, Delivery.lead_id == Lead.id).where(Delivery.id == delivery_id)
+                select(Lead)
+                .join(Delivery, Delivery.lead_id == Lead.id)
+                .where(Delivery.id == delivery_id)
             )
             if lead is not None:
                 found = True
                 unsubscribe(session, lead, now, delivery_id)
     if one_click:
         status = 200 if found else 404
-        return Response("unsubscribed\n" if found else "unknown link\n", status=status, mimetype="text/plain")
+        return Response(
+            "unsubscribed\n" if found else "unknown link\n", status=status, mimetype="text/plain"
+        )
     if not found:
         return _page("unsubscribe_invalid.html", 404)
     return _page("unsubscribe_done.html")
