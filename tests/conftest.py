@@ -37,7 +37,9 @@ def postgres_url() -> str:
         if os.environ.get("CI") == "true" and os.environ.get("NURTURE_TEST_REQUIRE_POSTGRES"):
             pytest.fail("NURTURE_TEST_POSTGRES_URL is required in this CI run")
         pytest.skip("PostgreSQL tests need NURTURE_TEST_POSTGRES_URL")
-    url = load_settings(environ={"NURTURE_DATABASE_URL": POSTGRES_URL}).database_url
+    url = load_settings(
+        environ={"NURTURE_DATABASE_URL": POSTGRES_URL, "NURTURE_SECRET_KEY": TEST_SECRET}
+    ).database_url
     try:
         engine = create_engine(url)
         with engine.connect() as connection:

@@ -6,6 +6,8 @@ click and an exit on a goal — through the real API, dispatcher and database.
 
 from __future__ import annotations
 
+import shutil
+
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ send_window:
   hours: "09:00-17:00"
 steps:
   - id: welcome
-    email: {template: _example, kind: guide}
+    email: {template: example, kind: guide}
   - id: pause
     wait: 2 days
   - id: clicked
@@ -45,14 +47,14 @@ steps:
         goto: comparison
       - else: story
   - id: story
-    email: {template: _example, kind: testimonial}
+    email: {template: example, kind: testimonial}
     next: pause-2
   - id: comparison
-    email: {template: _example, kind: comparison}
+    email: {template: example, kind: comparison}
   - id: pause-2
     wait: 3 business days
   - id: study
-    email: {template: _example, kind: market_study}
+    email: {template: example, kind: market_study}
 """
 
 
@@ -65,8 +67,13 @@ def world(make_runtime: Any, tmp_path: Path) -> tuple[Runtime, FlaskClient, Memo
     sequences = tmp_path / "sequences"
     sequences.mkdir()
     (sequences / "trial.yaml").write_text(SEQUENCE)
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates" / "layouts", templates / "layouts")
+    shutil.copytree(ROOT / "templates" / "emails" / "_example", templates / "emails" / "example")
     mailer = MemoryMailer()
-    runtime: Runtime = make_runtime(mailer_factory=lambda: mailer, sequences_dir=sequences)
+    runtime: Runtime = make_runtime(
+        mailer_factory=lambda: mailer, sequences_dir=sequences, templates_dir=templates
+    )
     assert not runtime.content.problems, runtime.content.problems
     with runtime.sessions.begin() as session:
         key = create_key(session, "test", utc(2026, 3, 1))
