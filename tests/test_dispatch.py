@@ -1,0 +1,258 @@
+"""The dispatcher's delivery state machine, on a real database, with scripted SMTP outcomes."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from nurture.core.intake import parse_lead
+from nurture.enrollment import on_event, unsubscribe
+from nurture.leads import find_lead, upsert_lead
+from nurture.mail import MemoryMailer, Rejected, RetryLater, Uncertain
+from nurture.models import Delivery, Enrollment, Lead
+from nurture.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+TWO_EMAILS = """\
+id: {id}
+name: Two emails
+priority: {priority}
+locales: [en]
+entry:
+  triggers:
+    - event: {{name: {trigger}}}
+steps:
+  - id: first
+    email: {{template: example, kind: guide}}
+  - id: pause
+    wait: 1 day
+  - id: second
+    email: {{template: example, kind: comparison}}
+"""
+
+
+def sequence_file(
+    folder: Path, sequence_id: str, trigger: str = "start", priority: int = 0
+) -> Path:
+    path = folder / f"{sequence_id}.yaml"
+    path.write_text(TWO_EMAILS.format(id=sequence_id, trigger=trigger, priority=priority))
+    return path
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    sequences = tmp_path / "sequences"
+    sequences.mkdir()
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates" / "layouts", templates / "layouts")
+    shutil.copytree(ROOT / "templates" / "emails" / "_example", templates / "emails" / "example")
+    return sequences, templates
+
+
+@pytest.fixture
+def build(make_runtime: Any, folders: tuple[Path, Path]) -> Any:
+    sequences, templates = folders
+
+    def make(mailer: MemoryMailer, **overrides: Any) -> Runtime:
+        runtime: Runtime = make_runtime(
+            mailer_factory=lambda: mailer,
+            sequences_dir=sequences,
+            templates_dir=templates,
+            **overrides,
+        )
+        return runtime
+
+    return make
+
+
+def enter(runtime: Runtime, email: str, event: str = "start", now: datetime = T0) -> None:
+    with runtime.sessions.begin() as session:
+        lead, _, _ = upsert_lead(session, parse_lead({"email": email, "first_name": "Zoé"}), now)
+        on_event(session, runtime.content, lead, event, {}, now)
+
+
+def deliveries(runtime: Runtime) -> list[tuple[str, str, str]]:
+    with runtime.sessions() as session:
+        return [
+            (d.to_email, d.step_id, d.status)
+            for d in session.scalars(select(Delivery).order_by(Delivery.id))
+        ]
+
+
+def test_smtp_failure_before_data_is_retried_with_backoff(build: Any, folders: Any) -> None:
+    sequence_file(folders[0], "two")
+    mailer = MemoryMailer([RetryLater("451 try later"), RetryLater("connection refused")])
+    runtime = build(mailer)
+    enter(runtime, "a@example.com")
+    first = runtime.dispatcher.tick(T0)
+    assert (first.sent, first.retried) == (0, 1)
+    assert deliveries(runtime) == [("a@example.com", "first", "retry")]
+    # Too early: the backoff (about a minute) holds it.
+    assert runtime.dispatcher.tick(T0 + timedelta(seconds=30)).claimed == 0
+    assert runtime.dispatcher.tick(T0 + timedelta(minutes=2)).retried == 1
+    assert runtime.dispatcher.tick(T0 + timedelta(minutes=10)).sent == 1
+    assert deliveries(runtime) == [("a@example.com", "first", "sent")]
+    assert len(mailer.messages) == 1
+    # All three attempts carried the same Message-ID: receivers can de-duplicate.
+    assert len({m["Message-ID"] for m, _ in mailer.attempts}) == 1
+
+
+def test_failure_after_data_is_uncertain_and_never_resent(build: Any, folders: Any) -> None:
+    sequence_file(folders[0], "two")
+    mailer = MemoryMailer([Uncertain("connection lost after DATA")])
+    runtime = build(mailer)
+    enter(runtime, "b@example.com")
+    report = runtime.dispatcher.tick(T0)
+    assert report.uncertain == 1
+    runtime.dispatcher.tick(T0 + timedelta(days=2))
+    assert deliveries(runtime) == [
+        ("b@example.com", "first", "uncertain"),
+        ("b@example.com", "second", "sent"),
+    ]
+    assert len(mailer.attempts) == 2
+
+
+def test_hard_bounce_stops_the_lead(build: Any, folders: Any) -> None:
+    sequence_file(folders[0], "two")
+    mailer = MemoryMailer([Rejected("RCPT TO refused: 550 5.1.1 no such user", 550, bounce=True)])
+    runtime = build(mailer)
+    enter(runtime, "c@example.com")
+    assert runtime.dispatcher.tick(T0).failed == 1
+    runtime.dispatcher.tick(T0 + timedelta(days=3))
+    assert deliveries(runtime) == [("c@example.com", "first", "failed")]
+    with runtime.sessions() as session:
+        lead = find_lead(session, "c@example.com")
+        assert lead is not None and lead.bounced_at == T0
+        enrollment = session.scalars(select(Enrollment)).one()
+        assert (enrollment.status, enrollment.exit_reason) == ("exited", "bounced")
+
+
+def test_retries_exhausted_block_the_lead_visibly_until_resolved(build: Any, folders: Any) -> None:
+    from nurture.cli import cli
+
+    sequence_file(folders[0], "two")
+    mailer = MemoryMailer([RetryLater("refused")] * 2)
+    runtime = build(mailer, max_attempts=2)
+    enter(runtime, "d@example.com")
+    runtime.dispatcher.tick(T0)
+    runtime.dispatcher.tick(T0 + timedelta(hours=1))
+    assert deliveries(runtime) == [("d@example.com", "first", "failed")]
+    runtime.dispatcher.tick(T0 + timedelta(days=5))
+    assert len(mailer.messages) == 0  # blocked, not skipped
+    with runtime.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+        assert enrollment.due_at is None and "failed" in (enrollment.note or "")
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    env = {
+        "NURTURE_DATABASE_URL": runtime.settings.database_url,
+        "NURTURE_SECRET_KEY": "x" * 32,
+    }
+    listed = CliRunner().invoke(cli, ["deliveries", "list", "--status", "failed"], env=env)
+    assert "d@example.com" in listed.output and "failed" in listed.output
+    with freeze_time(T0 + timedelta(days=5)):
+        resolved = CliRunner().invoke(
+            cli, ["deliveries", "resolve", str(delivery_id), "--resend"], env=env
+        )
+    assert resolved.exit_code == 0, resolved.output
+    assert runtime.dispatcher.tick(T0 + timedelta(days=5, minutes=1)).sent == 1
+
+
+def test_unsubscribe_between_claim_and_send_stops_the_email(build: Any, folders: Any) -> None:
+    sequence_file(folders[0], "two")
+    mailer = MemoryMailer()
+    runtime = build(mailer)
+    enter(runtime, "e@example.com")
+    dispatcher = runtime.dispatcher
+    from nurture.dispatch import TickReport
+
+    report = TickReport()
+    jobs = dispatcher._claim(T0, report)
+    assert len(jobs) == 1
+    with runtime.sessions.begin() as session:
+        lead = find_lead(session, "e@example.com")
+        assert lead is not None
+        unsubscribe(session, lead, T0)
+    dispatcher._deliver(jobs, T0, report)
+    assert report.skipped == 1 and mailer.messages == []
+    assert deliveries(runtime) == [("e@example.com", "first", "skipped")]
+
+
+def test_frequency_cap_defers_lower_priority_and_never_drops(build: Any, folders: Any) -> None:
+    sequence_file(folders[0], "urgent", priority=90)
+    sequence_file(folders[0], "casual", priority=10)
+    mailer = MemoryMailer()
+    from nurture.config import FrequencyCap
+
+    runtime = build(mailer, frequency_cap=FrequencyCap(emails=1, days=1))
+    enter(runtime, "f@example.com", "start")
+    first = runtime.dispatcher.tick(T0)
+    assert first.sent == 1 and first.deferred == 1
+    assert deliveries(runtime) == [("f@example.com", "first", "sent")]
+    with runtime.sessions() as session:
+        urgent = session.scalars(select(Delivery.sequence_id)).one()
+        casual = session.scalars(select(Enrollment).where(Enrollment.sequence_id == "casual")).one()
+        assert urgent == "urgent"
+        assert casual.note == "deferred: frequency cap"
+        assert casual.due_at == T0 + timedelta(days=1)
+    # Day after: both are due (urgent's second, casual's first): urgent wins again.
+    runtime.dispatcher.tick(T0 + timedelta(days=1))
+    runtime.dispatcher.tick(T0 + timedelta(days=2))
+    runtime.dispatcher.tick(T0 + timedelta(days=3))
+    runtime.dispatcher.tick(T0 + timedelta(days=4))
+    sent = [(d[1], d[2]) for d in deliveries(runtime)]
+    assert len(sent) == 4 and all(status == "sent" for _, status in sent)
+    with runtime.sessions() as session:
+        times = sorted(session.scalars(select(Delivery.sent_at)))
+    # Never more than one a day for this lead.
+    assert all(b - a >= timedelta(days=1) for a, b in zip(times, times[1:], strict=False))
+
+
+def test_worker_lost_mid_send_marks_uncertain_and_lost_claims_are_taken_over(
+    build: Any, folders: Any
+) -> None:
+    from nurture.dispatch import TickReport
+
+    sequence_file(folders[0], "two")
+    mailer = MemoryMailer()
+    runtime = build(mailer, lease_seconds=60)
+    enter(runtime, "g@example.com")
+    enter(runtime, "h@example.com")
+    dispatcher = runtime.dispatcher
+    jobs = dispatcher._claim(T0, TickReport())
+    for job in jobs:
+        dispatcher._render(job, T0)
+    # The worker marks g's chunk as handed to SMTP, then dies; h was only claimed.
+    dispatcher._hand_over(
+        [j for j in jobs if j.facts.lead.email == "g@example.com"], T0, TickReport()
+    )
+    assert dispatcher.tick(T0 + timedelta(seconds=30)).claimed == 0  # leases still held
+    report = dispatcher.tick(T0 + timedelta(seconds=61))
+    assert report.uncertain == 1 and report.sent == 1
+    assert sorted(deliveries(runtime)) == [
+        ("g@example.com", "first", "uncertain"),
+        ("h@example.com", "first", "sent"),
+    ]
+    assert [m["To"] for m in mailer.messages] == ["Zoé <h@example.com>"]
+
+
+def test_disqualified_lead_is_not_mailed(build: Any, folders: Any) -> None:
+    sequence_file(folders[0], "two")
+    mailer = MemoryMailer()
+    runtime = build(mailer)
+    enter(runtime, "i@example.com")
+    with runtime.sessions.begin() as session:
+        lead = session.scalars(select(Lead)).one()
+        lead.stage = "disqualified"
+    report = runtime.dispatcher.tick(T0)
+    assert report.sent == 0 and mailer.messages == []
+    with runtime.sessions() as session:
+        assert session.scalars(select(Enrollment.exit_reason)).one() == "disqualified"
