@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from itertools import pairwise
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,7 @@ def test_frequency_cap_defers_lower_priority_and_never_drops(build: Any, folders
     with runtime.sessions() as session:
         times = sorted(session.scalars(select(Delivery.sent_at)))
     # Never more than one a day for this lead.
-    assert all(b - a >= timedelta(days=1) for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= timedelta(days=1) for a, b in pairwise(times))
 
 
 def test_worker_lost_mid_send_marks_uncertain_and_lost_claims_are_taken_over(
