@@ -1,0 +1,178 @@
+"""The `nurture` command as a marketer and an operator use it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from freezegun import freeze_time
+
+from nurture.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return {
+        "NURTURE_DATABASE_URL": database_url,
+        "NURTURE_SECRET_KEY": "cli-test-secret-0123456789",
+        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
+        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
+        "NURTURE_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "NURTURE_BASE_URL": "https://nurture.test",
+    }
+
+
+def run(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_validate_accepts_the_shipped_content(env: dict[str, str]) -> None:
+    result = run(env, "validate")
+    assert result.exit_code == 0, result.output
+    for sequence in ("whitepaper-evaluation", "webinar-followup", "customer-growth"):
+        assert f": {sequence} v" in result.output
+    # Each template says which CSS inlining path it uses.
+    assert "eval-comparison (fr): fast path" in result.output
+
+
+def test_a_malformed_sequence_among_good_ones(env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "sequences"
+    shutil.copytree(ROOT / "sequences", folder)
+    (folder / "broken.yaml").write_text(
+        "id: broken\nname: Broken\nentry:\n  triggers:\n    - lead_created: {}\n"
+        "steps:\n  - id: a\n    wait: 2 dayz\n  - id: b\n    branch:\n      - else: nowhere\n"
+    )
+    result = run({**env, "NURTURE_SEQUENCES_DIR": str(folder)}, "validate")
+    assert result.exit_code == 1
+    assert "whitepaper-evaluation v" in result.output  # the good ones still load
+    assert f"{folder / 'broken.yaml'}:8:" in result.output
+    assert "2 dayz" in result.output
+    assert f"{folder / 'broken.yaml'}:11:" in result.output and "nowhere" in result.output
+
+
+def test_a_template_error_is_caught_by_validate(env: dict[str, str], tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    body = templates / "emails" / "eval-comparison" / "fr" / "body.html"
+    body.write_text(body.read_text() + "\n<p>{{ lead.favourite_colour }} {% if %}</p>\n")
+    result = run({**env, "NURTURE_TEMPLATES_DIR": str(templates)}, "validate")
+    assert result.exit_code == 1
+    assert "eval-comparison/fr/body.html:" in result.output
+
+
+def test_validate_reports_an_unknown_template_variable(env: dict[str, str], tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    subject = templates / "emails" / "eval-comparison" / "en" / "subject.txt"
+    subject.write_text("{{ customer_name }}, compare for yourself")
+    result = run({**env, "NURTURE_TEMPLATES_DIR": str(templates)}, "validate")
+    assert result.exit_code == 1
+    assert "customer_name" in result.output
+    assert "whitepaper-evaluation.yaml:" in result.output  # the step that uses it
+
+
+def test_preview_renders_html_and_text(env: dict[str, str]) -> None:
+    result = run(env, "preview", "whitepaper-evaluation", "testimonial", "--locale", "fr")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Subject: ")
+    text_part = result.output.split("--- text ---")[1].split("--- html ---")[0]
+    assert "Claire" in text_part and "https://nurture.test/u/preview" in text_part
+    html_part = result.output.split("--- html ---")[1]
+    assert 'style="' in html_part  # CSS inlined
+    assert "12 rue des Tisserands" in html_part  # the footer's postal address
+
+
+def test_preview_unknown_step_is_a_clear_error(env: dict[str, str]) -> None:
+    result = run(env, "preview", "whitepaper-evaluation", "pause-1")
+    assert result.exit_code != 0
+    assert "not an email step" in result.output and "testimonial" in result.output
+
+
+def test_simulate_prints_local_times_deferrals_and_branches(env: dict[str, str]) -> None:
+    result = run(
+        env,
+        "simulate",
+        "whitepaper-evaluation",
+        "--start",
+        "2026-03-27T19:00:00+01:00",
+        "--click",
+        "testimonial",
+        "--days",
+        "40",
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any("deferred to the send window, Mon 2026-03-30 09:00 CEST" in line for line in lines)
+    assert any(
+        line.startswith("Mon 2026-03-30 09:00 CEST") and "sends testimonial" in line
+        for line in lines
+    )
+    assert any("clicked testimonial" in line and "comparison" in line for line in lines)
+
+
+def test_keys_import_and_tick(env: dict[str, str], tmp_path: Path) -> None:
+    key = run(env, "keys", "create", "website")
+    assert key.exit_code == 0 and key.output.startswith("nk_")
+    csv_file = tmp_path / "leads.csv"
+    csv_file.write_text(
+        "email,first_name,country,company_size,locale\n"
+        "ana@example.com,Ana,FR,250,fr\n"
+        "not-an-email,Bob,FR,10,en\n"
+        "cy@example.com,Cy,XYZ,10,en\n"
+        "ANA@example.com,,FR,,\n"
+    )
+    result = CliRunner().invoke(cli, ["leads", "import", str(csv_file)], env=env)
+    assert result.exit_code == 1  # some rows were refused
+    assert f"{csv_file}:3: email:" in result.output
+    assert f"{csv_file}:4: country:" in result.output
+    assert "imported 1 new, 1 updated, 2 refused" in result.output
+    shown = run(env, "leads", "show", "ana@example.com")
+    assert '"first_name": "Ana"' in shown.output  # the blank re-import did not erase it
+    assert '"company_size": 250' in shown.output
+
+
+def test_tick_sends_due_emails_to_the_outbox(env: dict[str, str], tmp_path: Path) -> None:
+    from nurture.config import load_settings
+    from nurture.core.intake import parse_lead
+    from nurture.enrollment import on_event
+    from nurture.leads import upsert_lead
+    from nurture.runtime import Runtime
+
+    run(env, "db", "upgrade")
+    runtime = Runtime(load_settings(environ=env))
+    moment = "2026-03-03T10:00:00+01:00"
+    with freeze_time(moment):
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC)
+        with runtime.sessions.begin() as session:
+            lead, _, _ = upsert_lead(
+                session,
+                parse_lead({"email": "lea@example.com", "country": "FR", "company_size": 300}),
+                now,
+            )
+            on_event(
+                session,
+                runtime.content,
+                lead,
+                "form_submitted",
+                {"form": "whitepaper-planning-roi"},
+                now,
+            )
+        runtime.close()
+        result = run(env, "tick")
+    assert result.exit_code == 0, result.output
+    assert "sent 1" in result.output
+    files = list((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 1
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in files[0].read_bytes()
+
+
+def test_bad_setting_stops_the_command_naming_the_variable(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["tick"], env={**env, "NURTURE_FREQUENCY_CAP": "many"})
+    assert result.exit_code != 0
+    assert "NURTURE_FREQUENCY_CAP" in result.output
