@@ -120,7 +120,7 @@ def parse_lead(data: Any, prefix: str = "") -> LeadInput:
             errors.append(FieldError(f"{prefix}company_size", "expected a whole number >= 0"))
         else:
             values["company_size"] = size
-    country = _text(data.get("country"), f"{prefix}country", 2, errors)
+    country = _text(data.get("country"), f"{prefix}country", 100, errors)
     if country is not None:
         if not re.fullmatch(r"[A-Za-z]{2}", country):
             errors.append(FieldError(f"{prefix}country", "expected an ISO 3166 code such as FR"))
