@@ -79,6 +79,14 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _smtp_url(value: str) -> str:
+    from nurture.mail import SmtpTarget
+
+    _url(("smtp", "smtps"))(value)
+    SmtpTarget.from_url(value)  # raises ValueError saying what is wrong (password masked)
+    return value
+
+
 def _database_url(value: str) -> str:
     if value.startswith("postgres://"):
         value = "postgresql://" + value.removeprefix("postgres://")
@@ -134,7 +142,7 @@ def _secret(value: str) -> str:
 
 _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "database_url": _database_url,
-    "smtp_url": _url(("smtp", "smtps")),
+    "smtp_url": _smtp_url,
     "outbox_dir": _path,
     "base_url": _url(("http", "https")),
     "secret_key": _secret,

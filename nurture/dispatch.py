@@ -14,12 +14,15 @@ lease ends) or `sending` rows (maybe delivered: marked uncertain, never resent b
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
@@ -39,7 +42,7 @@ from nurture.core.journey import (
     settle,
     walk,
 )
-from nurture.core.message import OutgoingEmail, build_message, make_message_id
+from nurture.core.message import MessageError, OutgoingEmail, build_message, make_message_id
 from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
 from nurture.core.timing import next_window_opening, resolve_timezone
@@ -90,6 +93,7 @@ class Job:
     message_id: str
     attempts: int
     rendered: OutgoingEmail | None = None
+    message: EmailMessage | None = None
     error: str | None = None
     events: list[str] = field(default_factory=list)
 
@@ -133,6 +137,9 @@ class Dispatcher:
             website=settings.sender_website,
         )
         self._mailer: Mailer | None = None
+        # Message-IDs must differ between installations (and after a database reset):
+        # derive a tag from the secret key, never reveal the key itself.
+        self._id_tag = hmac.new(secret_key.encode(), b"message-id", hashlib.sha256).hexdigest()[:16]
 
     @property
     def mailer(self) -> Mailer:
@@ -303,7 +310,8 @@ class Dispatcher:
                     kind=step.kind,
                     attempts=0,
                     message_id=make_message_id(
-                        f"{enrollment.id}/{step.id}", self.settings.message_id_domain
+                        f"{self._id_tag}/{enrollment.id}/{step.id}/{enrollment.entered_at}",
+                        self.settings.message_id_domain,
                     ),
                     to_email=facts.lead.email,
                     created_at=now,
@@ -388,9 +396,9 @@ class Dispatcher:
                 self._render(job, now)
             ready = self._hand_over(chunk, now, report)
             results = {
-                job.delivery_id: self.mailer.send(build_message(job.rendered))
+                job.delivery_id: self.mailer.send(job.message)
                 for job in ready
-                if job.rendered is not None
+                if job.message is not None
             }
             self._record(chunk, results, now, report)
 
@@ -430,6 +438,11 @@ class Dispatcher:
             date=now,
             headers={"X-Nurture-Delivery": str(job.delivery_id)},
         )
+        try:
+            job.message = build_message(job.rendered)
+        except MessageError as error:  # e.g. an address SMTP could not carry
+            job.rendered = None
+            job.error = f"message error: {error}"
 
     def _hand_over(self, chunk: list[Job], now: datetime, report: TickReport) -> list[Job]:
         """Re-check suppression, then mark the chunk `sending` just before SMTP sees it."""

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nurture.mail import Mailer
 from sqlalchemy import create_engine, text
 
 from nurture.config import load_settings
 from nurture.db import upgrade
+from nurture.mail import Mailer
 from nurture.models import Base
 from nurture.runtime import Runtime
 

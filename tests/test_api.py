@@ -120,7 +120,7 @@ def test_malformed_json_is_a_400(api: Any) -> None:
 
 
 def test_events_enrol_and_show_in_the_timeline(api: Any) -> None:
-    client, headers, runtime = api
+    client, headers, _runtime = api
     client.post(
         "/api/v1/leads",
         json={"email": "paul@example.com", "country": "BE", "company_size": 400, "locale": "fr"},

@@ -7,7 +7,6 @@ click and an exit on a goal — through the real API, dispatcher and database.
 from __future__ import annotations
 
 import shutil
-
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from freezegun import freeze_time
-from nurture.mail import MemoryMailer
 
 from nurture.apikeys import create_key
 from nurture.app import create_app
+from nurture.mail import MemoryMailer
 from nurture.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,223 @@
+"""Build the MIME message of one email: headers that lead data cannot forge, two bodies.
+
+Lead data (names, subjects rendered from lead fields) reaches headers, so every text
+value is cleaned before the message is built: control characters become spaces and
+`=?` is split, because Python's header parser decodes encoded words found in plain
+text and would otherwise turn `=?utf-8?q?=0D=0ABcc...?=` back into a line break.
+Addresses are never cleaned: a bad one raises `InvalidAddress` naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from typing import Any
+
+
+class MessageError(ValueError):
+    """An email cannot be built from these values; the message names the field."""
+
+
+class InvalidAddress(MessageError):
+    """An email address is malformed or carries characters that could forge headers."""
+
+
+class InvalidHeader(MessageError):
+    """A header name or a header value (URL, Message-ID, list id) is not acceptable."""
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """Everything needed to build one email; `message_id` has no angle brackets."""
+
+    message_id: str
+    from_name: str
+    from_email: str
+    to_name: str | None
+    to_email: str
+    reply_to: str | None
+    subject: str
+    html: str
+    text: str
+    list_id: str
+    list_name: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str | None
+    date: datetime
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class _VerbatimHeader(UnstructuredHeader, BaseHeader):
+    """A header written as given: folding or RFC 2047 encoding would break its URLs.
+
+    The value is validated printable ASCII; it is only folded between its `<...>` items.
+    """
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        super().parse(value, kwds)
+        kwds["decoded"] = value  # never decode `=?...?=` found in a URL
+
+    def fold(self, *, policy: Any) -> str:
+        line = f"{self.name}: {self}"
+        if len(line) <= policy.max_line_length:
+            return line + policy.linesep
+        return f"{self.name}: " + f",{policy.linesep} ".join(str(self).split(", ")) + policy.linesep
+
+
+_REGISTRY = HeaderRegistry()
+_REGISTRY.map_to_type("list-unsubscribe", _VerbatimHeader)
+POLICY = SMTP.clone(header_factory=_REGISTRY)
+"""SMTP rules (CRLF, 7-bit headers) with List-Unsubscribe kept verbatim."""
+
+# Headers the builder writes itself, or that would change who receives the message.
+_RESERVED = frozenset(
+    name.lower()
+    for name in (
+        "From", "To", "Cc", "Bcc", "Reply-To", "Sender", "Subject", "Date", "Message-ID",
+        "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Return-Path",
+        "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "In-Reply-To", "References",
+    )
+)  # fmt: skip
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,75}")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")  # fmt: skip
+_LIST_ID_JUNK = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
+_URL_MAX = 900  # keeps List-Unsubscribe under the 998-character line limit
+# Bidi embedding and override marks can make a display name read backwards.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI
+
+
+def clean_text(value: str) -> str:
+    """One line of header text: controls become spaces, whitespace collapses, `=?` splits."""
+    spaced = "".join(" " if _is_control(c) else c for c in value)
+    return " ".join(spaced.split()).replace("=?", "= ?")
+
+
+def _domain(field_name: str, value: str) -> str:
+    try:
+        ascii_domain = value.encode("idna").decode("ascii") if not value.isascii() else value
+    except UnicodeError as error:
+        raise InvalidAddress(f"{field_name}: {value!r} is not a valid domain ({error})") from None
+    if not _DOMAIN.fullmatch(ascii_domain):
+        raise InvalidAddress(f"{field_name}: {value!r} is not a valid domain")
+    return ascii_domain.lower()
+
+
+def parse_address(field_name: str, value: str, display_name: str | None = None) -> Address:
+    """A checked `Address`; raises `InvalidAddress` naming `field_name` when malformed."""
+    if any(_is_control(c) for c in value):
+        raise InvalidAddress(f"{field_name}: {value!r} contains a line break or control character")
+    addr = value.strip()
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidAddress(f"{field_name}: {value!r} is not an email address (name@domain)")
+    if not local.isascii():
+        raise InvalidAddress(f"{field_name}: {value!r} has a non-ASCII local part (unsupported)")
+    if not _LOCAL_PART.fullmatch(local) or "=?" in local:
+        raise InvalidAddress(f"{field_name}: {value!r} has an invalid local part {local!r}")
+    name = clean_text(display_name or "")
+    return Address(display_name=name, username=local, domain=_domain(field_name, domain))
+
+
+def make_message_id(key: str, domain: str) -> str:
+    """A Message-ID (without brackets) derived from the delivery key: retries keep it."""
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"{digest}@{_domain('message-id domain', domain)}"
+
+
+def _message_id(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if not at or not _LOCAL_PART.fullmatch(local) or not _DOMAIN.fullmatch(domain):
+        raise InvalidHeader(f"message_id: {value!r} is not of the form id@domain (no brackets)")
+    return f"<{value}>"
+
+
+def _url(value: str) -> str:
+    scheme = value.partition("://")[0].lower()
+    if scheme not in ("https", "http"):
+        raise InvalidHeader(f"unsubscribe_url: {value!r} must be an https:// URL")
+    if len(value) > _URL_MAX:
+        raise InvalidHeader(f"unsubscribe_url: longer than {_URL_MAX} characters")
+    if not all("!" <= c <= "~" for c in value) or any(c in '<>"' for c in value):
+        raise InvalidHeader(
+            f"unsubscribe_url: {value!r} must be printable ASCII without spaces, quotes or <>"
+        )
+    return value
+
+
+def _list_id(value: str) -> str:
+    """The list id as a dot-atom; junk characters (e.g. from an IPv6 host) become dashes."""
+    cleaned = _LIST_ID_JUNK.sub("-", value).strip(".-").replace("=?", "-")
+    if not cleaned:
+        raise InvalidHeader(f"list_id: {value!r} has no usable characters")
+    return cleaned
+
+
+def _extra_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    seen: set[str] = set()
+    extra = []
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidHeader(f"headers: {name!r} is not a valid header name")
+        if name.lower() in _RESERVED or name.lower() in seen:
+            raise InvalidHeader(f"headers: {name!r} is set by the builder or given twice")
+        seen.add(name.lower())
+        extra.append((name, clean_text(value)))
+    return extra
+
+
+def build_message(email: OutgoingEmail) -> EmailMessage:
+    """The multipart/alternative message (text, then HTML) with all list headers."""
+    if email.date.tzinfo is None or email.date.utcoffset() is None:
+        raise MessageError("date: must be timezone-aware")
+    sender = parse_address("from_email", email.from_email, email.from_name)
+    recipient = parse_address("to_email", email.to_email, email.to_name)
+    reply_to = parse_address("reply_to", email.reply_to) if email.reply_to else None
+    unsubscribe = [f"<{_url(email.unsubscribe_url)}>"]
+    if email.unsubscribe_mailto:
+        mailbox = parse_address("unsubscribe_mailto", email.unsubscribe_mailto).addr_spec
+        unsubscribe.append(f"<mailto:{mailbox}?subject=unsubscribe>")
+    # RFC 2919 names the list in a phrase: quotes and brackets there would confuse parsers.
+    list_name = clean_text(re.sub(r'[<>"\\]', " ", email.list_name))
+    list_id = f"<{_list_id(email.list_id)}>"
+
+    message = EmailMessage(policy=POLICY)
+    message["Message-ID"] = _message_id(email.message_id)
+    message["Date"] = format_datetime(email.date)
+    message["From"] = sender
+    message["To"] = recipient
+    if reply_to is not None:
+        message["Reply-To"] = reply_to
+    message["Subject"] = clean_text(email.subject)
+    message["List-Id"] = f"{list_name} {list_id}" if list_name else list_id
+    message["List-Unsubscribe"] = ", ".join(unsubscribe)
+    if email.unsubscribe_url.lower().startswith("https://"):
+        # RFC 8058 one-click unsubscribe is defined for HTTPS links only.
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for name, value in _extra_headers(email.headers):
+        message[name] = value
+    # Quoted-printable keeps every body line short and 7-bit, whatever the relay supports.
+    message.set_content(email.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(email.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for part in message.iter_parts():
+        del part["MIME-Version"]  # belongs to the top level only
+    return message
+
+
+def serialize(message: EmailMessage) -> bytes:
+    """The message as SMTP wants it: 7-bit headers, CRLF line endings."""
+    return message.as_bytes(policy=POLICY)
