@@ -47,6 +47,7 @@ class Content:
 
     def reload(self) -> bool:
         """Re-read the sequence files if any changed; True when something was reloaded."""
+        self.templates.refresh()
         stamp = self._files_stamp()
         with self._lock:
             if stamp == self._stamp:

@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
@@ -42,7 +41,7 @@ from nurture.core.journey import (
     settle,
     walk,
 )
-from nurture.core.message import MessageError, OutgoingEmail, build_message, make_message_id
+from nurture.core.message import Envelope, MessageError, OutgoingEmail, build, make_message_id
 from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
 from nurture.core.timing import next_window_opening, resolve_timezone
@@ -93,7 +92,7 @@ class Job:
     message_id: str
     attempts: int
     rendered: OutgoingEmail | None = None
-    message: EmailMessage | None = None
+    message: Envelope | None = None
     error: str | None = None
     events: list[str] = field(default_factory=list)
 
@@ -439,7 +438,7 @@ class Dispatcher:
             headers={"X-Nurture-Delivery": str(job.delivery_id)},
         )
         try:
-            job.message = build_message(job.rendered)
+            job.message = build(job.rendered)
         except MessageError as error:  # e.g. an address SMTP could not carry
             job.rendered = None
             job.error = f"message error: {error}"
@@ -484,12 +483,23 @@ class Dispatcher:
         report: TickReport,
     ) -> None:
         with self.sessions.begin() as session:
-            for job in chunk:
-                if job.error == "skipped":
-                    continue
-                delivery = session.get(Delivery, job.delivery_id)
-                enrollment = session.get(Enrollment, job.enrollment_id)
-                assert delivery is not None and enrollment is not None
+            live = [job for job in chunk if job.error != "skipped"]
+            # Two queries for the whole chunk, not two per email.
+            delivery_rows = {
+                d.id: d
+                for d in session.scalars(
+                    select(Delivery).where(Delivery.id.in_([j.delivery_id for j in live]))
+                )
+            }
+            enrollment_rows = {
+                e.id: e
+                for e in session.scalars(
+                    select(Enrollment).where(Enrollment.id.in_([j.enrollment_id for j in live]))
+                )
+            }
+            for job in live:
+                delivery = delivery_rows[job.delivery_id]
+                enrollment = enrollment_rows[job.enrollment_id]
                 delivery.updated_at = now
                 if job.rendered is not None:
                     delivery.subject = job.rendered.subject[:500]

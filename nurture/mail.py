@@ -23,13 +23,14 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from email.message import EmailMessage
-from email.utils import getaddresses
+from email.policy import default
 from pathlib import Path
 from typing import Protocol, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from nurture.core.message import InvalidAddress, parse_address, serialize
+from nurture.core.message import Envelope, InvalidAddress, envelope_of, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ SendResult: TypeAlias = Sent | RetryLater | Rejected | Uncertain
 class Mailer(Protocol):
     """Where messages go. One instance per worker thread."""
 
-    def send(self, message: EmailMessage) -> SendResult: ...
+    def send(self, message: Envelope | EmailMessage) -> SendResult: ...
 
     def close(self) -> None: ...
 
@@ -200,16 +201,6 @@ def _quote_periods(payload: bytes) -> bytes:
     return stuffed + b".\r\n"
 
 
-def _addresses(message: EmailMessage, name: str) -> list[str]:
-    header = message.get(name)
-    if header is None:
-        return []
-    found = getattr(header, "addresses", None)
-    if found is not None:
-        return [address.addr_spec for address in found]
-    return [addr for _, addr in getaddresses([str(header)]) if addr]
-
-
 class SmtpMailer:
     """Sends over one SMTP connection kept open between messages.
 
@@ -233,13 +224,10 @@ class SmtpMailer:
         self._connection: smtplib.SMTP | None = None
         self._failed: tuple[float, RetryLater] | None = None  # (monotonic time, outcome)
 
-    def send(self, message: EmailMessage) -> SendResult:
-        recipients = _addresses(message, "To") + _addresses(message, "Cc")
-        if len(recipients) != 1:
-            raise ValueError(f"a message must have exactly one recipient, not {recipients}")
-        froms = _addresses(message, "From")
-        sender = self.target.envelope_from or (froms[0] if froms else "")
-        payload = serialize(message)
+    def send(self, message: Envelope | EmailMessage) -> SendResult:
+        envelope = message if isinstance(message, Envelope) else envelope_of(message)
+        sender = self.target.envelope_from or envelope.mail_from
+        payload = envelope.data
 
         for _ in range(2):
             fresh = self._connection is None
@@ -263,7 +251,7 @@ class SmtpMailer:
             return RetryLater("SMTP server keeps closing the connection at MAIL FROM")
         if code // 100 != 2:
             return self._abort("MAIL FROM", code, reply)
-        return self._recipient_and_data(opened, recipients[0], payload)
+        return self._recipient_and_data(opened, envelope.recipient, payload)
 
     def _recipient_and_data(
         self, connection: smtplib.SMTP, recipient: str, payload: bytes
@@ -387,14 +375,16 @@ class OutboxMailer:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def path_for(self, message: EmailMessage) -> Path:
-        message_id = str(message.get("Message-ID", "")).strip().strip("<>")
+    def path_for(self, message: Envelope | EmailMessage) -> Path:
+        envelope = message if isinstance(message, Envelope) else envelope_of(message)
+        message_id = envelope.message_id
         name = _UNSAFE_NAME.sub("_", message_id)[:200].lstrip(".")
         return self.folder / f"{name or 'no-message-id'}.eml"
 
-    def send(self, message: EmailMessage) -> SendResult:
-        target = self.path_for(message)
-        data = serialize(message)
+    def send(self, message: Envelope | EmailMessage) -> SendResult:
+        envelope = message if isinstance(message, Envelope) else envelope_of(message)
+        target = self.path_for(envelope)
+        data = envelope.data
         temp: str | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -431,8 +421,10 @@ class MemoryMailer:
         """Queue outcomes for the next sends."""
         self._script.extend(results)
 
-    def send(self, message: EmailMessage) -> SendResult:
-        serialize(message)  # fail here on what SMTP could not carry
+    def send(self, message: Envelope | EmailMessage) -> SendResult:
+        envelope = message if isinstance(message, Envelope) else envelope_of(message)
+        # Keep what a receiver would parse, so tests read headers and parts as delivered.
+        message = message_from_bytes(envelope.data, _class=EmailMessage, policy=default)
         result = self._script.popleft() if self._script else Sent()
         self.attempts.append((message, result))
         if isinstance(result, Sent):

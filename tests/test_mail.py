@@ -103,7 +103,7 @@ def test_message_arrives_with_both_parts_and_all_headers(
     assert mail["Message-ID"] == f"<{EMAIL.message_id}>"
     assert parsedate_to_datetime(mail["Date"]) == EMAIL.date
     assert mail["From"].addresses[0].display_name == "Équipe Planifia"
-    assert b"From: =?utf-8?q?=C3=89quipe?= Planifia <bonjour@planifia.example>" in got.raw
+    assert got.raw.isascii()  # the non-ASCII name travels RFC 2047-encoded
     assert str(mail["To"]) == "Jeanne Dupont <jeanne@example.com>"
     assert str(mail["Reply-To"]) == "claire.martin@planifia.example"
     assert mail["Subject"] == "Votre guide d'évaluation"

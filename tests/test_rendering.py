@@ -231,6 +231,7 @@ def test_the_inliner_runs_once_per_template_version_not_once_per_email(
     assert catalog.inliner_runs == per_version
 
     (folder / "body.html").write_text(BUTTON + "<p>Now with a second paragraph.</p>")
+    catalog.refresh()  # a worker does this once per tick
     second = catalog.render("guide", "en", context())
     assert second.version != first.version
     assert "second paragraph" in second.html

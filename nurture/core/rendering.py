@@ -401,6 +401,16 @@ class TemplateCatalog:
         self._subjects: dict[str, Template] = {}
         self._problems: dict[tuple[str, str, bool, str], tuple[Problem, ...]] = {}
         self._lock = threading.RLock()
+        # Files are checked for edits once per generation, not once per email.
+        self._generation = 0
+        self._checked: dict[tuple[str, str], int] = {}
+        self._resolved: dict[tuple[str, str | None], str] = {}
+
+    def refresh(self) -> None:
+        """Look at the files again on next use (a worker calls this once per tick)."""
+        with self._lock:
+            self._generation += 1
+            self._resolved.clear()
 
     # -- what exists ----------------------------------------------------------
 
@@ -423,6 +433,14 @@ class TemplateCatalog:
 
     def resolve_locale(self, name: str, locale: str | None) -> str:
         """The locale folder used for `locale`: itself, its language, then the default."""
+        found = self._resolved.get((name, locale))
+        if found is not None:
+            return found
+        found = self._find_locale(name, locale)
+        self._resolved[(name, locale)] = found
+        return found
+
+    def _find_locale(self, name: str, locale: str | None) -> str:
         self._require(name, locale)
         for candidate in self._chain(locale):
             if (self.root / "emails" / name / candidate / "body.html").is_file():
@@ -569,6 +587,9 @@ class TemplateCatalog:
     def _entry(self, name: str, loc: str) -> _Entry:
         with self._lock:
             cached = self._entries.get((name, loc))
+            if cached is not None and self._checked.get((name, loc)) == self._generation:
+                return cached
+            self._checked[(name, loc)] = self._generation
             if cached is not None and self._unchanged(cached.sources):
                 return cached
             sources = self._load(name, loc)
