@@ -271,10 +271,14 @@ def build(email: OutgoingEmail) -> Envelope:
     def part(subtype: str, body: str) -> bytes:
         # The CRLF before each boundary belongs to the boundary, so the body keeps its own.
         return (
-            f"--{boundary}{_CRLF}"
-            f'Content-Type: text/{subtype}; charset="utf-8"{_CRLF}'
-            f"Content-Transfer-Encoding: quoted-printable{_CRLF}{_CRLF}"
-        ).encode("ascii") + _qp(body) + _CRLF.encode()
+            (
+                f"--{boundary}{_CRLF}"
+                f'Content-Type: text/{subtype}; charset="utf-8"{_CRLF}'
+                f"Content-Transfer-Encoding: quoted-printable{_CRLF}{_CRLF}"
+            ).encode("ascii")
+            + _qp(body)
+            + _CRLF.encode()
+        )
 
     data = b"".join(
         (
