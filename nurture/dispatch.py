@@ -20,6 +20,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -48,7 +49,7 @@ from nurture.core.timing import next_window_opening, resolve_timezone
 from nurture.db import skip_locked
 from nurture.enrollment import leave
 from nurture.leads import profile_of
-from nurture.mail import Mailer, Rejected, RetryLater, Sent, Uncertain
+from nurture.mail import Mailer, Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import Delivery, Enrollment, Event, Lead
 from nurture.tracking import Tokens, unsubscribe_url
 
@@ -136,6 +137,8 @@ class Dispatcher:
             website=settings.sender_website,
         )
         self._mailer: Mailer | None = None
+        # One thread owns the SMTP connection; the tick's thread renders meanwhile.
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nurture-smtp")
         # Message-IDs must differ between installations (and after a database reset):
         # derive a tag from the secret key, never reveal the key itself.
         self._id_tag = hmac.new(secret_key.encode(), b"message-id", hashlib.sha256).hexdigest()[:16]
@@ -148,7 +151,7 @@ class Dispatcher:
 
     def close(self) -> None:
         if self._mailer is not None:
-            self._mailer.close()
+            self._sender.submit(self._mailer.close).result()
             self._mailer = None
 
     # --- the tick -------------------------------------------------------------
@@ -389,17 +392,25 @@ class Dispatcher:
     # --- delivering -------------------------------------------------------------
 
     def _deliver(self, jobs: list[Job], now: datetime, report: TickReport) -> None:
-        for start in range(0, len(jobs), CHUNK):
-            chunk = jobs[start : start + CHUNK]
-            for job in chunk:
-                self._render(job, now)
+        """Send chunk after chunk; the next chunk renders while SMTP carries this one.
+
+        Only one chunk is ever `sending` at a time, so a crash leaves at most one
+        chunk uncertain; the overlap keeps the SMTP connection busy, which is where
+        the time should go.
+        """
+        chunks = [jobs[start : start + CHUNK] for start in range(0, len(jobs), CHUNK)]
+        for job in chunks[0]:
+            self._render(job, now)
+        for index, chunk in enumerate(chunks):
             ready = self._hand_over(chunk, now, report)
-            results = {
-                job.delivery_id: self.mailer.send(job.message)
-                for job in ready
-                if job.message is not None
-            }
-            self._record(chunk, results, now, report)
+            sending = self._sender.submit(self._send_all, ready)
+            if index + 1 < len(chunks):
+                for job in chunks[index + 1]:
+                    self._render(job, now)
+            self._record(chunk, sending.result(), now, report)
+
+    def _send_all(self, ready: list[Job]) -> dict[int, SendResult]:
+        return {job.delivery_id: self.mailer.send(job.message) for job in ready if job.message}
 
     def _render(self, job: Job, now: datetime) -> None:
         lead = job.facts.lead
@@ -478,7 +489,7 @@ class Dispatcher:
     def _record(
         self,
         chunk: list[Job],
-        results: dict[int, Sent | RetryLater | Rejected | Uncertain],
+        results: dict[int, SendResult],
         now: datetime,
         report: TickReport,
     ) -> None:
