@@ -291,7 +291,11 @@ def simulate(
         name, _, offset = spec.partition("@")
         assumed.append(EventFact(name, entered + _parse_offset(offset or "+0h")))
     cap = runtime.settings.frequency_cap
+    from nurture.core.timing import window_holidays
+
+    years = range(entered.year, (entered + timedelta(days=days)).year + 2)
     assumptions = Assumptions(
+        holidays=window_holidays(sequence.window, profile.country, years),
         clicks=frozenset(clicks),
         opens=frozenset(opens),
         events=tuple(assumed),

@@ -45,7 +45,7 @@ from nurture.core.journey import (
 from nurture.core.message import Envelope, MessageError, OutgoingEmail, build, make_message_id
 from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
-from nurture.core.timing import next_window_opening, resolve_timezone
+from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
 from nurture.db import skip_locked
 from nurture.enrollment import leave
 from nurture.leads import profile_of
@@ -252,8 +252,9 @@ class Dispatcher:
         report: TickReport,
     ) -> Job | None:
         position = Position(enrollment.step_id, enrollment.step_started_at)
+        holidays = window_holidays(sequence.window, facts.lead.country, (now.year, now.year + 1))
         for _ in range(len(sequence.steps) + 2):
-            result = walk(sequence, position, facts, now, tz)
+            result = walk(sequence, position, facts, now, tz, holidays)
             outcome = result.outcome
             if isinstance(outcome, Finish):
                 _finish(enrollment, outcome, now)
@@ -287,7 +288,7 @@ class Dispatcher:
             ):
                 enrollment.due_at = delivery.next_attempt_at
                 return None
-            opening = next_window_opening(now, sequence.window, tz)
+            opening = next_window_opening(now, sequence.window, tz, holidays)
             if opening > now:
                 enrollment.due_at = opening
                 enrollment.note = "deferred: outside the send window"
@@ -562,7 +563,11 @@ class Dispatcher:
     ) -> None:
         """Walk on after a settled email, so waits start counting from the send."""
         facts = settle(job.facts, job.step.id)
-        outcome = walk(job.sequence, after_send(job.step, now), facts, now, job.tz).outcome
+        holidays = window_holidays(
+            job.sequence.window, job.facts.lead.country, (now.year, now.year + 1)
+        )
+        position = after_send(job.step, now)
+        outcome = walk(job.sequence, position, facts, now, job.tz, holidays).outcome
         if isinstance(outcome, Finish):
             _finish(enrollment, outcome, now)
             report.finished += 1

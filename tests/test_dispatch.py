@@ -257,3 +257,22 @@ def test_disqualified_lead_is_not_mailed(build: Any, folders: Any) -> None:
     assert report.sent == 0 and mailer.messages == []
     with runtime.sessions() as session:
         assert session.scalars(select(Enrollment.exit_reason)).one() == "disqualified"
+
+
+def test_send_window_skips_the_leads_public_holidays(build: Any, folders: Any) -> None:
+    (folders[0] / "holiday.yaml").write_text(
+        TWO_EMAILS.format(id="holiday", trigger="start", priority=0)
+        + 'send_window:\n  days: mon-fri\n  hours: "09:00-17:00"\n  holidays: true\n'
+    )
+    mailer = MemoryMailer()
+    runtime = build(mailer)
+    may_day = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)  # Friday 1 May, 10:00 in Paris
+    with runtime.sessions.begin() as session:
+        lead, _, _ = upsert_lead(
+            session, parse_lead({"email": "j@example.com", "country": "FR"}), may_day
+        )
+        on_event(session, runtime.content, lead, "start", {}, may_day)
+    assert runtime.dispatcher.tick(may_day).deferred == 1  # a French public holiday
+    with runtime.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+    assert enrollment.due_at == datetime(2026, 5, 4, 7, 0, tzinfo=UTC)  # Monday 09:00 Paris

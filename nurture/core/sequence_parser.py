@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Protocol, TypeVar
@@ -542,18 +542,22 @@ def _exit(reader: Reader, node: Located | None) -> ExitRules:
 
 
 def _send_window(reader: Reader, node: Located | None) -> SendWindow | None:
-    found = reader.mapping(node, "send_window", ("days", "hours"), ("days", "hours"))
+    found = reader.mapping(node, "send_window", ("days", "hours", "holidays"), ("days", "hours"))
     if found is None:
         return None
     days = reader.strings(found.get("days"), "send_window.days", 'days such as "mon-fri"')
     hours = reader.string(found.get("hours"), "send_window.hours", 'hours such as "09:00-17:30"')
+    skip_holidays = False
+    if found.get("holidays") is not None:
+        skip_holidays = bool(reader.boolean(found.get("holidays"), "send_window.holidays"))
     if days is None or hours is None:
         return None
     try:
         # One text may be a named set ("weekdays", "every day"), so it stays one text.
         written = [item.text for item in days]
         single = isinstance(found.get("days"), LocatedScalar)
-        return parse_send_window(written[0] if single else written, hours)
+        window = parse_send_window(written[0] if single else written, hours)
+        return replace(window, holidays=skip_holidays)
     except ValueError as exc:
         # The message says which half is wrong; point at that half's line.
         field = "days" if str(exc).startswith("expected days") else "hours"

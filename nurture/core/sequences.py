@@ -69,6 +69,8 @@ class SendWindow:
     days: frozenset[int]
     start: time
     end: time
+    # Skip the public holidays of the lead's country (and count business days without them).
+    holidays: bool = False
 
 
 class TriggerKind(StrEnum):

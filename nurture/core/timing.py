@@ -151,7 +151,8 @@ def parse_send_window(days: str | list[str], hours: str) -> SendWindow:
 
     A range may wrap over the weekend ("fri-mon"). "00:00-24:00" allows the whole day.
     """
-    return SendWindow(days=_parse_days(days), **_parse_hours(hours))
+    bounds = _parse_hours(hours)
+    return SendWindow(days=_parse_days(days), start=bounds["start"], end=bounds["end"])
 
 
 def _parse_days(days: str | list[str]) -> frozenset[int]:
@@ -407,3 +408,12 @@ def _first_second(lo: datetime, hi: datetime, reached: Callable[[datetime], bool
         else:
             low = middle
     return datetime.fromtimestamp(high, UTC)
+
+
+def window_holidays(
+    window: SendWindow | None, country: str | None, years: Iterable[int]
+) -> frozenset[date]:
+    """The holidays a send window skips for a lead of `country`: none unless it asks."""
+    if window is None or not window.holidays:
+        return frozenset()
+    return holiday_dates(country, years)
