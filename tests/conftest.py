@@ -8,6 +8,7 @@ between tests. Under CI=true an unreachable PostgreSQL fails the run.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,15 @@ def make_runtime(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Ru
     yield build
     for runtime in made:
         runtime.close()
+
+
+@pytest.fixture
+def content_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty sequences folder and a templates folder with the layouts and one email,
+    `example`, for tests that write their own sequence files."""
+    sequences = tmp_path / "sequences"
+    sequences.mkdir()
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates" / "layouts", templates / "layouts")
+    shutil.copytree(ROOT / "templates" / "emails" / "_example", templates / "emails" / "example")
+    return sequences, templates

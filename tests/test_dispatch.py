@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -50,13 +49,8 @@ def sequence_file(
 
 
 @pytest.fixture
-def folders(tmp_path: Path) -> tuple[Path, Path]:
-    sequences = tmp_path / "sequences"
-    sequences.mkdir()
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates" / "layouts", templates / "layouts")
-    shutil.copytree(ROOT / "templates" / "emails" / "_example", templates / "emails" / "example")
-    return sequences, templates
+def folders(content_dirs: tuple[Path, Path]) -> tuple[Path, Path]:
+    return content_dirs
 
 
 @pytest.fixture

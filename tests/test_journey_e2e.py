@@ -6,7 +6,6 @@ click and an exit on a goal — through the real API, dispatcher and database.
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,13 +61,11 @@ def utc(*args: int) -> datetime:
 
 
 @pytest.fixture
-def world(make_runtime: Any, tmp_path: Path) -> tuple[Runtime, FlaskClient, MemoryMailer, str]:
-    sequences = tmp_path / "sequences"
-    sequences.mkdir()
+def world(
+    make_runtime: Any, content_dirs: tuple[Path, Path]
+) -> tuple[Runtime, FlaskClient, MemoryMailer, str]:
+    sequences, templates = content_dirs
     (sequences / "trial.yaml").write_text(SEQUENCE)
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates" / "layouts", templates / "layouts")
-    shutil.copytree(ROOT / "templates" / "emails" / "_example", templates / "emails" / "example")
     mailer = MemoryMailer()
     runtime: Runtime = make_runtime(
         mailer_factory=lambda: mailer, sequences_dir=sequences, templates_dir=templates

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,13 +53,9 @@ steps:
 
 
 def test_leads_inside_keep_their_version_new_leads_get_the_new_one(
-    make_runtime: Any, tmp_path: Path
+    make_runtime: Any, content_dirs: tuple[Path, Path]
 ) -> None:
-    sequences = tmp_path / "sequences"
-    sequences.mkdir()
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates" / "layouts", templates / "layouts")
-    shutil.copytree(ROOT / "templates" / "emails" / "_example", templates / "emails" / "example")
+    sequences, templates = content_dirs
     path = sequences / "onboarding.yaml"
     path.write_text(V1)
     mailer = MemoryMailer()
@@ -108,13 +103,11 @@ def test_leads_inside_keep_their_version_new_leads_get_the_new_one(
     assert len(mailer.messages) == 4  # nothing re-sent, nothing skipped
 
 
-def test_pinned_version_survives_a_restart(make_runtime: Any, tmp_path: Path) -> None:
+def test_pinned_version_survives_a_restart(
+    make_runtime: Any, content_dirs: tuple[Path, Path]
+) -> None:
     """A new process that never saw v1 reads it back from the database."""
-    sequences = tmp_path / "sequences"
-    sequences.mkdir()
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates" / "layouts", templates / "layouts")
-    shutil.copytree(ROOT / "templates" / "emails" / "_example", templates / "emails" / "example")
+    sequences, templates = content_dirs
     (sequences / "onboarding.yaml").write_text(V1)
     first: Runtime = make_runtime(
         mailer_factory=MemoryMailer, sequences_dir=sequences, templates_dir=templates

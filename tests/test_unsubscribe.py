@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,18 +37,12 @@ steps:
 
 
 @pytest.fixture
-def mailed(make_runtime: Any, tmp_path: Path) -> Any:
-    (tmp_path / "sequences").mkdir()
-    (tmp_path / "sequences" / "news.yaml").write_text(SEQUENCE)
-    shutil.copytree(ROOT / "templates" / "layouts", tmp_path / "templates" / "layouts")
-    shutil.copytree(
-        ROOT / "templates" / "emails" / "_example", tmp_path / "templates" / "emails" / "example"
-    )
+def mailed(make_runtime: Any, content_dirs: tuple[Path, Path]) -> Any:
+    sequences, templates = content_dirs
+    (sequences / "news.yaml").write_text(SEQUENCE)
     mailer = MemoryMailer()
     runtime = make_runtime(
-        mailer_factory=lambda: mailer,
-        sequences_dir=tmp_path / "sequences",
-        templates_dir=tmp_path / "templates",
+        mailer_factory=lambda: mailer, sequences_dir=sequences, templates_dir=templates
     )
     with runtime.sessions.begin() as session:
         lead, _, _ = upsert_lead(session, parse_lead({"email": "u@example.com"}), T0)

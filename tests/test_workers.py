@@ -5,7 +5,6 @@ loses nothing except what it honestly marks uncertain.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,14 +39,9 @@ steps:
 """
 
 
-def content(tmp_path: Path) -> tuple[Path, Path]:
-    sequences = tmp_path / "sequences"
-    sequences.mkdir()
-    (sequences / "burst.yaml").write_text(TWO_EMAILS)
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates" / "layouts", templates / "layouts")
-    shutil.copytree(ROOT / "templates" / "emails" / "_example", templates / "emails" / "example")
-    return sequences, templates
+def content(content_dirs: tuple[Path, Path]) -> tuple[Path, Path]:
+    (content_dirs[0] / "burst.yaml").write_text(TWO_EMAILS)
+    return content_dirs
 
 
 def worker_env(runtime: Any, smtp_url: str, **extra: str) -> dict[str, str]:
@@ -77,9 +71,9 @@ def statuses(runtime: Any) -> Counter[str]:
 
 @pytest.mark.parametrize("processes", [2, 4])
 def test_parallel_workers_deliver_every_step_exactly_once(
-    processes: int, postgres_url: str, make_runtime: Any, tmp_path: Path
+    processes: int, postgres_url: str, make_runtime: Any, content_dirs: tuple[Path, Path]
 ) -> None:
-    sequences, templates = content(tmp_path)
+    sequences, templates = content(content_dirs)
     runtime = make_runtime(sequences_dir=sequences, templates_dir=templates)
     leads = 1500  # two emails each: 3 000 due steps
     seed_due(runtime, "burst", leads, datetime.now(UTC))
@@ -109,9 +103,9 @@ def test_parallel_workers_deliver_every_step_exactly_once(
 
 
 def test_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(
-    make_runtime: Any, tmp_path: Path
+    make_runtime: Any, content_dirs: tuple[Path, Path]
 ) -> None:
-    sequences, templates = content(tmp_path)
+    sequences, templates = content(content_dirs)
     runtime = make_runtime(sequences_dir=sequences, templates_dir=templates, lease_seconds=30)
     leads = 200
     seed_due(runtime, "burst", leads, datetime.now(UTC))
