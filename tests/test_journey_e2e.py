@@ -19,8 +19,6 @@ from nurture.app import create_app
 from nurture.mail import MemoryMailer
 from nurture.runtime import Runtime
 
-ROOT = Path(__file__).resolve().parent.parent
-
 SEQUENCE = """\
 id: trial
 name: Trial nurture

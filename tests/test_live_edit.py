@@ -15,7 +15,6 @@ from nurture.mail import MemoryMailer
 from nurture.models import Delivery, Enrollment, Lead
 from nurture.runtime import Runtime
 
-ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 V1 = """\

@@ -17,7 +17,6 @@ from nurture.leads import upsert_lead
 from nurture.mail import MemoryMailer
 from nurture.models import Delivery, Lead
 
-ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SEQUENCE = """\
 id: news

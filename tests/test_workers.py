@@ -23,7 +23,6 @@ from nurture.seeding import seed_due
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 TWO_EMAILS = """\
 id: burst
 name: Burst
