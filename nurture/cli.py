@@ -196,8 +196,9 @@ def preview(
     part: str,
 ) -> None:
     """Render one email of a sequence (HTML and text) for a sample or real lead."""
-    from nurture.core.rendering import EmailContext, RenderError, Sender
+    from nurture.core.rendering import EmailContext, RenderError
     from nurture.core.sequences import EmailStep
+    from nurture.dispatch import sender_of
 
     runtime = _runtime(ctx)
     sequence = runtime.content.get(sequence_id)
@@ -217,13 +218,7 @@ def preview(
     context = EmailContext(
         lead=profile,
         rep=profile.rep,
-        sender=Sender(
-            name=settings.sender_name,
-            company=settings.sender_company,
-            email=settings.sender_email,
-            postal_address=settings.postal_address,
-            website=settings.sender_website,
-        ),
+        sender=sender_of(settings),
         unsubscribe_url=f"{settings.base_url}/u/preview",
         sequence=sequence.id,
         step=step.id,

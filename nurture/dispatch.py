@@ -129,13 +129,7 @@ class Dispatcher:
         self.content = content
         self.mailer_factory = mailer_factory
         self.tokens = Tokens(secret_key)
-        self.sender = Sender(
-            name=settings.sender_name,
-            company=settings.sender_company,
-            email=settings.sender_email,
-            postal_address=settings.postal_address,
-            website=settings.sender_website,
-        )
+        self.sender = sender_of(settings)
         self._mailer: Mailer | None = None
         # One thread owns the SMTP connection; the tick's thread renders meanwhile.
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nurture-smtp")
@@ -576,6 +570,17 @@ class Dispatcher:
         else:
             _place(enrollment, outcome.position)
             enrollment.due_at = now  # another email right away: the next batch takes it
+
+
+def sender_of(settings: Settings) -> Sender:
+    """Who the emails come from, as the templates' footer shows it."""
+    return Sender(
+        name=settings.sender_name,
+        company=settings.sender_company,
+        email=settings.sender_email,
+        postal_address=settings.postal_address,
+        website=settings.sender_website,
+    )
 
 
 def _place(enrollment: Enrollment, position: Position) -> None:
