@@ -192,6 +192,10 @@ class Dispatcher:
                 (d.enrollment_id, d.step_id): d
                 for d in session.scalars(select(Delivery).where(Delivery.enrollment_id.in_(ids)))
             }
+            settled: dict[int, frozenset[str]] = {}
+            for (enrollment_id, step_id), delivery in deliveries.items():
+                if delivery.status in SETTLED:
+                    settled[enrollment_id] = settled.get(enrollment_id, frozenset()) | {step_id}
             engaged = self._engagement(session, ids)
             cap_times = self._cap_times(session, lead_ids, now)
             sequences = {
@@ -207,11 +211,7 @@ class Dispatcher:
                     report.finished += 1
                     continue
                 profile = profile_of(lead)
-                done = frozenset(
-                    step
-                    for (eid, step), d in deliveries.items()
-                    if eid == enrollment.id and d.status in SETTLED
-                )
+                done = settled.get(enrollment.id, frozenset())
                 facts = Facts(
                     lead=profile,
                     clicked=engaged["email_clicked"].get(enrollment.id, frozenset()),
