@@ -269,3 +269,28 @@ def test_send_window_skips_the_leads_public_holidays(build: Any, folders: Any) -
     with runtime.sessions() as session:
         enrollment = session.scalars(select(Enrollment)).one()
     assert enrollment.due_at == datetime(2026, 5, 4, 7, 0, tzinfo=UTC)  # Monday 09:00 Paris
+
+
+@pytest.mark.parametrize(
+    ("reentry", "enrolled_again"),
+    [("never", [False, False]), ("{after: 10 days}", [False, True])],
+)
+def test_reentry_policy(build: Any, folders: Any, reentry: str, enrolled_again: list[bool]) -> None:
+    path = sequence_file(folders[0], "two")
+    path.write_text(path.read_text().replace("entry:\n", f"entry:\n  reentry: {reentry}\n"))
+    mailer = MemoryMailer()
+    runtime = build(mailer)
+    enter(runtime, "k@example.com")
+    runtime.dispatcher.tick(T0)
+    runtime.dispatcher.tick(T0 + timedelta(days=1))  # second email: the lead has finished
+    outcomes = []
+    for moment in (T0 + timedelta(days=3), T0 + timedelta(days=12)):
+        with runtime.sessions.begin() as session:
+            lead = find_lead(session, "k@example.com")
+            assert lead is not None
+            outcomes.append(bool(on_event(session, runtime.content, lead, "start", {}, moment)))
+    assert outcomes == enrolled_again
+    if enrolled_again[-1]:
+        runtime.dispatcher.tick(T0 + timedelta(days=12))
+        steps = [step for _, step, _ in deliveries(runtime)]
+        assert steps == ["first", "second", "first"]  # a new cycle gets its emails again
