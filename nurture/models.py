@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -75,7 +77,15 @@ class Lead(Base):
     source: Mapped[str | None] = mapped_column(String(100))
     campaign: Mapped[str | None] = mapped_column(String(200))
     stage: Mapped[str] = mapped_column(String(20), default="lead")
-    score: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[int] = mapped_column(Integer, default=0)  # rounded, as last computed
+    grade: Mapped[str | None] = mapped_column(String(1))
+    behaviour_points: Mapped[float] = mapped_column(  # as of last_activity_at
+        Float, default=0.0, server_default=text("0")
+    )
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cycle: Mapped[int] = mapped_column(  # promotion cycle; recycling adds one
+        Integer, default=1, server_default=text("1")
+    )
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     rep_name: Mapped[str | None] = mapped_column(String(200))
@@ -98,6 +108,7 @@ class Event(Base):
     delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
     )
+    classification: Mapped[str | None] = mapped_column(String(20))  # opens and clicks only
     origin: Mapped[str] = mapped_column(String(20), default="api")
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -172,6 +183,10 @@ class Delivery(Base):
     subject: Mapped[str | None] = mapped_column(String(500))
     locale: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
+    links: Mapped[list[str]] = mapped_column(  # the original URLs, by index
+        JSONType, default=list, server_default=text("'[]'")
+    )
+    honeypot: Mapped[int | None] = mapped_column(Integer)  # the index of the hidden link
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -186,3 +201,144 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrackingHit(Base):
+    """One open or click as it arrived, with its classification and the reasons."""
+
+    __tablename__ = "tracking_hits"
+    __table_args__ = (Index("ix_tracking_hits_delivery_at", "delivery_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # open | click
+    link: Mapped[int | None] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(10))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    classification: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScoreChange(Base):
+    """Every change of a lead's score, with its reason and the event behind it."""
+
+    __tablename__ = "score_changes"
+    __table_args__ = (Index("ix_score_changes_lead_at", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    points: Mapped[float] = mapped_column(Float)
+    rule: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))
+    score_after: Mapped[float] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StageChange(Base):
+    """Every lifecycle transition: when, from, to, and why."""
+
+    __tablename__ = "stage_changes"
+    __table_args__ = (Index("ix_stage_changes_lead_at", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    from_stage: Mapped[str] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    cause: Mapped[str] = mapped_column(String(300))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Promotion(Base):
+    """A lead handed to sales, once per lead per cycle; the CRM's answer lands here."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (UniqueConstraint("lead_id", "cycle"), Index("ix_promotions_status", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    cycle: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    rep_name: Mapped[str | None] = mapped_column(String(200))
+    rep_email: Mapped[str | None] = mapped_column(String(320))
+    routing_rule: Mapped[str | None] = mapped_column(String(200))
+    # pending | accepted | rejected | opportunity | won | lost
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    amount: Mapped[float | None] = mapped_column(Float)
+    feedback_reason: Mapped[str | None] = mapped_column(String(500))
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
+    sla_breached: Mapped[bool] = mapped_column(default=False)
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CrmPush(Base):
+    """The outbox: one row per message to the CRM, committed with the change it reports."""
+
+    __tablename__ = "crm_pushes"
+    __table_args__ = (Index("ix_crm_pushes_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int | None] = mapped_column(
+        ForeignKey("promotions.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))  # e.g. lead.promoted, lead.escalated
+    webhook_id: Mapped[str] = mapped_column(String(64), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # pending | delivered | dead (retries exhausted or endpoint gone)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EndpointState(Base):
+    """An outgoing webhook endpoint the receiver told us to stop using (HTTP 410)."""
+
+    __tablename__ = "endpoint_states"
+
+    url: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class SalesFeedback(Base):
+    """Each answer the CRM sent, as received (replays are recognised by `external_id`)."""
+
+    __tablename__ = "sales_feedback"
+    __table_args__ = (UniqueConstraint("external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotions.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Digest(Base):
+    """The daily top leads sent to one rep on one local day: sent once."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("rep_email", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rep_email: Mapped[str] = mapped_column(String(320))
+    day: Mapped[str] = mapped_column(String(10))  # the rep's local date, ISO
+    leads: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
