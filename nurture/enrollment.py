@@ -22,10 +22,10 @@ from nurture.core.admission import (
     exit_on_stage,
     may_reenter,
 )
-from nurture.core.sequences import TriggerKind
+from nurture.core.sequences import Sequence, TriggerKind
 from nurture.core.timing import resolve_timezone
 from nurture.leads import add_event, profile_of
-from nurture.models import Delivery, Enrollment, Lead
+from nurture.models import Delivery, Enrollment, Lead, StageChange
 
 ENGAGEMENT = frozenset({"email_opened", "email_clicked"})
 
@@ -37,41 +37,54 @@ def enrol(
     profile = profile_of(lead)
     entered: list[Enrollment] = []
     for sequence in content.live():
-        trigger = admitting_trigger(sequence, occurrence, profile)
-        if trigger is None:
+        if admitting_trigger(sequence, occurrence, profile) is None:
             continue
-        latest = session.scalar(
-            select(Enrollment)
-            .where(Enrollment.lead_id == lead.id, Enrollment.sequence_id == sequence.id)
-            .order_by(Enrollment.cycle.desc())
-            .limit(1)
-        )
-        tz = resolve_timezone(profile.timezone, profile.country, sequence.timezone)
-        if latest is not None and (
-            latest.status == "active" or not may_reenter(sequence, latest.left_at, now, tz)
-        ):
-            continue
-        content.store_versions(session, now)
-        enrollment = Enrollment(
-            lead_id=lead.id,
-            sequence_id=sequence.id,
-            version=sequence.version,
-            cycle=(latest.cycle + 1) if latest else 1,
-            status="active",
-            step_id=sequence.first_step,
-            step_started_at=now,
-            due_at=now,
-            priority=sequence.priority,
-            trigger=occurrence.describe(),
-            entered_at=now,
-        )
-        try:
-            with session.begin_nested():
-                session.add(enrollment)
-        except IntegrityError:
-            continue  # another process enrolled it first: once is what we want
-        entered.append(enrollment)
+        enrollment = enter(session, content, lead, sequence, occurrence.describe(), now)
+        if enrollment is not None:
+            entered.append(enrollment)
     return entered
+
+
+def enter(
+    session: Session,
+    content: Content,
+    lead: Lead,
+    sequence: Sequence,
+    trigger: str,
+    now: datetime,
+) -> Enrollment | None:
+    """Put the lead in this sequence unless it is inside, or its re-entry policy says no."""
+    latest = session.scalar(
+        select(Enrollment)
+        .where(Enrollment.lead_id == lead.id, Enrollment.sequence_id == sequence.id)
+        .order_by(Enrollment.cycle.desc())
+        .limit(1)
+    )
+    tz = resolve_timezone(lead.timezone, lead.country, sequence.timezone)
+    if latest is not None and (
+        latest.status == "active" or not may_reenter(sequence, latest.left_at, now, tz)
+    ):
+        return None
+    content.store_versions(session, now)
+    enrollment = Enrollment(
+        lead_id=lead.id,
+        sequence_id=sequence.id,
+        version=sequence.version,
+        cycle=(latest.cycle + 1) if latest else 1,
+        status="active",
+        step_id=sequence.first_step,
+        step_started_at=now,
+        due_at=now,
+        priority=sequence.priority,
+        trigger=trigger[:200],
+        entered_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(enrollment)
+    except IntegrityError:
+        return None  # another process enrolled it first: once is what we want
+    return enrollment
 
 
 def leave(
@@ -161,14 +174,38 @@ def on_stage(
 
 
 def set_stage(
-    session: Session, content: Content, lead: Lead, stage: str, now: datetime
+    session: Session,
+    content: Content,
+    lead: Lead,
+    stage: str,
+    now: datetime,
+    cause: str = "set by the API",
+    event_id: int | None = None,
 ) -> list[Enrollment]:
+    """Move the lead to `stage`, recording when, from where and why; then exits and entries."""
     if stage == lead.stage:
         return []
     previous = lead.stage
     lead.stage = stage
     lead.updated_at = now
-    add_event(session, lead, "stage_changed", now, {"from": previous, "to": stage}, origin="engine")
+    session.add(
+        StageChange(
+            lead_id=lead.id,
+            from_stage=previous,
+            to_stage=stage,
+            cause=cause[:300],
+            event_id=event_id,
+            at=now,
+        )
+    )
+    add_event(
+        session,
+        lead,
+        "stage_changed",
+        now,
+        {"from": previous, "to": stage, "cause": cause},
+        origin="engine",
+    )
     return on_stage(session, content, lead, stage, now)
 
 
