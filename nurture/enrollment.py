@@ -25,7 +25,7 @@ from nurture.core.admission import (
 from nurture.core.sequences import Sequence, TriggerKind
 from nurture.core.timing import resolve_timezone
 from nurture.leads import add_event, profile_of
-from nurture.models import Delivery, Enrollment, Lead, StageChange
+from nurture.models import Delivery, Enrollment, Event, Lead, StageChange
 
 ENGAGEMENT = frozenset({"email_opened", "email_clicked"})
 
@@ -126,15 +126,29 @@ def on_event(
     delivery_id: int | None = None,
 ) -> list[Enrollment]:
     """Record an event, exit on goals, wake waits on it, enrol on triggers."""
-    if delivery_id is None and name in ENGAGEMENT and properties.get("message_id"):
-        # Opens and clicks reported from outside (an ESP, a proxy) name the Message-ID.
-        delivery_id = session.scalar(
-            select(Delivery.id).where(
-                Delivery.message_id == str(properties["message_id"]).strip("<>"),
-                Delivery.lead_id == lead.id,
-            )
+    if delivery_id is None:
+        delivery_id = delivery_of(session, lead, name, properties)
+    event = add_event(session, lead, name, now, properties, occurred_at, origin, delivery_id)
+    return react(session, content, lead, event, now)
+
+
+def delivery_of(session: Session, lead: Lead, name: str, properties: dict[str, Any]) -> int | None:
+    """Opens and clicks reported from outside (an ESP, a proxy) name the Message-ID."""
+    if name not in ENGAGEMENT or not properties.get("message_id"):
+        return None
+    return session.scalar(
+        select(Delivery.id).where(
+            Delivery.message_id == str(properties["message_id"]).strip("<>"),
+            Delivery.lead_id == lead.id,
         )
-    add_event(session, lead, name, now, properties, occurred_at, origin, delivery_id)
+    )
+
+
+def react(
+    session: Session, content: Content, lead: Lead, event: Event, now: datetime
+) -> list[Enrollment]:
+    """What an event does to sequences: exits on goals, wakes waits, entries on triggers."""
+    name = event.name
     for enrollment in _active(session, lead.id):
         sequence = content.pinned(session, enrollment.sequence_id, enrollment.version)
         reason = exit_on_event(sequence, name)
@@ -142,7 +156,8 @@ def on_event(
             leave(session, lead.id, reason, now, [enrollment.sequence_id])
         elif enrollment.waiting_for == name:
             enrollment.due_at = now  # the wait re-checks its condition at the next tick
-    return enrol(session, content, lead, Occurrence(TriggerKind.EVENT, name, properties), now)
+    occurrence = Occurrence(TriggerKind.EVENT, name, dict(event.properties or {}))
+    return enrol(session, content, lead, occurrence, now)
 
 
 def on_created(session: Session, content: Content, lead: Lead, now: datetime) -> list[Enrollment]:

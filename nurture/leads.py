@@ -82,8 +82,10 @@ def add_event(
     occurred_at: datetime | None = None,
     origin: str = "api",
     delivery_id: int | None = None,
+    classification: str | None = None,
 ) -> Event:
     event = Event(
+        classification=classification,
         lead_id=lead.id,
         name=name,
         properties=properties or {},
