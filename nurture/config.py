@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,6 +55,16 @@ class Settings:
     max_attempts: int = 8
     host: str = "127.0.0.1"
     port: int = 5000
+    scoring_file: Path = Path("sequences/rules/scoring.yaml")
+    routing_file: Path = Path("sequences/rules/routing.yaml")
+    sla_hours: int = 24  # a promotion not accepted by then is escalated, then reassigned
+    recycle_sequence: str | None = None  # where leads rejected by sales go back to
+    digest_hour: int = 8  # the daily top leads leave at this hour, the rep's local time
+    digest_size: int = 3
+
+    @property
+    def sla(self) -> timedelta:
+        return timedelta(hours=self.sla_hours)
 
     @property
     def message_id_domain(self) -> str:
@@ -134,6 +145,13 @@ def _frequency_cap(value: str) -> FrequencyCap:
     return FrequencyCap(int(match.group(1)), int(match.group(2)))
 
 
+def _hour(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 23:
+        raise ValueError("expected an hour from 0 to 23")
+    return number
+
+
 def _secret(value: str) -> str:
     if len(value) < 16:
         raise ValueError("expected at least 16 characters")
@@ -165,6 +183,12 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "max_attempts": _positive_int,
     "host": str,
     "port": _positive_int,
+    "scoring_file": _path,
+    "routing_file": _path,
+    "sla_hours": _positive_int,
+    "recycle_sequence": str,
+    "digest_hour": _hour,
+    "digest_size": _positive_int,
 }
 
 

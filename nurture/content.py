@@ -17,9 +17,20 @@ from sqlalchemy.orm import Session
 
 from nurture.core.problems import Problem
 from nurture.core.rendering import TemplateCatalog
+from nurture.core.routing import RoutingModel
+from nurture.core.routing_parser import load_routing
+from nurture.core.scoring import ScoringModel
+from nurture.core.scoring_parser import load_scoring
 from nurture.core.sequence_parser import load_directory, parse_sequence
 from nurture.core.sequences import Sequence
 from nurture.models import SequenceVersion
+
+
+def _stamp(path: Path | None) -> tuple[float, int] | None:
+    if path is None or not path.exists():
+        return None
+    found = path.stat()
+    return (found.st_mtime, found.st_size)
 
 
 class UnknownVersion(LookupError):
@@ -27,8 +38,21 @@ class UnknownVersion(LookupError):
 
 
 class Content:
-    def __init__(self, sequences_dir: Path, templates_dir: Path, default_locale: str = "en"):
+    def __init__(
+        self,
+        sequences_dir: Path,
+        templates_dir: Path,
+        default_locale: str = "en",
+        scoring_file: Path | None = None,
+        routing_file: Path | None = None,
+    ):
         self.sequences_dir = sequences_dir
+        self.scoring_file = scoring_file
+        self.routing_file = routing_file
+        self.scoring: ScoringModel | None = None
+        self.routing: RoutingModel | None = None
+        self.rule_problems: tuple[Problem, ...] = ()
+        self._rules_stamp: tuple[tuple[float, int] | None, ...] | None = None
         self.templates = TemplateCatalog(templates_dir, default_locale=default_locale)
         self._lock = threading.Lock()
         self._live: dict[str, Sequence] = {}
@@ -45,9 +69,30 @@ class Content:
         )
         return tuple((p.name, p.stat().st_mtime, p.stat().st_size) for p in files)
 
+    def _reload_rules(self) -> None:
+        stamp = tuple(_stamp(path) for path in (self.scoring_file, self.routing_file))
+        if stamp == self._rules_stamp:
+            return
+        problems: list[Problem] = []
+        if self.scoring_file is not None and self.scoring_file.exists():
+            scored = load_scoring(self.scoring_file)
+            problems += scored.problems
+            self.scoring = scored.model
+        else:
+            self.scoring = None
+        if self.routing_file is not None and self.routing_file.exists():
+            routed = load_routing(self.routing_file)
+            problems += routed.problems
+            self.routing = routed.model
+        else:
+            self.routing = None
+        self.rule_problems = tuple(problems)
+        self._rules_stamp = stamp
+
     def reload(self) -> bool:
         """Re-read the sequence files if any changed; True when something was reloaded."""
         self.templates.refresh()
+        self._reload_rules()
         stamp = self._files_stamp()
         with self._lock:
             if stamp == self._stamp:

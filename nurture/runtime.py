@@ -34,7 +34,13 @@ class Runtime:
 
     @cached_property
     def content(self) -> Content:
-        return Content(self.settings.sequences_dir, self.settings.templates_dir)
+        settings = self.settings
+        return Content(
+            settings.sequences_dir,
+            settings.templates_dir,
+            scoring_file=settings.scoring_file,
+            routing_file=settings.routing_file,
+        )
 
     @cached_property
     def secret_key(self) -> str:

@@ -13,9 +13,11 @@ from werkzeug.exceptions import HTTPException
 
 from nurture.apikeys import check_key
 from nurture.core.intake import InvalidInput, normalise_email, parse_event, parse_lead
-from nurture.enrollment import on_created, on_event, on_tags, set_stage
+from nurture.enrollment import on_created, on_tags, set_stage
+from nurture.evidence import record
 from nurture.leads import find_lead, upsert_lead
 from nurture.models import Delivery, Enrollment, Event, Lead
+from nurture.scores import follow
 from nurture.web import request_now, runtime
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -170,6 +172,7 @@ def put_lead() -> Response:
             set_stage(session, rt.content, lead, stage, now)
         if new_tags:
             on_tags(session, rt.content, lead, new_tags, now)
+        follow(session, rt.content, lead, now, rt.settings.sla)  # fit may have changed
         body = lead_json(session, lead, detail=True)
     response = jsonify(body)
     response.status_code = 201 if created else 200
@@ -203,8 +206,15 @@ def post_event(email: str) -> Response:
         lead = _lead_or_404(session, email)
         if lead is None:
             return problem(404, "not_found", f"no lead with email {email!r}")
-        entered = on_event(
-            session, rt.content, lead, data.name, dict(data.properties), now, data.occurred_at
+        _, entered = record(
+            session,
+            rt.content,
+            rt.settings,
+            lead,
+            data.name,
+            dict(data.properties),
+            now,
+            occurred_at=data.occurred_at,
         )
         body = {"recorded": data.name, "enrolled": [e.sequence_id for e in entered]}
     response = jsonify(body)
