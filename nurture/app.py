@@ -26,9 +26,10 @@ def create_app(
     app.config["SECRET_KEY"] = runtime.secret_key
     app.extensions["nurture"] = runtime
 
-    from nurture.web import api, health, unsubscribe
+    from nurture.web import api, health, tracking, unsubscribe
 
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(tracking.blueprint)
     app.register_blueprint(unsubscribe.blueprint)
     app.register_blueprint(health.blueprint)
     return app

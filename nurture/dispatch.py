@@ -42,6 +42,7 @@ from nurture.core.journey import (
     settle,
     walk,
 )
+from nurture.core.links import rewrite
 from nurture.core.message import Envelope, MessageError, OutgoingEmail, build, make_message_id
 from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
@@ -51,7 +52,7 @@ from nurture.enrollment import leave
 from nurture.leads import profile_of
 from nurture.mail import Mailer, Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import Delivery, Enrollment, Event, Lead
-from nurture.tracking import Tokens, unsubscribe_url
+from nurture.tracking import Tokens, click_url, open_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Job:
     attempts: int
     rendered: OutgoingEmail | None = None
     message: Envelope | None = None
+    links: list[str] = field(default_factory=list)
+    honeypot: int | None = None
     error: str | None = None
     events: list[str] = field(default_factory=list)
 
@@ -342,6 +345,8 @@ class Dispatcher:
             .where(
                 Delivery.enrollment_id.in_(ids),
                 Event.name.in_(("email_clicked", "email_opened")),
+                # Branches follow people: scanner clicks and machine opens don't count.
+                Event.classification == "human",
             )
         )
         for enrollment_id, step_id, name in rows:
@@ -409,8 +414,8 @@ class Dispatcher:
 
     def _render(self, job: Job, now: datetime) -> None:
         lead = job.facts.lead
-        token = self.tokens.unsubscribe(job.delivery_id)
-        link = unsubscribe_url(self.settings.base_url, token)
+        base = self.settings.base_url
+        link = unsubscribe_url(base, self.tokens.unsubscribe(job.delivery_id))
         context = EmailContext(
             lead=lead,
             rep=lead.rep,
@@ -425,6 +430,16 @@ class Dispatcher:
         except RenderError as error:
             job.error = f"render error: {error}"
             return
+        tracked = rewrite(
+            rendered.html,
+            rendered.text,
+            lambda index: click_url(base, self.tokens.click(job.delivery_id, index)),
+            open_url(base, self.tokens.open(job.delivery_id)),
+            self.settings.sender_website,  # the honeypot's target: harmless if followed
+            keep=lambda url: url.startswith(f"{base}/u/"),
+        )
+        job.links = list(tracked.links)
+        job.honeypot = tracked.honeypot_index
         full_name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or None
         job.rendered = OutgoingEmail(
             message_id=job.message_id,
@@ -434,8 +449,8 @@ class Dispatcher:
             to_email=lead.email,
             reply_to=(lead.rep.email if lead.rep else None) or self.settings.reply_to,
             subject=rendered.subject,
-            html=rendered.html,
-            text=rendered.text,
+            html=tracked.html,
+            text=tracked.text,
             list_id=f"{job.sequence.id}.{self.settings.list_id_domain}",
             list_name=job.sequence.name,
             unsubscribe_url=link,
@@ -478,6 +493,14 @@ class Dispatcher:
                     .where(Delivery.id.in_([job.delivery_id for job in ready]))
                     .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
                     .execution_options(synchronize_session=False)
+                )
+                # The links are stored before the email leaves: a click may come at once.
+                session.execute(
+                    update(Delivery),
+                    [
+                        {"id": job.delivery_id, "links": job.links, "honeypot": job.honeypot}
+                        for job in ready
+                    ],
                 )
         return ready
 

@@ -12,10 +12,11 @@ package's full `verify`, which also wants the timestamp within 5 minutes of the 
 clock: true only for pushes stamped with the real time).
 
 Answers are scripted: `script(...)` queues answers used one per request, then
-`default` answers. An `Answer` may carry headers (`Location`, `Retry-After`) and a
-`delay` before answering, for client timeouts. Use in a test module with
-`pytest_plugins = ["http_receiver"]` for the `http_receiver` and
-`http_receiver_factory` fixtures.
+`default` answers. An `Answer` (or `receiver.answer(...)`) may carry headers
+(`Location`, `Retry-After`) and a `delay` before answering, for client timeouts.
+Use in a test module with `pytest_plugins = ["http_receiver"]` for the
+`http_receiver` and `http_receiver_factory` fixtures (import this module only under
+TYPE_CHECKING there, or pytest cannot rewrite its asserts).
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class HttpReceiver:
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((HOST, 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # --- running -----------------------------------------------------------------
 
@@ -112,11 +115,25 @@ class HttpReceiver:
         return f"http://{HOST}:{self.port}"
 
     @property
+    def path(self) -> str:
+        return PATH
+
+    @property
     def url(self) -> str:
         """The webhook endpoint: `PATH` on this server."""
         return self.base_url + PATH
 
     # --- scripting ---------------------------------------------------------------
+
+    @staticmethod
+    def answer(
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        delay: float = 0.0,
+    ) -> Answer:
+        """An Answer, for modules that reach this one only through the fixture."""
+        return Answer(status, dict(headers or {}), body, delay)
 
     def script(self, *answers: Answer | int) -> None:
         """Answer the next requests with these (status codes or Answers), in order."""

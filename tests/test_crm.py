@@ -11,10 +11,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from http_receiver import PATH, TEST_WEBHOOK_SECRET, Answer, HttpReceiver
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 from standardwebhooks.webhooks import Webhook
@@ -41,9 +41,13 @@ from nurture.crm import (
 from nurture.models import CrmPush, EndpointState
 from nurture.runtime import Runtime
 
-pytest_plugins = ["http_receiver"]
+if TYPE_CHECKING:
+    from http_receiver import HttpReceiver
+
+pytest_plugins = ["http_receiver"]  # the http_receiver and http_receiver_factory fixtures
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the specification's test key, as the receiver's
 LEAD = {"lead": {"email": "claire@atelier-martin.example", "company": "Atelier Martin"}}
 
 
@@ -51,7 +55,7 @@ LEAD = {"lead": {"email": "claire@atelier-martin.example", "company": "Atelier M
 
 
 def crm_runtime(make_runtime: Callable[..., Runtime], url: str | None) -> Runtime:
-    return make_runtime(crm_webhook_url=url, crm_webhook_secret=TEST_WEBHOOK_SECRET)
+    return make_runtime(crm_webhook_url=url, crm_webhook_secret=SECRET)
 
 
 def add_push(runtime: Runtime, now: datetime = START, data: dict[str, Any] = LEAD) -> CrmPush:
@@ -102,12 +106,12 @@ def test_a_push_arrives_signed_and_the_receiver_verifies_it(
     assert (report.delivered, report.retried, report.dead) == (1, 0, 0)
     [request] = http_receiver.requests
     assert request.verified, request.error
-    assert request.method == "POST" and request.path == PATH
+    assert request.method == "POST" and request.path == http_receiver.path
     assert request.webhook_id == push.webhook_id
     assert request.timestamp == int(now.timestamp())
     assert request.headers["content-type"] == "application/json"
     assert request.body == body_of(push.payload)
-    assert Webhook(TEST_WEBHOOK_SECRET).verify(request.body, dict(request.headers)) == {
+    assert Webhook(SECRET).verify(request.body, dict(request.headers)) == {
         "type": "lead.promoted",
         "timestamp": now.isoformat().replace("+00:00", "Z"),
         "data": LEAD,
@@ -123,8 +127,9 @@ def test_a_receiver_with_another_secret_rejects_the_signature(
 ) -> None:
     other = http_receiver_factory(secret=generate_secret())
     runtime = crm_runtime(make_runtime, other.url)
-    add_push(runtime)
-    CrmPusher(runtime.settings, runtime.sessions).deliver_due(START)
+    now = datetime.now(UTC)
+    add_push(runtime, now)
+    CrmPusher(runtime.settings, runtime.sessions).deliver_due(now)
     [request] = other.requests
     assert not request.signature_ok and request.error == "No matching signature found"
 
@@ -137,7 +142,7 @@ def test_an_hour_of_500s_then_delivered_once_with_the_same_id(
 ) -> None:
     runtime, pusher = crm
     push = add_push(runtime)
-    http_receiver.default = Answer(500)
+    http_receiver.default = http_receiver.answer(500)
     now, times = START, []
     while now - START < timedelta(hours=1):
         assert pusher.deliver_due(now).retried == 1
@@ -146,13 +151,13 @@ def test_an_hour_of_500s_then_delivered_once_with_the_same_id(
         assert upcoming is not None
         assert pusher.deliver_due(upcoming - timedelta(seconds=1)).attempted == 0
         now = upcoming
-    http_receiver.default = Answer(200)
+    http_receiver.default = http_receiver.answer(200)
 
     assert pusher.deliver_due(now).delivered == 1
 
     times.append(now)
     # Attempts at 0, ~5 s, ~5 min, ~35 min failed; the one at ~2 h 35 min got through.
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in pairwise(times)]
     assert [round(gap / delay, 2) for gap, delay in zip(gaps, RETRY_DELAYS, strict=False)] == [
         pytest.approx(1, abs=0.1)
     ] * 4
@@ -177,7 +182,9 @@ def test_500_forever_dead_letters_after_about_three_days_then_replay_delivers(
 ) -> None:
     runtime, pusher = crm
     push = add_push(runtime)
-    http_receiver.default = Answer(500, body=b"<h1>Internal Server Error</h1>\n  database down")
+    http_receiver.default = http_receiver.answer(
+        500, body=b"<h1>Internal Server Error</h1>\n  database down"
+    )
 
     times = attempt_until_settled(pusher, runtime, push)
 
@@ -196,7 +203,7 @@ def test_500_forever_dead_letters_after_about_three_days_then_replay_delivers(
         assert replay(session, later, all_dead=True) == 1
     again = reload(runtime, push)
     assert (again.status, again.attempts, again.next_attempt_at) == ("pending", 0, later)
-    http_receiver.default = Answer(200)
+    http_receiver.default = http_receiver.answer(200)
     assert pusher.deliver_due(later).delivered == 1
 
     assert len(http_receiver.requests) == 11
@@ -269,7 +276,7 @@ def test_429_waits_for_retry_after(
 ) -> None:
     runtime, pusher = crm
     push = add_push(runtime)
-    http_receiver.script(Answer(429, {"Retry-After": header}))
+    http_receiver.script(http_receiver.answer(429, {"Retry-After": header}))
 
     assert pusher.deliver_due(START).retried == 1
 
@@ -288,7 +295,7 @@ def test_a_redirect_is_not_followed(
     runtime, pusher = crm
     push = add_push(runtime)
     elsewhere = http_receiver.base_url + "/elsewhere"
-    http_receiver.script(Answer(status, {"Location": elsewhere}))
+    http_receiver.script(http_receiver.answer(status, {"Location": elsewhere}))
 
     assert pusher.deliver_due(START).retried == 1
 
@@ -300,7 +307,7 @@ def test_a_redirect_is_not_followed(
     )
     assert moved.next_attempt_at is not None
     assert pusher.deliver_due(moved.next_attempt_at).delivered == 1
-    assert http_receiver.paths() == [PATH, PATH]  # /elsewhere never requested
+    assert http_receiver.paths() == [http_receiver.path] * 2  # /elsewhere never requested
 
 
 def test_a_silent_receiver_times_out_and_the_rest_wait_for_the_next_tick(
@@ -309,7 +316,7 @@ def test_a_silent_receiver_times_out_and_the_rest_wait_for_the_next_tick(
     runtime = crm_runtime(make_runtime, http_receiver.url)
     pusher = CrmPusher(runtime.settings, runtime.sessions, timeout=0.3)
     first, *others = (add_push(runtime) for _ in range(3))
-    http_receiver.script(Answer(200, delay=5))
+    http_receiver.script(http_receiver.answer(200, delay=5))
 
     report = pusher.deliver_due(START)
 
@@ -348,7 +355,7 @@ def test_two_pushers_at_once_never_send_a_push_twice(
     first = crm_runtime(make_runtime, http_receiver.url)
     second = crm_runtime(make_runtime, http_receiver.url)  # its own engine and connections
     pushes = [add_push(first) for _ in range(40)]
-    http_receiver.default = Answer(200, delay=0.01)  # keep both busy at the same time
+    http_receiver.default = http_receiver.answer(200, delay=0.01)  # keep both busy at the same time
     pushers = [CrmPusher(r.settings, r.sessions) for r in (first, second)]
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -448,7 +455,7 @@ def test_enqueue_refuses_what_json_cannot_carry(
 
 def test_signature_matches_the_specifications_known_answer() -> None:
     headers = signed_headers(
-        Webhook(TEST_WEBHOOK_SECRET),
+        Webhook(SECRET),
         "msg_p5jXN8AQM9LWM0D4loKWxJek",
         datetime.fromtimestamp(1614265330, UTC),
         b'{"test": 2432232314}',
@@ -469,7 +476,7 @@ def test_a_generated_secret_is_accepted_and_signs_verifiable_messages() -> None:
     assert Webhook(secret).verify(body, headers) == {"type": "lead.promoted"}
 
 
-@pytest.mark.parametrize("secret", [TEST_WEBHOOK_SECRET, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+@pytest.mark.parametrize("secret", [SECRET, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
 def test_the_secret_may_come_with_or_without_its_prefix(secret: str) -> None:
     assert check_secret(secret) == secret
 
@@ -491,7 +498,7 @@ def test_an_unusable_secret_stops_the_pusher_at_start(secret: str, message: str)
 
 def test_a_url_without_a_secret_stops_the_pusher_at_start() -> None:
     settings = Settings(crm_webhook_url="https://crm.example/hooks")
-    with pytest.raises(ConfigError, match="^NURTURE_CRM_WEBHOOK_SECRET: required"):
+    with pytest.raises(ConfigError, match=r"^NURTURE_CRM_WEBHOOK_SECRET: required"):
         CrmPusher(settings, sessionmaker())
 
 

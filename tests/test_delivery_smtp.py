@@ -80,7 +80,10 @@ def test_the_first_email_of_the_evaluation_sequence_arrives_complete(
     # CSS inlined: the call-to-action button carries its style on the element itself.
     button = re.search(r'<a class="button"[^>]*>', html)
     assert button is not None and "background-color:#1d4ed8" in button.group(0)
-    assert "utm_campaign=whitepaper-evaluation" in button.group(0)
+    # Links are tracked: they point at our click route, and a pixel reports opens.
+    assert 'href="https://nurture.test/c/' in button.group(0)
+    assert re.search(r'<img src="https://nurture.test/o/[^"]+\.gif" width="1"', html)
+    assert "https://nurture.test/c/" in text and "planifia.example/fr/" not in text
 
     # The delivery row records what left.
     lead = client.get(

@@ -51,7 +51,7 @@ SCANNER_AGENTS: tuple[str, ...] = (
     r"forcepoint",
     r"mcafee",
     r"trend ?micro",
-    r"edge/12\.246",  # a 2015 Edge build that Microsoft's link scanners still announce
+    r"edge/12\.246",  # a long-retired Edge build, seen from Microsoft's link scanners
     # HTTP libraries and command-line tools: no person reads mail with these
     r"python-requests",
     r"python-urllib",
@@ -76,7 +76,7 @@ SCANNER_AGENTS: tuple[str, ...] = (
     r"facebookexternalhit",
 )
 
-# Image proxies that fetch whether or not the message is read.
+# Image fetchers that do not wait for a reader: Yahoo's proxy, Exchange servers.
 MACHINE_PROXIES: tuple[str, ...] = (r"yahoomailproxy", r"microsoft exchange/")
 # Image proxies that fetch when a person opens the message, but also cache and prefetch:
 # an open through them is neither proven nor disproven.
