@@ -123,10 +123,12 @@ def worker(ctx: click.Context) -> None:
 @click.pass_context
 def tick(ctx: click.Context) -> None:
     """Process everything due now, once, and exit."""
+    from nurture.scheduler import work
+
     runtime = _runtime(ctx)
     _prepare(runtime)
-    report = runtime.dispatcher.tick(_now())
-    click.echo(f"tick: {report}")
+    for line in work(runtime, _now()):
+        click.echo(line)
 
 
 # --- authoring -------------------------------------------------------------------
@@ -143,8 +145,17 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     sequences_dir = settings.sequences_dir
     if path is not None:
         sequences_dir = path if path.is_dir() else path.parent
-    content = Content(sequences_dir, settings.templates_dir)
-    problems = list(content.problems) + list(content.templates.validate_all())
+    content = Content(
+        sequences_dir,
+        settings.templates_dir,
+        scoring_file=settings.scoring_file,
+        routing_file=settings.routing_file,
+    )
+    problems = (
+        list(content.problems)
+        + list(content.templates.validate_all())
+        + list(content.rule_problems)
+    )
     if path is not None and path.is_file():
         problems = [p for p in problems if Path(p.path).name == path.name or "templates" in p.path]
     for sequence in sorted(content.live(), key=lambda s: s.id):
@@ -153,6 +164,12 @@ def validate(ctx: click.Context, path: Path | None) -> None:
                 f"ok  {sequence.path}: {sequence.id} v{sequence.version}, "
                 f"{len(sequence.steps)} steps"
             )
+    for name, path, model in (
+        ("scoring", settings.scoring_file, content.scoring),
+        ("routing", settings.routing_file, content.routing),
+    ):
+        if model is not None:
+            click.echo(f"ok  {path}: {name}")
     for check in content.templates.inlining_report():
         click.echo(f"css {check}")
     for problem in sorted(set(problems)):
@@ -428,7 +445,8 @@ def leads_show(ctx: click.Context, email: str) -> None:
         lead = find_lead(session, email.strip().lower())
         if lead is None:
             raise click.ClickException(f"no lead with email {email}")
-        click.echo(json.dumps(lead_json(session, lead, detail=True), indent=2, default=str))
+        body = lead_json(session, lead, detail=True, content=runtime.content)
+        click.echo(json.dumps(body, indent=2, default=str, ensure_ascii=False))
 
 
 @cli.group()
@@ -489,3 +507,94 @@ def deliveries_resolve(ctx: click.Context, delivery_id: int, action: str | None)
             enrollment.due_at = now
             enrollment.note = None
     click.echo(f"delivery {delivery_id}: {action}")
+
+
+# --- scoring and the CRM ----------------------------------------------------------------
+
+
+@cli.group()
+def scoring() -> None:
+    """Lead scoring (sequences/rules/scoring.yaml)."""
+
+
+@scoring.command("rescore")
+@click.pass_context
+def scoring_rescore(ctx: click.Context) -> None:
+    """Recompute every lead's score from the event log with the current scoring file."""
+    from nurture.scores import rescore
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    model = runtime.content.scoring
+    if model is None:
+        raise click.ClickException(
+            f"no usable scoring file at {runtime.settings.scoring_file}: run `nurture validate`"
+        )
+    report = rescore(runtime.sessions, model, _now())
+    click.echo(f"rescored {report.leads} leads: {report.changes} score changes (v{model.version})")
+
+
+@cli.group()
+def crm() -> None:
+    """The CRM outbox: status, replay of dead letters, signing secret."""
+
+
+@crm.command("status")
+@click.pass_context
+def crm_status(ctx: click.Context) -> None:
+    from nurture.crm import outbox_summary
+
+    runtime = _runtime(ctx)
+    with runtime.sessions() as session:
+        summary = outbox_summary(session, _now())
+        click.echo(
+            f"pending {summary.pending} (due {summary.due}), delivered {summary.delivered}, "
+            f"dead {summary.dead}"
+        )
+        for state in summary.disabled:
+            click.echo(f"disabled endpoint {state.url}: {state.reason}")
+        from nurture.models import CrmPush
+
+        for push in session.scalars(select(CrmPush).where(CrmPush.status == "dead")):
+            click.echo(
+                f"dead {push.id:>6} {push.webhook_id} {push.kind}: "
+                f"{push.attempts} attempts, last {push.last_status or '-'} {push.last_error or ''}"
+            )
+
+
+@crm.command("replay")
+@click.argument("push_ids", nargs=-1, type=int)
+@click.option("--all", "all_dead", is_flag=True, help="Replay every dead letter.")
+@click.pass_context
+def crm_replay(ctx: click.Context, push_ids: tuple[int, ...], all_dead: bool) -> None:
+    """Send dead-lettered pushes again (same webhook-id), at the next tick."""
+    from nurture.crm import replay
+
+    if not push_ids and not all_dead:
+        raise click.UsageError("give push ids, or --all")
+    runtime = _runtime(ctx)
+    with runtime.sessions.begin() as session:
+        count = replay(session, _now(), list(push_ids) or None, all_dead=all_dead)
+    click.echo(f"{count} push(es) queued again")
+
+
+@crm.command("enable")
+@click.argument("url")
+@click.pass_context
+def crm_enable(ctx: click.Context, url: str) -> None:
+    """Use an endpoint again after it answered 410 Gone."""
+    from nurture.crm import enable_endpoint
+
+    runtime = _runtime(ctx)
+    with runtime.sessions.begin() as session:
+        if not enable_endpoint(session, url):
+            raise click.ClickException(f"{url} is not disabled")
+    click.echo(f"{url} enabled")
+
+
+@crm.command("secret")
+def crm_secret() -> None:
+    """Print a new signing secret for NURTURE_CRM_WEBHOOK_SECRET."""
+    from nurture.crm import generate_secret
+
+    click.echo(generate_secret())

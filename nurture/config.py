@@ -98,6 +98,20 @@ def _smtp_url(value: str) -> str:
     return value
 
 
+def _website(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        raise ValueError("expected an absolute http(s) URL such as https://www.example.com")
+    return value
+
+
+def _webhook_secret(value: str) -> str:
+    from nurture.crm import check_secret
+
+    check_secret(value)  # raises ValueError saying what a secret looks like
+    return value
+
+
 def _database_url(value: str) -> str:
     if value.startswith("postgres://"):
         value = "postgresql://" + value.removeprefix("postgres://")
@@ -167,11 +181,11 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "sequences_dir": _path,
     "templates_dir": _path,
     "crm_webhook_url": _url(("http", "https")),
-    "crm_webhook_secret": str,
+    "crm_webhook_secret": _webhook_secret,
     "sender_name": str,
     "sender_email": _email,
     "sender_company": str,
-    "sender_website": _url(("http", "https")),
+    "sender_website": _website,
     "postal_address": str,
     "reply_to": _email,
     "unsubscribe_mailto": _email,
@@ -223,6 +237,11 @@ def load_settings(
     settings = replace(Settings(), **values)
     if overrides:
         settings = replace(settings, **overrides)
+    if settings.crm_webhook_url and not settings.crm_webhook_secret:
+        raise ConfigError(
+            "NURTURE_CRM_WEBHOOK_SECRET: required when NURTURE_CRM_WEBHOOK_URL is set"
+            " (make one with `nurture crm secret`)"
+        )
     if settings.secret_key is None and not settings.database_url.startswith("sqlite"):
         raise ConfigError(
             "NURTURE_SECRET_KEY: required with PostgreSQL, and the same for every process"

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -388,10 +389,15 @@ def replay(
 def disable_endpoint(session: Session, url: str, now: datetime, reason: str) -> None:
     """Stop sending to `url` (the receiver answered 410, or an operator says so)."""
     state = session.get(EndpointState, url)
-    if state is None:
-        session.add(EndpointState(url=url, disabled_at=now, reason=reason[:500]))
-    elif state.disabled_at is None:
-        state.disabled_at, state.reason = now, reason[:500]
+    if state is not None:
+        if state.disabled_at is None:
+            state.disabled_at, state.reason = now, reason[:500]
+        return
+    try:
+        with session.begin_nested():  # two workers may hear the same 410 at once
+            session.add(EndpointState(url=url, disabled_at=now, reason=reason[:500]))
+    except IntegrityError:
+        pass  # disabled by the other one: the first reason stands
 
 
 def enable_endpoint(session: Session, url: str) -> bool:
@@ -402,6 +408,37 @@ def enable_endpoint(session: Session, url: str) -> bool:
         return False
     session.delete(state)
     return True
+
+
+@dataclass(frozen=True)
+class OutboxSummary:
+    """The outbox at a glance, for `nurture crm status` and metrics."""
+
+    pending: int
+    due: int  # pending and due now: waiting for a tick, held, or claimed right now
+    dead: int
+    delivered: int
+    oldest_due_at: datetime | None
+    disabled: tuple[EndpointState, ...]
+
+
+def outbox_summary(session: Session, now: datetime) -> OutboxSummary:
+    grouped = session.execute(select(CrmPush.status, func.count()).group_by(CrmPush.status))
+    counts: dict[str, int] = {status: count for status, count in grouped}
+    due, oldest = session.execute(
+        select(func.count(), func.min(CrmPush.next_attempt_at)).where(
+            CrmPush.status == "pending", CrmPush.next_attempt_at <= now
+        )
+    ).one()
+    disabled = select(EndpointState).where(EndpointState.disabled_at.is_not(None))
+    return OutboxSummary(
+        pending=counts.get("pending", 0),
+        due=due,
+        dead=counts.get("dead", 0),
+        delivered=counts.get("delivered", 0),
+        oldest_due_at=oldest,
+        disabled=tuple(session.scalars(disabled)),
+    )
 
 
 @dataclass

@@ -146,6 +146,10 @@ class Dispatcher:
             self._mailer = self.mailer_factory()
         return self._mailer
 
+    def send_now(self, message: Envelope) -> SendResult:
+        """Send one message outside a tick, on the thread that owns the SMTP connection."""
+        return self._sender.submit(self.mailer.send, message).result()
+
     def close(self) -> None:
         if self._mailer is not None:
             self._sender.submit(self._mailer.close).result()
@@ -430,10 +434,11 @@ class Dispatcher:
         except RenderError as error:
             job.error = f"render error: {error}"
             return
+        click_token = self.tokens.click(job.delivery_id)
         tracked = rewrite(
             rendered.html,
             rendered.text,
-            lambda index: click_url(base, self.tokens.click(job.delivery_id, index)),
+            lambda index: click_url(base, click_token, index),
             open_url(base, self.tokens.open(job.delivery_id)),
             self.settings.sender_website,  # the honeypot's target: harmless if followed
             keep=lambda url: url.startswith(f"{base}/u/"),

@@ -147,7 +147,6 @@ def escalate_overdue(
                 lead.rep_name, lead.rep_email = assignment.rep.name, assignment.rep.email
                 kind = "lead.reassigned"
         body = payload(session, lead, promotion, now)
-        body["type"] = kind
         body["escalation"] = {"count": promotion.escalations, "sla_breached": True}
         enqueue(session, kind, body, now, promotion.id)
     return overdue

@@ -112,7 +112,6 @@ def payload(session: Session, lead: Lead, promotion: Promotion, now: datetime) -
         .limit(20)
     )
     return {
-        "type": "lead.promoted",
         "promotion": {
             "id": promotion.id,
             "cycle": promotion.cycle,
@@ -172,5 +171,4 @@ def payload(session: Session, lead: Lead, promotion: Promotion, now: datetime) -
             }
             for at, sequence_id, step_id, kind, subject, properties in clicks
         ],
-        "sent_at": now.isoformat(),
     }

@@ -16,6 +16,7 @@ from nurture.db import make_engine, make_sessionmaker
 from nurture.mail import Mailer, mailer_from_settings
 
 if TYPE_CHECKING:
+    from nurture.crm import CrmPusher
     from nurture.dispatch import Dispatcher
 
 
@@ -58,6 +59,12 @@ class Runtime:
         return Dispatcher(
             self.settings, self.sessions, self.content, self.make_mailer, self.secret_key
         )
+
+    @cached_property
+    def crm(self) -> CrmPusher:
+        from nurture.crm import CrmPusher
+
+        return CrmPusher(self.settings, self.sessions)
 
     def close(self) -> None:
         if "dispatcher" in self.__dict__:

@@ -18,15 +18,41 @@ from nurture.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+def work(runtime: Runtime, now: datetime) -> list[str]:
+    """Everything a worker does at `now`: emails, CRM pushes, SLA escalations, digests.
+
+    Each part runs even when another failed: a broken SMTP server must not hold
+    back the CRM, nor the other way round. Returns one line per part.
+    """
+    from nurture.digest import send_digests
+    from nurture.feedback import escalate_overdue
+
+    lines: list[str] = []
+
+    def escalate() -> str:
+        with runtime.sessions.begin() as session:
+            found = escalate_overdue(session, runtime.content, now, runtime.settings.sla)
+        return f"{len(found)} escalated"
+
+    parts = (
+        ("tick", lambda: str(runtime.dispatcher.tick(now))),
+        ("crm", lambda: str(runtime.crm.deliver_due(now))),
+        ("sla", escalate),
+        ("digest", lambda: f"{send_digests(runtime, now)} sent"),
+    )
+    for name, part in parts:
+        try:
+            lines.append(f"{name}: {part()}")
+        except Exception:  # one failing part must not stop the others, nor the metronome
+            log.exception("%s failed", name)
+            lines.append(f"{name}: failed (see the log)")
+    return lines
+
+
 def tick_once(runtime: Runtime) -> None:
     now = datetime.now(UTC)  # the one place a worker reads the clock
-    try:
-        report = runtime.dispatcher.tick(now)
-    except Exception:  # a bad tick must not kill the metronome; the next one retries
-        log.exception("tick failed")
-        return
-    if report.claimed:
-        log.info("tick: %s", report)
+    for line in work(runtime, now):
+        log.info(line)
 
 
 def make_scheduler(runtime: Runtime, blocking: bool) -> BaseScheduler:

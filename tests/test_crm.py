@@ -30,10 +30,12 @@ from nurture.crm import (
     UrllibTransport,
     body_of,
     check_secret,
+    disable_endpoint,
     enable_endpoint,
     enqueue,
     generate_secret,
     judge,
+    outbox_summary,
     replay,
     retry_after,
     signed_headers,
@@ -564,3 +566,39 @@ def test_the_tenth_failure_is_the_last() -> None:
     assert judge(Response(500), MAX_ATTEMPTS - 1, START).status == "pending"
     last = judge(Response(500), MAX_ATTEMPTS, START)
     assert (last.status, last.error) == ("dead", "HTTP 500 (gave up after 10 attempts)")
+
+
+def test_the_outbox_summary_counts_what_an_operator_must_see(
+    crm: tuple[Runtime, CrmPusher], http_receiver: HttpReceiver
+) -> None:
+    runtime, pusher = crm
+    for _ in range(3):
+        add_push(runtime)
+    add_push(runtime, START + timedelta(hours=1))  # not due yet
+    http_receiver.script(200, 410)
+    pusher.deliver_due(START)
+
+    with runtime.sessions() as session:
+        summary = outbox_summary(session, START + timedelta(minutes=1))
+
+    assert (summary.pending, summary.due, summary.dead, summary.delivered) == (2, 1, 1, 1)
+    assert summary.oldest_due_at == START
+    assert [state.url for state in summary.disabled] == [http_receiver.url]
+
+
+def test_an_operator_can_pause_the_endpoint_and_the_first_reason_stands(
+    crm: tuple[Runtime, CrmPusher], http_receiver: HttpReceiver
+) -> None:
+    runtime, pusher = crm
+    add_push(runtime)
+    with runtime.sessions.begin() as session:
+        disable_endpoint(session, http_receiver.url, START, "CRM migration this weekend")
+    with runtime.sessions.begin() as session:
+        disable_endpoint(session, http_receiver.url, START + timedelta(hours=1), "again")
+
+    report = pusher.deliver_due(START + timedelta(hours=2))
+
+    assert (report.held, report.attempted, http_receiver.requests) == (1, 0, [])
+    assert report.held_reason == (
+        "endpoint disabled since 2026-03-02T09:00:00+00:00: CRM migration this weekend"
+    )

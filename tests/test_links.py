@@ -106,6 +106,22 @@ def test_everything_but_tracked_hrefs_is_kept_byte_for_byte() -> None:
     assert without_insertions(result) == expected
 
 
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("https://x.example/?a=1&amp;b=2", "https://x.example/?a=1&b=2"),
+        ("https://x.example/?a=1&#38;b=2&#x26;c=3", "https://x.example/?a=1&b=2&c=3"),
+        ("https://x.example/?a=1&copy=2", "https://x.example/?a=1&copy=2"),  # not ©=2
+        ("https://x.example/caf&eacute;", "https://x.example/café"),
+        ("  https://x.example/a\n", "https://x.example/a"),
+    ],
+)
+def test_stored_urls_are_what_a_browser_would_follow(written: str, stored: str) -> None:
+    result = rewrite(f'<a href="{written}">x</a>', "", click, None, None)
+    assert result.links == (stored,)
+    assert result.html == f'<a href="{click(0)}">x</a>'
+
+
 def test_the_same_url_gets_one_index() -> None:
     result = rewritten()
     assert result.html.count(f'href="{click(1)}"') == 1

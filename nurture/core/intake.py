@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
+from nurture.core.sales import STATUSES, Answer
 from nurture.core.sequences import STAGES
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -208,3 +209,39 @@ def parse_event(data: Any, now: datetime) -> EventInput:
         raise InvalidInput(errors)
     assert isinstance(name, str)
     return EventInput(name=name, properties=dict(properties), occurred_at=occurred)
+
+
+def parse_feedback(data: Any, now: datetime) -> tuple[Answer, str | None]:
+    """A CRM answer; `external_id` makes replays harmless (defaults to status + time)."""
+    errors: list[FieldError] = []
+    if not isinstance(data, Mapping):
+        raise InvalidInput([FieldError("$", "expected a JSON object")])
+    allowed = {"status", "amount", "reason", "occurred_at", "external_id", "sequence"}
+    for key in sorted(set(data) - allowed):
+        errors.append(FieldError(key, f"unknown field (allowed: {sorted(allowed)})"))
+    status = data.get("status")
+    if status not in STATUSES:
+        errors.append(FieldError("status", f"expected one of {list(STATUSES)}"))
+    amount = data.get("amount")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | float)):
+        errors.append(FieldError("amount", "expected a number"))
+    elif amount is not None and amount < 0:
+        errors.append(FieldError("amount", "must not be negative"))
+    reason = _text(data.get("reason"), "reason", 500, errors)
+    sequence = _text(data.get("sequence"), "sequence", 100, errors)
+    occurred = now
+    if data.get("occurred_at") is not None:
+        try:
+            occurred = datetime.fromisoformat(str(data["occurred_at"]).replace("Z", "+00:00"))
+            if occurred.tzinfo is None:
+                raise ValueError
+            occurred = occurred.astimezone(UTC)
+        except ValueError:
+            errors.append(FieldError("occurred_at", "expected an ISO 8601 time with offset"))
+    external = _text(data.get("external_id"), "external_id", 200, errors)
+    if errors:
+        raise InvalidInput(errors)
+    assert isinstance(status, str)
+    external = external or f"{status}@{occurred.isoformat()}"
+    value = float(amount) if amount is not None else None
+    return Answer(external, status, occurred, value, reason), sequence

@@ -44,6 +44,7 @@ _HREF = re.compile(
     r"""=(?:(?<=\s[hH][rR][eE][fF]=)|(?<=\s[hH][rR][eE][fF]\s=))(\s*)"""
     r"""(?:"([^"]*)"|'([^']*)')"""
 )
+_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 _TAG_NAME = re.compile(r"[A-Za-z][\w:.-]*")
 # Tags whose href is not something a reader clicks: a stylesheet, the document's base.
 _NOT_CLICKABLE = frozenset({"link", "base"})
@@ -106,7 +107,7 @@ def rewrite(
     def href(match: re.Match[str]) -> str:
         double, single = match.group(2), match.group(3)
         raw = double if double is not None else single
-        url = htmlmod.unescape(raw).strip(_HTML_SPACE)
+        url = _decode_attribute(raw).strip(_HTML_SPACE)
         if not _HTTP.match(url) or _tag_name(match.string, match.start()) in _NOT_CLICKABLE:
             return match.group(0)
         tracked = track(url)
@@ -126,6 +127,18 @@ def rewrite(
     if open_url is not None:
         new_html = _before_body_close(new_html, _pixel(open_url))
     return Rewritten(new_html, new_text, tuple(links), honeypot_index)
+
+
+def _decode_attribute(value: str) -> str:
+    """An attribute's value as a browser reads it: `&amp;` is `&`, but `&copy=2` is not `©=2`.
+
+    In attributes, browsers leave a reference without its `;` alone when a letter, digit
+    or `=` follows (the HTML standard's rule for query strings written with a bare `&`);
+    decoding only references that end with `;` keeps those query strings intact.
+    """
+    if "&" not in value:
+        return value
+    return _REFERENCE.sub(lambda m: htmlmod.unescape(m.group(0)), value)
 
 
 def _rewrite_text(text: str, track: Callable[[str], str | None]) -> str:

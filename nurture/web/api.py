@@ -12,12 +12,20 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from nurture.apikeys import check_key
-from nurture.core.intake import InvalidInput, normalise_email, parse_event, parse_lead
+from nurture.content import Content
+from nurture.core.intake import (
+    InvalidInput,
+    normalise_email,
+    parse_event,
+    parse_feedback,
+    parse_lead,
+)
 from nurture.enrollment import on_created, on_tags, set_stage
 from nurture.evidence import record
+from nurture.feedback import receive
 from nurture.leads import find_lead, upsert_lead
-from nurture.models import Delivery, Enrollment, Event, Lead
-from nurture.scores import follow
+from nurture.models import Delivery, Enrollment, Event, Lead, Promotion, StageChange
+from nurture.scores import explain, follow
 from nurture.web import request_now, runtime
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -84,7 +92,9 @@ def _bad_json(_: _BadJson) -> Response:
     return problem(400, "bad_json", "expected a JSON body with Content-Type: application/json")
 
 
-def lead_json(session: Session, lead: Lead, detail: bool = False) -> dict[str, Any]:
+def lead_json(
+    session: Session, lead: Lead, detail: bool = False, content: Content | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "email": lead.email,
         "first_name": lead.first_name,
@@ -99,6 +109,7 @@ def lead_json(session: Session, lead: Lead, detail: bool = False) -> dict[str, A
         "campaign": lead.campaign,
         "stage": lead.stage,
         "score": lead.score,
+        "grade": lead.grade,
         "tags": lead.tags,
         "fields": lead.fields,
         "unsubscribed": lead.unsubscribed_at is not None,
@@ -151,6 +162,15 @@ def lead_json(session: Session, lead: Lead, detail: bool = False) -> dict[str, A
                 }
             )
         body["timeline"] = sorted(timeline, key=lambda item: item["at"], reverse=True)
+        if content is not None and content.scoring is not None:
+            # "Why 72": every change behind the score, decayed to now, and the fit.
+            body["score_explained"] = explain(session, content.scoring, lead, request_now())
+        body["stage_history"] = [
+            {"from": c.from_stage, "to": c.to_stage, "at": c.at.isoformat(), "cause": c.cause}
+            for c in session.scalars(
+                select(StageChange).where(StageChange.lead_id == lead.id).order_by(StageChange.at)
+            )
+        ]
     return body
 
 
@@ -173,7 +193,7 @@ def put_lead() -> Response:
         if new_tags:
             on_tags(session, rt.content, lead, new_tags, now)
         follow(session, rt.content, lead, now, rt.settings.sla)  # fit may have changed
-        body = lead_json(session, lead, detail=True)
+        body = lead_json(session, lead, detail=True, content=rt.content)
     response = jsonify(body)
     response.status_code = 201 if created else 200
     return response
@@ -193,7 +213,7 @@ def get_lead(email: str) -> Response:
         lead = _lead_or_404(session, email)
         if lead is None:
             return problem(404, "not_found", f"no lead with email {email!r}")
-        return jsonify(lead_json(session, lead, detail=True))
+        return jsonify(lead_json(session, lead, detail=True, content=runtime().content))
 
 
 @blueprint.post("/leads/<path:email>/events")
@@ -220,3 +240,29 @@ def post_event(email: str) -> Response:
     response = jsonify(body)
     response.status_code = 201
     return response
+
+
+@blueprint.post("/promotions/<int:promotion_id>/feedback")
+@authenticated
+def sales_feedback(promotion_id: int) -> Response:
+    """The CRM's answer: accepted, rejected (reason), opportunity (amount), won, lost."""
+    now = request_now()
+    answer, recycle = parse_feedback(_body(), now)
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        if session.get(Promotion, promotion_id) is None:
+            return problem(404, "not_found", f"no promotion {promotion_id}")
+        result = receive(
+            session,
+            rt.content,
+            promotion_id,
+            answer,
+            now,
+            recycle_sequence=recycle or rt.settings.recycle_sequence,
+        )
+    return jsonify(
+        promotion=result.promotion_id,
+        status=result.status,
+        replay=result.replay,
+        recycled_into=result.recycled_into,
+    )

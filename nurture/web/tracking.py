@@ -57,12 +57,11 @@ def open_pixel(token: str) -> Response:
     return _pixel()
 
 
-@blueprint.route("/c/<token>", methods=["GET", "HEAD"])
-def click(token: str) -> Response:
-    found = _tokens().read_click(token)
-    if found is None:
+@blueprint.route("/c/<token>/<int:link>", methods=["GET", "HEAD"])
+def click(token: str, link: int) -> Response:
+    delivery_id = _tokens().read_click(token)
+    if delivery_id is None:
         return _not_found()
-    delivery_id, link = found
     now = request_now()
     with runtime().sessions() as session:
         row = session.execute(
@@ -179,3 +178,9 @@ def _hit(session: Session, delivery: Delivery, kind: str, link: int | None, now:
         honeypot_index=delivery.honeypot,
         other_clicks=others,
     )
+
+
+@blueprint.route("/c/<path:anything>", methods=["GET", "HEAD"])
+def click_malformed(anything: str) -> Response:
+    """A truncated or mangled click link: a page, never a redirect, never an error."""
+    return _not_found()
