@@ -22,6 +22,8 @@ def create_app(
     if runtime is None:
         runtime = Runtime(load_settings(overrides=test_config))
     app = Flask(__name__)
+    # No redirects of our own making: "//host" paths must not be "fixed" by a redirect.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.config["SECRET_KEY"] = runtime.secret_key
     app.extensions["nurture"] = runtime
