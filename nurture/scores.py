@@ -71,7 +71,7 @@ def score_event(
                 event_id=event.id,
                 points=float(change.points),
                 rule=change.rule[:200],
-                reason=(change.reason + (f" ({change.detail})" if change.detail else ""))[:500],
+                reason=_reason(change),
                 score_after=change.score_after,
                 model_version=model.version,
                 at=change.at,
@@ -137,50 +137,57 @@ def rescore(
     leads = changes = 0
     for part in _chunks(ids, chunk):
         with sessions.begin() as session:
-            events: dict[int, list[Scored]] = defaultdict(list)
-            for event in session.scalars(select(Event).where(Event.lead_id.in_(part))):
-                events[event.lead_id].append(_scored(event))
-            profiles = {
-                lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(part)))
-            }
-            session.execute(delete(ScoreChange).where(ScoreChange.lead_id.in_(part)))
-            rows = []
-            updates = []
-            for lead_id in part:
-                state = scoring.replay(model, events.get(lead_id, ()))
-                for change in state.changes:
-                    rows.append(
-                        {
-                            "lead_id": lead_id,
-                            "event_id": change.event_id,
-                            "points": float(change.points),
-                            "rule": change.rule[:200],
-                            "reason": (
-                                change.reason + (f" ({change.detail})" if change.detail else "")
-                            )[:500],
-                            "score_after": change.score_after,
-                            "model_version": model.version,
-                            "at": change.at,
-                        }
-                    )
-                behaviour = state.behaviour
-                lead = profiles[lead_id]
-                updates.append(
-                    {
-                        "id": lead_id,
-                        "behaviour_points": behaviour.points,
-                        "last_activity_at": behaviour.last_activity,
-                        "score": scoring.whole_points(scoring.current_score(model, behaviour, now)),
-                        "grade": scoring.grade(model, profile_of(lead)).grade,
-                    }
-                )
-            if rows:
-                session.execute(insert(ScoreChange), rows)
-            session.expunge_all()
-            session.execute(update(Lead), updates)
+            changes += rescore_leads(session, model, part, now)
             leads += len(part)
-            changes += len(rows)
     return RescoreReport(leads, changes)
+
+
+def rescore_leads(session: Session, model: ScoringModel, lead_ids: list[int], now: datetime) -> int:
+    """Replace these leads' score changes by a replay of their event log; how many changes."""
+    events: dict[int, list[Scored]] = defaultdict(list)
+    for event in session.scalars(select(Event).where(Event.lead_id.in_(lead_ids))):
+        events[event.lead_id].append(_scored(event))
+    leads = {lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))}
+    session.execute(delete(ScoreChange).where(ScoreChange.lead_id.in_(lead_ids)))
+    rows = []
+    updates = []
+    for lead_id, lead in leads.items():
+        state = scoring.replay(model, events.get(lead_id, ()))
+        rows += [
+            {
+                "lead_id": lead_id,
+                "event_id": change.event_id,
+                "points": float(change.points),
+                "rule": change.rule[:200],
+                "reason": _reason(change),
+                "score_after": change.score_after,
+                "model_version": model.version,
+                "at": change.at,
+            }
+            for change in state.changes
+        ]
+        behaviour = state.behaviour
+        updates.append(
+            {
+                "id": lead_id,
+                "behaviour_points": behaviour.points,
+                "last_activity_at": behaviour.last_activity,
+                "score": scoring.whole_points(scoring.current_score(model, behaviour, now)),
+                "grade": scoring.grade(model, profile_of(lead)).grade,
+            }
+        )
+    if rows:
+        session.execute(insert(ScoreChange), rows)
+    if updates:
+        session.flush()
+        session.execute(update(Lead), updates)
+        for lead in leads.values():
+            session.expire(lead)
+    return len(rows)
+
+
+def _reason(change: scoring.ScoreChange) -> str:
+    return (change.reason + (f" ({change.detail})" if change.detail else ""))[:500]
 
 
 def explain(session: Session, model: ScoringModel, lead: Lead, now: datetime) -> list[str]:

@@ -301,3 +301,27 @@ def test_tampered_tokens_and_open_redirect_probes_never_leave_the_stored_url(
             assert location.startswith("https://www.planifia.example/fr/"), (probe, location)
         if probe.startswith("/o/"):
             assert status == 200 and headers["content-type"] == "image/gif"
+
+
+def test_a_click_later_unmasked_as_a_scanner_is_relabelled_and_rescored(
+    world: tuple[Any, Site], smtp_server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nurture.web.tracking as tracking
+
+    runtime, site = world
+    email = "relabel@girard-plast.example"
+    warm_up(site, email)
+    honeypot, links = the_email_and_its_links(runtime, smtp_server)
+    clock = datetime.now(UTC) + timedelta(minutes=3)
+    monkeypatch.setattr(tracking, "request_now", lambda: clock)
+    # Looks like a reader at first (a browser, minutes after delivery)...
+    site.request("GET", urlsplit(links[1]).path)
+    assert lead_view(site, email)["score"] == 81
+    # ...but the same visitor opens the hidden link two seconds later.
+    clock += timedelta(seconds=2)
+    monkeypatch.setattr(tracking, "request_now", lambda: clock)
+    site.request("GET", urlsplit(honeypot).path)
+    with runtime.sessions() as session:
+        assert {h.classification for h in session.scalars(select(TrackingHit))} == {"scanner"}
+        lead = session.scalars(select(Lead).where(Lead.email == email)).one()
+        assert lead.score == 76  # the click's 5 points are gone again

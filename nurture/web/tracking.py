@@ -15,13 +15,14 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, render_template, request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nurture.core.engagement import Click, Hit, Rules, Verdict, classify
 from nurture.core.links import add_utm, safe_redirect_target
 from nurture.evidence import record
-from nurture.models import Delivery, Lead, TrackingHit
+from nurture.models import Delivery, Event, Lead, TrackingHit
+from nurture.scores import rescore_leads
 from nurture.tracking import Tokens
 from nurture.web import request_now, runtime
 
@@ -105,6 +106,8 @@ def _record(
         if delivery is None:
             return None
         verdict = classify(_hit(session, delivery, kind, link, now), RULES)
+        if verdict.classification == "scanner":
+            _relabel(session, delivery, verdict, now)
         lead = session.get(Lead, delivery.lead_id)
         assert lead is not None
         event_name = "email_opened" if kind == "open" else "email_clicked"
@@ -147,6 +150,34 @@ def _record(
             )
         )
         return verdict
+
+
+def _relabel(session: Session, delivery: Delivery, verdict: Verdict, now: datetime) -> None:
+    """A scanner caught now was also behind this delivery's "human" clicks just before
+    (a gateway that walks every link): label them too, and re-score the lead."""
+    earlier = list(
+        session.scalars(
+            select(TrackingHit).where(
+                TrackingHit.delivery_id == delivery.id,
+                TrackingHit.kind == "click",
+                TrackingHit.classification != "scanner",
+                TrackingHit.at >= now - RULES.lookback,
+            )
+        )
+    )
+    if not earlier:
+        return
+    for hit in earlier:
+        hit.classification = "scanner"
+        hit.reasons = [*hit.reasons, *(f"re-labelled: {r}" for r in verdict.reasons)]
+    session.execute(
+        update(Event)
+        .where(Event.id.in_([h.event_id for h in earlier if h.event_id is not None]))
+        .values(classification="scanner")
+    )
+    model = runtime().content.scoring
+    if model is not None:
+        rescore_leads(session, model, [delivery.lead_id], now)
 
 
 def _hit(session: Session, delivery: Delivery, kind: str, link: int | None, now: datetime) -> Hit:
