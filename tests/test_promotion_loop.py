@@ -200,7 +200,7 @@ def test_a_human_click_crosses_the_threshold_and_the_crm_gets_a_signed_promotion
         hit = session.scalars(select(TrackingHit)).one()
         assert (hit.classification, hit.kind) == ("human", "click")
         promotion = session.scalars(select(Promotion)).one()
-        assert promotion.rep_email == "julien.moreau@planifia.example"  # France
+        assert promotion.rep_email == "julien.moreau@planifia.example"  # round-robin, first
         stages = [c.to_stage for c in session.scalars(select(StageChange).order_by(StageChange.at))]
         assert stages[-2:] == ["mql", "sql"]
 
