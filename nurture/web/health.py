@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
-from nurture.models import Delivery, Enrollment
+from nurture.models import CrmPush, Delivery, Enrollment, Promotion
 from nurture.web import request_now, runtime
 
 blueprint = Blueprint("health", __name__)
@@ -43,4 +43,20 @@ def metrics() -> Response:
         lines.append("# HELP nurture_due_steps Enrollments due now and not yet processed.")
         lines.append("# TYPE nurture_due_steps gauge")
         lines.append(f"nurture_due_steps {due or 0}")
+        for name, model, help_text in (
+            ("nurture_promotions", Promotion, "Promotions by status."),
+            ("nurture_crm_pushes", CrmPush, "CRM outbox rows by status."),
+        ):
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} gauge")
+            for status, count in session.execute(
+                select(model.status, func.count()).group_by(model.status)
+            ):
+                lines.append(f'{name}{{status="{status}"}} {count}')
+        breached = session.scalar(
+            select(func.count()).select_from(Promotion).where(Promotion.sla_breached)
+        )
+        lines.append("# HELP nurture_sla_breached Promotions not accepted within the SLA.")
+        lines.append("# TYPE nurture_sla_breached gauge")
+        lines.append(f"nurture_sla_breached {breached or 0}")
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
