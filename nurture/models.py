@@ -88,6 +88,11 @@ class Lead(Base):
     )
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    first_touch: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # channel, campaign, utm
+    latest_touch: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # sales_ready | long_term_nurture | no_interest, and the reasons behind it
+    category: Mapped[str | None] = mapped_column(String(30))
+    reasons: Mapped[list[Any] | None] = mapped_column(JSONType)
     rep_name: Mapped[str | None] = mapped_column(String(200))
     rep_email: Mapped[str | None] = mapped_column(String(320))
     rep_phone: Mapped[str | None] = mapped_column(String(50))
@@ -342,3 +347,70 @@ class Digest(Base):
     day: Mapped[str] = mapped_column(String(10))  # the rep's local date, ISO
     leads: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FieldHistory(Base):
+    """A known value replaced by a newer, different one: the old value is kept here."""
+
+    __tablename__ = "field_history"
+    __table_args__ = (Index("ix_field_history_lead", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(100))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Consent(Base):
+    """Consent given or withdrawn for one purpose: where, when, and which text was shown."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_lead_purpose", "lead_id", "purpose", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(50))
+    granted: Mapped[bool] = mapped_column()
+    source: Mapped[str] = mapped_column(String(100))
+    text_version: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Suppression(Base):
+    """An address that must never be mailed again, kept only as a hash."""
+
+    __tablename__ = "suppressions"
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKey(Base):
+    """The answer given to a request with an Idempotency-Key, to give it again."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PrivacyLog(Base):
+    """Exports and erasures of personal data, for the record (no personal data in it)."""
+
+    __tablename__ = "privacy_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(20))  # export | erase | retention
+    email_hash: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
