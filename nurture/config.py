@@ -61,6 +61,10 @@ class Settings:
     recycle_sequence: str | None = None  # where leads rejected by sales go back to
     digest_hour: int = 8  # the daily top leads leave at this hour, the rep's local time
     digest_size: int = 3
+    consent_required: bool = False  # B2B legitimate interest by default; True: opt-in only
+    fold_subaddress: bool = False  # anna+news@x.com is anna@x.com
+    form_redirect_url: str | None = None  # the thank-you page after a website form
+    retention_days: int = 3 * 365  # prospects with no click or reply for this long are purged
 
     @property
     def sla(self) -> timedelta:
@@ -159,6 +163,15 @@ def _frequency_cap(value: str) -> FrequencyCap:
     return FrequencyCap(int(match.group(1)), int(match.group(2)))
 
 
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _hour(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 23:
@@ -203,6 +216,10 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "recycle_sequence": str,
     "digest_hour": _hour,
     "digest_size": _positive_int,
+    "consent_required": _boolean,
+    "fold_subaddress": _boolean,
+    "form_redirect_url": _website,
+    "retention_days": _positive_int,
 }
 
 

@@ -51,7 +51,7 @@ from nurture.db import skip_locked
 from nurture.enrollment import leave
 from nurture.leads import profile_of
 from nurture.mail import Mailer, Rejected, RetryLater, SendResult, Sent, Uncertain
-from nurture.models import Delivery, Enrollment, Event, Lead
+from nurture.models import Consent, Delivery, Enrollment, Event, Lead
 from nurture.tracking import Tokens, click_url, open_url, unsubscribe_url
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,7 @@ class Dispatcher:
                 if delivery.status in SETTLED:
                     settled[enrollment_id] = settled.get(enrollment_id, frozenset()) | {step_id}
             engaged = self._engagement(session, ids)
+            decisions = consents(session, lead_ids)
             cap_times = self._cap_times(session, lead_ids, now)
             sequences = {
                 e.id: self.content.pinned(session, e.sequence_id, e.version) for e in enrollments
@@ -212,7 +213,9 @@ class Dispatcher:
             for enrollment in enrollments:
                 lead = leads[enrollment.lead_id]
                 sequence = sequences[enrollment.id]
-                suppressed = _suppression(lead)
+                suppressed = _suppression(
+                    lead, decisions.get(lead.id), self.settings.consent_required
+                )
                 if suppressed is not None:
                     leave(session, lead.id, suppressed, now, [enrollment.sequence_id])
                     report.finished += 1
@@ -474,10 +477,12 @@ class Dispatcher:
         ready: list[Job] = []
         with self.sessions.begin() as session:
             lead_ids = {job.lead_id for job in chunk}
+            decisions = consents(session, lead_ids)
+            required = self.settings.consent_required
             suppressed = {
-                lead.id: _suppression(lead)
+                lead.id: reason
                 for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))
-                if _suppression(lead) is not None
+                if (reason := _suppression(lead, decisions.get(lead.id), required)) is not None
             }
             for job in chunk:
                 if job.lead_id in suppressed:
@@ -632,14 +637,32 @@ def _finish(enrollment: Enrollment, outcome: Finish, now: datetime) -> None:
     enrollment.exit_reason = outcome.reason
 
 
-def _suppression(lead: Lead) -> str | None:
+def _suppression(lead: Lead, consent: bool | None, consent_required: bool) -> str | None:
+    """Why this lead must not be mailed now, or None."""
     if lead.unsubscribed_at is not None:
         return "unsubscribed"
     if lead.bounced_at is not None:
         return "bounced"
-    if lead.stage == "disqualified":
+    if lead.stage == "disqualified" or lead.category == "no_interest":
         return "disqualified"
+    if consent is False:
+        return "consent withdrawn"
+    if consent_required and consent is not True:
+        return "no consent"
     return None
+
+
+def consents(session: Session, lead_ids: Iterable[int]) -> dict[int, bool]:
+    """The latest marketing consent decision of each lead that has one."""
+    found: dict[int, bool] = {}
+    rows = session.execute(
+        select(Consent.lead_id, Consent.granted)
+        .where(Consent.lead_id.in_(list(lead_ids)), Consent.purpose == "marketing")
+        .order_by(Consent.at, Consent.id)
+    )
+    for lead_id, granted in rows:
+        found[lead_id] = granted  # later rows overwrite earlier ones
+    return found
 
 
 def due_count(session: Session, now: datetime) -> int:

@@ -24,7 +24,7 @@ from nurture.core.admission import (
 )
 from nurture.core.sequences import Sequence, TriggerKind
 from nurture.core.timing import resolve_timezone
-from nurture.leads import add_event, profile_of
+from nurture.leads import add_event, profile_of, suppress
 from nurture.models import Delivery, Enrollment, Event, Lead, StageChange
 
 ENGAGEMENT = frozenset({"email_opened", "email_clicked"})
@@ -226,15 +226,19 @@ def set_stage(
 
 def unsubscribe(
     session: Session, lead: Lead, now: datetime, delivery_id: int | None = None
-) -> bool:
-    """Idempotent: True the first time. Every active enrollment ends at once."""
+) -> Event | None:
+    """Idempotent: the `unsubscribed` event the first time, None after. Every active
+    enrollment ends at once, and the address joins the suppression list."""
     if lead.unsubscribed_at is not None:
-        return False
+        return None
     lead.unsubscribed_at = now
     lead.updated_at = now
-    add_event(session, lead, "unsubscribed", now, {}, origin="tracking", delivery_id=delivery_id)
+    suppress(session, lead.email, "unsubscribed", now)
+    event = add_event(
+        session, lead, "unsubscribed", now, {}, origin="tracking", delivery_id=delivery_id
+    )
     leave(session, lead.id, "unsubscribed", now)
-    return True
+    return event
 
 
 def count_active(session: Session, sequence_id: str | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from nurture.core.intake import LeadInput
 from nurture.core.profile import LeadProfile, Rep
-from nurture.models import Event, Lead
+from nurture.models import Consent, Event, FieldHistory, Lead, Suppression
 
 
 def profile_of(lead: Lead) -> LeadProfile:
@@ -42,35 +43,122 @@ def find_lead(session: Session, email: str) -> Lead | None:
     return session.scalar(select(Lead).where(Lead.email == email))
 
 
-def upsert_lead(session: Session, data: LeadInput, now: datetime) -> tuple[Lead, bool, set[str]]:
-    """Create or enrich the lead for `data.email`.
+def email_hash(email: str) -> str:
+    """What the suppression list keeps instead of the address."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
 
-    Known values are never blanked (absent keys are left alone). Returns the lead,
-    whether it was created, and the tags newly added.
+
+def suppressed(session: Session, email: str) -> bool:
+    return session.get(Suppression, email_hash(email)) is not None
+
+
+def suppress(session: Session, email: str, reason: str, now: datetime) -> None:
+    """Never mail this address again (idempotent); only its hash is kept."""
+    key = email_hash(email)
+    if session.get(Suppression, key) is None:
+        session.add(Suppression(email_hash=key, reason=reason[:100], at=now))
+
+
+def _shown(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def upsert_lead(
+    session: Session,
+    data: LeadInput,
+    now: datetime,
+    source: str = "api",
+    existing: Lead | None = None,
+) -> tuple[Lead, bool, set[str]]:
+    """Create or enrich the lead for `data.email` (progressive profiling).
+
+    Absent or empty values never blank what is known; a different non-empty value
+    replaces the known one, and the old one goes to the field history. Returns the
+    lead, whether it was created, and the tags newly added.
     """
-    lead = find_lead(session, data.email)
+    lead = existing if existing is not None else find_lead(session, data.email)
     created = lead is None
     if lead is None:
         lead = Lead(
             email=data.email,
             stage="lead",
             score=0,
+            behaviour_points=0.0,
+            cycle=1,
             tags=[],
             fields={},
             created_at=now,
             updated_at=now,
         )
+        if suppressed(session, data.email):
+            # Unsubscribed or erased before: known again, but never mailed again.
+            lead.unsubscribed_at = now
         session.add(lead)
+    history: list[FieldHistory] = []
     for name, value in data.values.items():
+        old = getattr(lead, name)
+        if not created and old not in (None, "") and old != value:
+            history.append(_change(lead, name, old, value, source, now))
         setattr(lead, name, value)
     if data.fields:
-        lead.fields = {**(lead.fields or {}), **data.fields}
+        merged = dict(lead.fields or {})
+        for name, value in data.fields.items():
+            old = merged.get(name)
+            if not created and old not in (None, "") and old != value:
+                history.append(_change(lead, f"fields.{name}", old, value, source, now))
+            merged[name] = value
+        lead.fields = merged
     new_tags = set(data.tags) - set(lead.tags or ())
     if new_tags:
         lead.tags = sorted(set(lead.tags or ()) | new_tags)
+    touch = dict(data.touch or {})
+    for key, attribute in (("channel", "source"), ("campaign", "campaign")):
+        if key not in touch and data.values.get(attribute):
+            touch[key] = str(data.values[attribute])
+    if touch:
+        touch["at"] = now.isoformat()
+        if lead.first_touch is None:
+            lead.first_touch = touch
+        lead.latest_touch = touch
     lead.updated_at = now
     session.flush()
+    for row in history:
+        row.lead_id = lead.id
+        session.add(row)
+    if data.consent is not None:
+        session.add(
+            Consent(
+                lead_id=lead.id,
+                purpose=data.consent.purpose,
+                granted=data.consent.granted,
+                source=data.consent.source or source,
+                text_version=data.consent.text_version,
+                at=now,
+            )
+        )
     return lead, created, new_tags
+
+
+def _change(lead: Lead, name: str, old: Any, new: Any, source: str, now: datetime) -> FieldHistory:
+    return FieldHistory(
+        lead_id=lead.id or 0,
+        field=name,
+        old_value=_shown(old),
+        new_value=_shown(new),
+        source=source,
+        at=now,
+    )
+
+
+def consent_state(session: Session, lead: Lead, purpose: str = "marketing") -> bool | None:
+    """The latest consent decision for `purpose`: True, False, or None (never asked)."""
+    latest = session.scalar(
+        select(Consent.granted)
+        .where(Consent.lead_id == lead.id, Consent.purpose == purpose)
+        .order_by(Consent.at.desc(), Consent.id.desc())
+        .limit(1)
+    )
+    return latest
 
 
 def add_event(

@@ -28,8 +28,18 @@ _TEXT_FIELDS = {
 }
 LEAD_KEYS = frozenset(
     {*_TEXT_FIELDS, "email", "company_size", "country", "timezone", "locale", "stage", "tags"}
-    | {"fields", "rep"}
+    | {"fields", "rep", "consent", "touch"}
 )
+TOUCH_KEYS = (
+    "channel",
+    "campaign",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+)
+CONSENT_KEYS = frozenset({"purpose", "granted", "text_version", "source"})
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
 
 
@@ -58,6 +68,18 @@ class LeadInput:
     values: Mapping[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     fields: Mapping[str, Any] = field(default_factory=dict)
+    consent: ConsentInput | None = None
+    touch: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class ConsentInput:
+    """Consent given (or withdrawn) for a purpose, with the version of the text shown."""
+
+    purpose: str
+    granted: bool
+    text_version: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,13 +89,21 @@ class EventInput:
     occurred_at: datetime | None
 
 
-def normalise_email(raw: str) -> str:
-    """Lower-cased, IDNA-normalised address; raises ValueError with the reason."""
+def normalise_email(raw: str, fold_subaddress: bool = False) -> str:
+    """Lower-cased, IDNA-normalised address; raises ValueError with the reason.
+
+    With `fold_subaddress`, "anna+news@example.com" becomes "anna@example.com", so the
+    same person signing up with tags is one lead.
+    """
     try:
         result = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as error:
         raise ValueError(str(error)) from None
-    return result.normalized.lower()
+    normalised = str(result.normalized).lower()
+    if fold_subaddress:
+        local, _, domain = normalised.rpartition("@")
+        normalised = f"{local.split('+', 1)[0] or local}@{domain}"
+    return normalised
 
 
 def _text(value: Any, path: str, limit: int, errors: list[FieldError]) -> str | None:
@@ -92,11 +122,41 @@ def _text(value: Any, path: str, limit: int, errors: list[FieldError]) -> str | 
     return value or None
 
 
-def parse_lead(data: Any, prefix: str = "") -> LeadInput:
+def _consent(value: Any, path: str, errors: list[FieldError]) -> ConsentInput | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) - CONSENT_KEYS:
+        errors.append(FieldError(path, f"expected an object with {sorted(CONSENT_KEYS)}"))
+        return None
+    purpose = _text(value.get("purpose", "marketing"), f"{path}.purpose", 50, errors)
+    granted = value.get("granted")
+    if not isinstance(granted, bool):
+        errors.append(FieldError(f"{path}.granted", "expected true or false"))
+        return None
+    version = _text(value.get("text_version"), f"{path}.text_version", 100, errors)
+    source = _text(value.get("source"), f"{path}.source", 100, errors)
+    return ConsentInput(purpose or "marketing", granted, version, source)
+
+
+def _touch(value: Any, path: str, errors: list[FieldError]) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) - set(TOUCH_KEYS):
+        errors.append(FieldError(path, f"expected an object with {list(TOUCH_KEYS)}"))
+        return None
+    touch = {}
+    for key in TOUCH_KEYS:
+        text = _text(value.get(key), f"{path}.{key}", 200, errors)
+        if text is not None:
+            touch[key] = text
+    return touch or None
+
+
+def parse_lead(data: Any, prefix: str = "", fold_subaddress: bool = False) -> LeadInput:
     """Check a lead body such as the API receives; raises InvalidInput."""
     errors: list[FieldError] = []
     if not isinstance(data, Mapping):
-        raise InvalidInput([FieldError(prefix or "$", "expected a JSON object")])
+        raise InvalidInput([FieldError(prefix.rstrip(".") or "$", "expected a JSON object")])
     for key in sorted(set(data) - LEAD_KEYS):
         errors.append(FieldError(f"{prefix}{key}", f"unknown field (allowed: {sorted(LEAD_KEYS)})"))
     email = data.get("email")
@@ -105,7 +165,7 @@ def parse_lead(data: Any, prefix: str = "") -> LeadInput:
         errors.append(FieldError(f"{prefix}email", "required: the lead's email address"))
     else:
         try:
-            normalised = normalise_email(email.strip())
+            normalised = normalise_email(email.strip(), fold_subaddress)
         except ValueError as error:
             errors.append(FieldError(f"{prefix}email", str(error)))
     values: dict[str, Any] = {}
@@ -168,6 +228,8 @@ def parse_lead(data: Any, prefix: str = "") -> LeadInput:
                 text = _text(rep.get(key), f"{prefix}rep.{key}", 200, errors)
                 if text is not None:
                     values[f"rep_{key}"] = text
+    consent = _consent(data.get("consent"), f"{prefix}consent", errors)
+    touch = _touch(data.get("touch"), f"{prefix}touch", errors)
     if errors:
         raise InvalidInput(errors)
     return LeadInput(
@@ -175,7 +237,30 @@ def parse_lead(data: Any, prefix: str = "") -> LeadInput:
         values=values,
         tags=tuple(t.strip() for t in tags),
         fields={k: v for k, v in custom.items() if v not in (None, "")},
+        consent=consent,
+        touch=touch,
     )
+
+
+def parse_batch(data: Any, limit: int, fold_subaddress: bool = False) -> list[LeadInput]:
+    """`{"leads": [...]}`: every item checked; any problem refuses the whole batch."""
+    if not isinstance(data, Mapping) or set(data) != {"leads"}:
+        raise InvalidInput([FieldError("$", 'expected {"leads": [lead, ...]}')])
+    items = data["leads"]
+    if not isinstance(items, list) or not items:
+        raise InvalidInput([FieldError("leads", "expected a non-empty list of leads")])
+    if len(items) > limit:
+        raise InvalidInput([FieldError("leads", f"at most {limit} leads per batch")])
+    parsed: list[LeadInput] = []
+    errors: list[FieldError] = []
+    for number, item in enumerate(items):
+        try:
+            parsed.append(parse_lead(item, f"leads[{number}].", fold_subaddress))
+        except InvalidInput as error:
+            errors += error.errors
+    if errors:
+        raise InvalidInput(errors)
+    return parsed
 
 
 def parse_event(data: Any, now: datetime) -> EventInput:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from nurture.enrollment import unsubscribe
 from nurture.models import Delivery, Lead
+from nurture.scores import score_event
 from nurture.tracking import Tokens
 from nurture.web import request_now, runtime
 
@@ -60,7 +61,9 @@ def confirm(token: str) -> Response:
             )
             if lead is not None:
                 found = True
-                unsubscribe(session, lead, now, delivery_id)
+                event = unsubscribe(session, lead, now, delivery_id)
+                if event is not None:
+                    score_event(session, rt.content, lead, event, now, rt.settings.sla)
     if one_click:
         status = 200 if found else 404
         return Response(
