@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -16,16 +18,26 @@ from nurture.content import Content
 from nurture.core.intake import (
     InvalidInput,
     normalise_email,
+    parse_batch,
     parse_event,
     parse_feedback,
     parse_lead,
 )
-from nurture.enrollment import on_created, on_tags, set_stage
 from nurture.evidence import record
 from nurture.feedback import receive
-from nurture.leads import find_lead, upsert_lead
-from nurture.models import Delivery, Enrollment, Event, Lead, Promotion, StageChange
-from nurture.scores import explain, follow
+from nurture.intake import take, take_many
+from nurture.leads import find_lead
+from nurture.models import (
+    Consent,
+    Delivery,
+    Enrollment,
+    Event,
+    IdempotencyKey,
+    Lead,
+    Promotion,
+    StageChange,
+)
+from nurture.scores import explain
 from nurture.web import request_now, runtime
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -69,8 +81,10 @@ def authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
         if scheme.lower() != "bearer" or not presented:
             return problem(401, "unauthorized", "send Authorization: Bearer <API key>")
         with runtime().sessions() as session:
-            if check_key(session, presented.strip()) is None:
+            key = check_key(session, presented.strip())
+            if key is None:
                 return problem(401, "unauthorized", "unknown or revoked API key")
+            g.api_key_id = key.id
         return view(*args, **kwargs)
 
     return wrapper
@@ -113,6 +127,10 @@ def lead_json(
         "tags": lead.tags,
         "fields": lead.fields,
         "unsubscribed": lead.unsubscribed_at is not None,
+        "category": lead.category,
+        "reasons": lead.reasons or [],
+        "first_touch": lead.first_touch,
+        "latest_touch": lead.latest_touch,
         "created_at": lead.created_at.isoformat(),
     }
     if detail:
@@ -165,6 +183,18 @@ def lead_json(
         if content is not None and content.scoring is not None:
             # "Why 72": every change behind the score, decayed to now, and the fit.
             body["score_explained"] = explain(session, content.scoring, lead, request_now())
+        body["consents"] = [
+            {
+                "purpose": c.purpose,
+                "granted": c.granted,
+                "source": c.source,
+                "text_version": c.text_version,
+                "at": c.at.isoformat(),
+            }
+            for c in session.scalars(
+                select(Consent).where(Consent.lead_id == lead.id).order_by(Consent.at)
+            )
+        ]
         body["stage_history"] = [
             {"from": c.from_stage, "to": c.to_stage, "at": c.at.isoformat(), "cause": c.cause}
             for c in session.scalars(
@@ -177,25 +207,116 @@ def lead_json(
 @blueprint.post("/leads")
 @authenticated
 def put_lead() -> Response:
-    data = parse_lead(_body())
-    now = request_now()
+    return idempotent(_put_lead)
+
+
+def _put_lead() -> Response:
     rt = runtime()
-    with rt.sessions.begin() as session:
-        previous = find_lead(session, data.email)
-        previous_stage = previous.stage if previous else None
-        lead, created, new_tags = upsert_lead(session, data, now)
-        if created:
-            on_created(session, rt.content, lead, now)
-        elif "stage" in data.values and data.values["stage"] != previous_stage:
-            stage = lead.stage
-            lead.stage = previous_stage or "lead"
-            set_stage(session, rt.content, lead, stage, now)
-        if new_tags:
-            on_tags(session, rt.content, lead, new_tags, now)
-        follow(session, rt.content, lead, now, rt.settings.sla)  # fit may have changed
-        body = lead_json(session, lead, detail=True, content=rt.content)
+    data = parse_lead(_body(), fold_subaddress=rt.settings.fold_subaddress)
+    now = request_now()
+    for attempt in range(3):
+        try:
+            with rt.sessions.begin() as session:
+                lead, created = take(session, rt.content, rt.settings, data, now)
+                body = lead_json(session, lead, detail=True, content=rt.content)
+            break
+        except IntegrityError:
+            # The same person arrived twice at once: the other request created the
+            # lead first, so this one now finds it and enriches it.
+            if attempt == 2:
+                raise
     response = jsonify(body)
     response.status_code = 201 if created else 200
+    return response
+
+
+BATCH_LIMIT = 1000
+
+
+@blueprint.post("/leads/batch")
+@authenticated
+def put_leads() -> Response:
+    return idempotent(_put_leads)
+
+
+def _put_leads() -> Response:
+    """All or nothing: one bad item refuses the batch, with its path (`leads[3].email`)."""
+    rt = runtime()
+    items = parse_batch(_body(), BATCH_LIMIT, rt.settings.fold_subaddress)
+    now = request_now()
+    for attempt in range(3):
+        try:
+            with rt.sessions.begin() as session:
+                results = take_many(session, rt.content, rt.settings, items, now, "api")
+                body = {
+                    "created": sum(1 for _, created in results if created),
+                    "updated": sum(1 for _, created in results if not created),
+                    "results": [
+                        {"email": lead.email, "created": created} for lead, created in results
+                    ],
+                }
+            break
+        except IntegrityError:  # a concurrent arrival of one of these people: go again
+            if attempt == 2:
+                raise
+    return jsonify(body)
+
+
+def idempotent(handler: Callable[[], Response]) -> Response:
+    """Same Idempotency-Key and body: the same answer again; another body: 409."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return handler()
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        return problem(400, "bad_idempotency_key", "Idempotency-Key: 1 to 255 printable characters")
+    digest = hashlib.sha256(request.get_data()).hexdigest()
+    api_key_id: int = g.api_key_id
+    rt = runtime()
+    with rt.sessions() as session:
+        stored = session.scalar(
+            select(IdempotencyKey).where(
+                IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key
+            )
+        )
+    if stored is not None:
+        return _replayed(stored, digest)
+    response = handler()
+    if response.status_code >= 500:
+        return response  # a failure may be retried for real
+    row = IdempotencyKey(
+        api_key_id=api_key_id,
+        key=key,
+        request_hash=digest,
+        status=response.status_code,
+        body=response.get_json(),
+        created_at=request_now(),
+    )
+    try:
+        with rt.sessions.begin() as session:
+            session.add(row)
+    except IntegrityError:
+        # Another request with the same key finished first: answer as it did.
+        with rt.sessions() as session:
+            stored = session.scalar(
+                select(IdempotencyKey).where(
+                    IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key
+                )
+            )
+        if stored is not None:
+            return _replayed(stored, digest)
+    return response
+
+
+def _replayed(stored: IdempotencyKey, digest: str) -> Response:
+    if stored.request_hash != digest:
+        return problem(
+            409,
+            "idempotency_conflict",
+            "this Idempotency-Key was used with another request body",
+        )
+    response = jsonify(stored.body)
+    response.status_code = stored.status
+    response.headers["Idempotent-Replayed"] = "true"
     return response
 
 

@@ -1,0 +1,71 @@
+"""Taking leads in: one path for the API (single and batch), website forms and CSV.
+
+Each arrival enriches the one lead of that email (progressive profiling), keeps its
+attribution, is qualified, and lets sequences and scoring react.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nurture.config import Settings
+from nurture.content import Content
+from nurture.core.intake import LeadInput
+from nurture.enrollment import on_created, on_tags, set_stage
+from nurture.leads import upsert_lead
+from nurture.models import Lead
+from nurture.qualifying import qualify_lead
+from nurture.scores import follow
+
+
+def take(
+    session: Session,
+    content: Content,
+    settings: Settings,
+    data: LeadInput,
+    now: datetime,
+    source: str = "api",
+    existing: Lead | None = None,
+) -> tuple[Lead, bool]:
+    """Create or enrich the lead; returns it and whether it was created."""
+    previous_stage = existing.stage if existing is not None else None
+    if existing is None:
+        found = session.scalar(select(Lead).where(Lead.email == data.email))
+        previous_stage = found.stage if found is not None else None
+        existing = found
+    lead, created, new_tags = upsert_lead(session, data, now, source, existing)
+    if created:
+        on_created(session, content, lead, now)
+    elif "stage" in data.values and data.values["stage"] != previous_stage:
+        stage = lead.stage
+        lead.stage = previous_stage or "lead"
+        set_stage(session, content, lead, stage, now, cause=f"set by {source}")
+    if new_tags:
+        on_tags(session, content, lead, new_tags, now)
+    qualify_lead(session, content, settings, lead, now)
+    follow(session, content, lead, now, settings.sla)  # the fit may have changed
+    return lead, created
+
+
+def take_many(
+    session: Session,
+    content: Content,
+    settings: Settings,
+    items: list[LeadInput],
+    now: datetime,
+    source: str,
+) -> list[tuple[Lead, bool]]:
+    """Many leads in one transaction, with one query to find the known ones."""
+    emails = [item.email for item in items]
+    known = {
+        lead.email: lead for lead in session.scalars(select(Lead).where(Lead.email.in_(emails)))
+    }
+    results = []
+    for item in items:
+        lead, created = take(session, content, settings, item, now, source, known.get(item.email))
+        known[item.email] = lead  # the same email twice in one batch is one lead
+        results.append((lead, created))
+    return results
