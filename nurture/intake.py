@@ -33,7 +33,8 @@ def take(
     """Create or enrich the lead; returns it and whether it was created."""
     previous_stage = existing.stage if existing is not None else None
     if existing is None:
-        found = session.scalar(select(Lead).where(Lead.email == data.email))
+        # Locked: two arrivals of the same person enrich it one after the other.
+        found = session.scalar(select(Lead).where(Lead.email == data.email).with_for_update())
         previous_stage = found.stage if found is not None else None
         existing = found
     lead, created, new_tags = upsert_lead(session, data, now, source, existing)
