@@ -598,3 +598,71 @@ def crm_secret() -> None:
     from nurture.crm import generate_secret
 
     click.echo(generate_secret())
+
+
+# --- personal data ---------------------------------------------------------------------
+
+
+@cli.group()
+def gdpr() -> None:
+    """Personal data rights: export, erasure, retention."""
+
+
+@gdpr.command("export")
+@click.argument("email")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.pass_context
+def gdpr_export(ctx: click.Context, email: str, out: Path | None) -> None:
+    """Everything held on a person, as JSON (logged)."""
+    from nurture.privacy import export
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    with runtime.sessions.begin() as session:
+        data = export(session, email.strip().lower(), _now())
+    if data is None:
+        raise click.ClickException(f"no data held on {email}")
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"written to {out}")
+
+
+@gdpr.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do it without asking.")
+@click.pass_context
+def gdpr_erase(ctx: click.Context, email: str, yes: bool) -> None:
+    """Remove everything held on a person; only a hash stays, to never mail them again."""
+    from nurture.privacy import erase
+
+    if not yes:
+        click.confirm(f"Erase everything held on {email}?", abort=True)
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    with runtime.sessions.begin() as session:
+        found = erase(session, email.strip().lower(), _now())
+    click.echo("erased" if found else "no data held; the address is suppressed anyway")
+
+
+@gdpr.command("retention")
+@click.option("--dry-run", is_flag=True, help="List who would be purged, change nothing.")
+@click.pass_context
+def gdpr_retention(ctx: click.Context, dry_run: bool) -> None:
+    """Purge prospects with no click or reply for NURTURE_RETENTION_DAYS (opens don't count)."""
+    from nurture.privacy import purge
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    total = 0
+    while True:
+        with runtime.sessions.begin() as session:
+            emails = purge(session, _now(), runtime.settings.retention_days, dry_run)
+        total += len(emails)
+        for email in emails if dry_run else ():
+            click.echo(email)
+        if dry_run or not emails:
+            break
+    click.echo(f"{total} prospect(s) {'would be ' if dry_run else ''}purged")

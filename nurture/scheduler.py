@@ -34,8 +34,16 @@ def work(runtime: Runtime, now: datetime) -> list[str]:
             found = escalate_overdue(session, runtime.content, now, runtime.settings.sla)
         return f"{len(found)} escalated"
 
+    def retention() -> str:
+        from nurture.privacy import purge
+
+        with runtime.sessions.begin() as session:
+            purged = purge(session, now, runtime.settings.retention_days)
+        return f"{len(purged)} purged"
+
     parts = (
         ("tick", lambda: str(runtime.dispatcher.tick(now))),
+        ("retention", retention),
         ("crm", lambda: str(runtime.crm.deliver_due(now))),
         ("sla", escalate),
         ("digest", lambda: f"{send_digests(runtime, now)} sent"),
