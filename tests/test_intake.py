@@ -189,3 +189,47 @@ def test_concurrent_duplicate_posts_give_one_lead(postgres_url: str, make_runtim
     with runtime.sessions() as session:
         lead = session.scalars(select(Lead)).one()  # exactly one
         assert len(lead.fields) == 8  # and every arrival enriched it
+
+
+@pytest.fixture
+def form_site(make_runtime: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[FlaskClient, Any]:
+    import nurture.web.forms as forms
+
+    monkeypatch.setattr(forms, "LIMIT", forms.RateLimit(count=5))
+    runtime = make_runtime(form_redirect_url="https://www.planifia.example/merci")
+    return create_app(runtime=runtime).test_client(), runtime
+
+
+def test_website_form_creates_the_lead_and_redirects_to_the_thank_you_page(
+    form_site: Any,
+) -> None:
+    client, runtime = form_site
+    response = client.post("/forms/whitepaper-planning-roi", data={
+        "email": "Odile.Ferrand@Ferrand-Emballage.fr", "first_name": "Odile",
+        "company_size": "180", "country": "FR", "consent": "yes",
+        "consent_text": "livre-blanc-v2", "utm_source": "linkedin", "website": ""})  # fmt: skip
+    assert response.status_code == 303
+    assert response.headers["Location"] == "https://www.planifia.example/merci"
+    with runtime.sessions() as session:
+        lead = session.scalars(select(Lead)).one()
+        assert lead.email == "odile.ferrand@ferrand-emballage.fr"
+        assert lead.first_touch["utm_source"] == "linkedin"
+        assert session.scalars(select(Consent.text_version)).one() == "livre-blanc-v2"
+        from nurture.models import Enrollment, Event
+
+        assert session.scalars(select(Event.name)).all() == ["form_submitted"]
+        # The shipped evaluation sequence starts on this form.
+        assert session.scalars(select(Enrollment.sequence_id)).all() == ["whitepaper-evaluation"]
+
+
+def test_form_honeypot_rate_limit_and_errors(form_site: Any) -> None:
+    client, runtime = form_site
+    bot = client.post("/forms/contact", data={"email": "bot@example.com", "website": "http://x"})
+    assert bot.status_code == 303 and count(runtime) == 0  # same answer, nothing stored
+    bad = client.post("/forms/contact", data={"email": "not-an-address"})
+    assert bad.status_code == 400 and "email" in bad.get_data(as_text=True)
+    for n in range(3):
+        assert client.post("/forms/contact", data={"email": f"p{n}@example.com"}).status_code == 303
+    limited = client.post("/forms/contact", data={"email": "p9@example.com"})
+    assert limited.status_code == 429 and count(runtime) == 3
+    assert client.post("/forms/..%2fadmin", data={"email": "a@example.com"}).status_code == 404
