@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import sys
@@ -386,49 +385,26 @@ def leads() -> None:
 @click.option("--source", help="Source to record on leads that have none.")
 @click.pass_context
 def leads_import(ctx: click.Context, file: Path, source: str | None) -> None:
-    """Import leads from a CSV file (header row with field names; re-runnable)."""
-    from nurture.core.intake import InvalidInput, parse_lead
-    from nurture.enrollment import on_created, on_tags
-    from nurture.leads import upsert_lead
+    """Import leads from a CSV file (header row with field names; re-runnable).
+
+    Columns: email (required), first_name, last_name, company, job_title, company_size,
+    country, timezone, locale, source, campaign, stage, tags (separated by ;), and
+    fields.NAME for custom fields. Bad rows are reported as FILE:LINE: reason.
+    """
+    from nurture.csvimport import import_csv
 
     runtime = _runtime(ctx)
     _prepare(runtime)
-    now = _now()
-    created = updated = bad = 0
-    with file.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            line = reader.line_num
-            data: dict[str, Any] = {
-                k.strip(): v for k, v in row.items() if k and v not in (None, "")
-            }
-            custom = {
-                k.removeprefix("fields."): data.pop(k)
-                for k in list(data)
-                if k.startswith("fields.")
-            }
-            if custom:
-                data["fields"] = custom
-            if "tags" in data:
-                data["tags"] = [t.strip() for t in str(data["tags"]).split(";") if t.strip()]
-            if source and "source" not in data:
-                data["source"] = source
-            try:
-                parsed = parse_lead(data)
-            except InvalidInput as error:
-                bad += 1
-                click.echo(f"{file}:{line}: {error}", err=True)
-                continue
-            with runtime.sessions.begin() as session:
-                lead, is_new, new_tags = upsert_lead(session, parsed, now)
-                if is_new:
-                    on_created(session, runtime.content, lead, now)
-                if new_tags:
-                    on_tags(session, runtime.content, lead, new_tags, now)
-            created += is_new
-            updated += not is_new
-    click.echo(f"imported {created} new, {updated} updated, {bad} refused")
-    if bad:
+    with click.progressbar(
+        length=file.stat().st_size, label=f"importing {file.name}", file=sys.stderr
+    ) as bar:
+        report = import_csv(runtime, file, _now(), source, progress=bar.update)
+    for line, reason in report.refused:
+        click.echo(f"{file}:{line}: {reason}", err=True)
+    click.echo(
+        f"imported {report.created} new, {report.updated} updated, {len(report.refused)} refused"
+    )
+    if report.refused:
         sys.exit(1)
 
 

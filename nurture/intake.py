@@ -15,8 +15,8 @@ from nurture.config import Settings
 from nurture.content import Content
 from nurture.core.intake import LeadInput
 from nurture.enrollment import on_created, on_tags, set_stage
-from nurture.leads import upsert_lead
-from nurture.models import Lead
+from nurture.leads import email_hash, upsert_lead
+from nurture.models import Lead, Suppression
 from nurture.qualifying import qualify_lead
 from nurture.scores import follow
 
@@ -29,15 +29,19 @@ def take(
     now: datetime,
     source: str = "api",
     existing: Lead | None = None,
+    looked_up: bool = False,
+    suppressed_hashes: set[str] | None = None,
 ) -> tuple[Lead, bool]:
     """Create or enrich the lead; returns it and whether it was created."""
     previous_stage = existing.stage if existing is not None else None
-    if existing is None:
+    if existing is None and not looked_up:
         # Locked: two arrivals of the same person enrich it one after the other.
         found = session.scalar(select(Lead).where(Lead.email == data.email).with_for_update())
         previous_stage = found.stage if found is not None else None
         existing = found
-    lead, created, new_tags = upsert_lead(session, data, now, source, existing)
+    lead, created, new_tags = upsert_lead(
+        session, data, now, source, existing, looked_up=True, suppressed_hashes=suppressed_hashes
+    )
     if created:
         on_created(session, content, lead, now)
     elif "stage" in data.values and data.values["stage"] != previous_stage:
@@ -61,12 +65,18 @@ def take_many(
 ) -> list[tuple[Lead, bool]]:
     """Many leads in one transaction, with one query to find the known ones."""
     emails = [item.email for item in items]
-    known = {
-        lead.email: lead for lead in session.scalars(select(Lead).where(Lead.email.in_(emails)))
-    }
+    # Locked, in id order: concurrent batches touching the same people don't deadlock.
+    query = select(Lead).where(Lead.email.in_(emails)).order_by(Lead.id).with_for_update()
+    known = {lead.email: lead for lead in session.scalars(query)}
+    hashes = {email_hash(email) for email in emails}
+    blocked = set(
+        session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
+    )
     results = []
     for item in items:
-        lead, created = take(session, content, settings, item, now, source, known.get(item.email))
+        lead, created = take(
+            session, content, settings, item, now, source, known.get(item.email), True, blocked
+        )
         known[item.email] = lead  # the same email twice in one batch is one lead
         results.append((lead, created))
     return results

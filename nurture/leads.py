@@ -69,6 +69,8 @@ def upsert_lead(
     now: datetime,
     source: str = "api",
     existing: Lead | None = None,
+    looked_up: bool = False,
+    suppressed_hashes: set[str] | None = None,
 ) -> tuple[Lead, bool, set[str]]:
     """Create or enrich the lead for `data.email` (progressive profiling).
 
@@ -76,7 +78,8 @@ def upsert_lead(
     replaces the known one, and the old one goes to the field history. Returns the
     lead, whether it was created, and the tags newly added.
     """
-    lead = existing if existing is not None else find_lead(session, data.email)
+    # `looked_up`: the caller already searched (batches look a whole chunk up at once).
+    lead = existing if existing is not None or looked_up else find_lead(session, data.email)
     created = lead is None
     if lead is None:
         lead = Lead(
@@ -90,7 +93,11 @@ def upsert_lead(
             created_at=now,
             updated_at=now,
         )
-        if suppressed(session, data.email):
+        if (
+            email_hash(data.email) in suppressed_hashes
+            if suppressed_hashes is not None
+            else suppressed(session, data.email)
+        ):
             # Unsubscribed or erased before: known again, but never mailed again.
             lead.unsubscribed_at = now
         session.add(lead)
@@ -121,7 +128,8 @@ def upsert_lead(
             lead.first_touch = touch
         lead.latest_touch = touch
     lead.updated_at = now
-    session.flush()
+    if history or data.consent is not None:
+        session.flush()  # their rows need the lead's id; otherwise one flush per batch
     for row in history:
         row.lead_id = lead.id
         session.add(row)

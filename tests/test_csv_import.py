@@ -1,0 +1,66 @@
+"""A 100 000-row CSV with bad rows: streamed, every bad row reported by line and reason,
+and a second run changes nothing but counts updates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, func, select
+
+from nurture.cli import cli
+from nurture.models import Lead
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = 100_000
+BAD = {  # line number in the file (the header is line 1) -> what is wrong there
+    1_002: "email: An email address must have an @-sign.",
+    25_003: "company_size: expected a whole number >= 0",
+    50_004: "country: expected an ISO 3166 code such as FR",
+}
+
+
+def write_csv(path: Path) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("email,first_name,company,company_size,country,locale,fields.industry,tags\n")
+        for line in range(2, ROWS + 2):
+            if line == 1_002:
+                handle.write("no-at-sign.example,Bad,,10,FR,fr,,\n")
+            elif line == 25_003:
+                handle.write(f"p{line}@usine.example,Bad,X,many,FR,fr,,\n")
+            elif line == 50_004:
+                handle.write(f"p{line}@usine.example,Bad,X,10,France,fr,,\n")
+            else:
+                handle.write(
+                    f"p{line}@usine{line % 700}.example,Prénom{line},Usine {line % 700},"
+                    f"{20 + line % 3000},FR,fr,manufacturing,salon-2026;planification\n"
+                )
+
+
+@pytest.mark.slow
+def test_a_large_import_reports_every_bad_row_and_can_run_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "salon.csv"
+    write_csv(csv_file)
+    env = {
+        "NURTURE_DATABASE_URL": database_url,
+        "NURTURE_SECRET_KEY": "x" * 32,
+        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
+        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
+        "NURTURE_SCORING_FILE": str(ROOT / "sequences" / "rules" / "scoring.yaml"),
+    }
+    first = CliRunner().invoke(cli, ["leads", "import", str(csv_file)], env=env)
+    assert first.exit_code == 1  # some rows were refused
+    reported = [line for line in first.output.splitlines() if line.startswith(str(csv_file))]
+    assert reported == [f"{csv_file}:{line}: {reason}" for line, reason in sorted(BAD.items())]
+    assert f"imported {ROWS - len(BAD)} new, 0 updated, {len(BAD)} refused" in first.output
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Lead)) == ROWS - len(BAD)
+        assert connection.scalar(select(Lead.grade).where(Lead.email == "p5@usine5.example"))
+    engine.dispose()
+
+    again = CliRunner().invoke(cli, ["leads", "import", str(csv_file)], env=env)
+    assert f"imported 0 new, {ROWS - len(BAD)} updated, {len(BAD)} refused" in again.output
