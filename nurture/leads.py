@@ -128,8 +128,8 @@ def upsert_lead(
             lead.first_touch = touch
         lead.latest_touch = touch
     lead.updated_at = now
-    if history or data.consent is not None:
-        session.flush()  # their rows need the lead's id; otherwise one flush per batch
+    if created or history or data.consent is not None:
+        session.flush()  # the lead's id is needed by every row that follows
     for row in history:
         row.lead_id = lead.id
         session.add(row)
