@@ -149,6 +149,7 @@ def validate(ctx: click.Context, path: Path | None) -> None:
         settings.templates_dir,
         scoring_file=settings.scoring_file,
         routing_file=settings.routing_file,
+        qualification_file=settings.qualification_file,
     )
     problems = (
         list(content.problems)
@@ -166,6 +167,7 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     for name, path, model in (
         ("scoring", settings.scoring_file, content.scoring),
         ("routing", settings.routing_file, content.routing),
+        ("qualification", settings.qualification_file, content.qualification),
     ):
         if model is not None:
             click.echo(f"ok  {path}: {name}")

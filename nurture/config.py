@@ -57,6 +57,7 @@ class Settings:
     port: int = 5000
     scoring_file: Path = Path("sequences/rules/scoring.yaml")
     routing_file: Path = Path("sequences/rules/routing.yaml")
+    qualification_file: Path = Path("sequences/rules/qualification.yaml")
     sla_hours: int = 24  # a promotion not accepted by then is escalated, then reassigned
     recycle_sequence: str | None = None  # where leads rejected by sales go back to
     digest_hour: int = 8  # the daily top leads leave at this hour, the rep's local time
@@ -212,6 +213,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "port": _positive_int,
     "scoring_file": _path,
     "routing_file": _path,
+    "qualification_file": _path,
     "sla_hours": _positive_int,
     "recycle_sequence": str,
     "digest_hour": _hour,

@@ -16,6 +16,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from nurture.core.problems import Problem
+from nurture.core.qualification import QualificationModel
+from nurture.core.qualification_parser import load_qualification
 from nurture.core.rendering import TemplateCatalog
 from nurture.core.routing import RoutingModel
 from nurture.core.routing_parser import load_routing
@@ -45,10 +47,13 @@ class Content:
         default_locale: str = "en",
         scoring_file: Path | None = None,
         routing_file: Path | None = None,
+        qualification_file: Path | None = None,
     ):
         self.sequences_dir = sequences_dir
         self.scoring_file = scoring_file
         self.routing_file = routing_file
+        self.qualification_file = qualification_file
+        self.qualification: QualificationModel | None = None
         self.scoring: ScoringModel | None = None
         self.routing: RoutingModel | None = None
         self.rule_problems: tuple[Problem, ...] = ()
@@ -70,7 +75,8 @@ class Content:
         return tuple((p.name, p.stat().st_mtime, p.stat().st_size) for p in files)
 
     def _reload_rules(self) -> None:
-        stamp = tuple(_stamp(path) for path in (self.scoring_file, self.routing_file))
+        files = (self.scoring_file, self.routing_file, self.qualification_file)
+        stamp = tuple(_stamp(path) for path in files)
         if stamp == self._rules_stamp:
             return
         problems: list[Problem] = []
@@ -86,6 +92,12 @@ class Content:
             self.routing = routed.model
         else:
             self.routing = None
+        if self.qualification_file is not None and self.qualification_file.exists():
+            qualified = load_qualification(self.qualification_file)
+            problems += qualified.problems
+            self.qualification = qualified.model
+        else:
+            self.qualification = None
         self.rule_problems = tuple(problems)
         self._rules_stamp = stamp
 

@@ -1,5 +1,11 @@
 """Qualification in the database: the category and reasons stored on the lead, and the
-route each category takes (promotion, nurture, or nothing)."""
+route each category takes.
+
+- no_interest: the lead is disqualified (stage `disqualified`): it leaves every
+  sequence, is never mailed and never promoted; the reason codes stay on it.
+- sales_ready: promoted to sales at once (with its reasons).
+- long_term_nurture: nothing special: sequences and scoring take it from here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,10 @@ from sqlalchemy.orm import Session
 
 from nurture.config import Settings
 from nurture.content import Content
+from nurture.core import scoring
+from nurture.core.qualification import NO_INTEREST, SALES_READY, qualify
+from nurture.enrollment import set_stage
+from nurture.leads import profile_of
 from nurture.models import Lead
 
 
@@ -16,4 +26,24 @@ def qualify_lead(
     session: Session, content: Content, settings: Settings, lead: Lead, now: datetime
 ) -> None:
     """Set the lead's category and reasons from the qualification rules (if any)."""
-    return None
+    model = content.qualification
+    if model is None:
+        return
+    profile = profile_of(lead)
+    grade = scoring.grade(content.scoring, profile).grade if content.scoring else lead.grade
+    verdict = qualify(model, profile, grade=grade, score=lead.score)
+    lead.category = verdict.category
+    lead.reasons = [reason.as_dict() for reason in verdict.reasons]
+    if verdict.category == NO_INTEREST and lead.stage not in ("disqualified", "customer"):
+        cause = "qualification: " + ", ".join(reason.code for reason in verdict.reasons)
+        set_stage(session, content, lead, "disqualified", now, cause=cause)
+    elif verdict.category == SALES_READY and lead.stage in (
+        "subscriber",
+        "lead",
+        "mql",
+        "recycled",
+    ):
+        from nurture.promotion import promote
+
+        reason = "qualified sales-ready: " + "; ".join(r.message for r in verdict.reasons)
+        promote(session, content, lead, reason, now, settings.sla)

@@ -41,6 +41,7 @@ class Runtime:
             settings.templates_dir,
             scoring_file=settings.scoring_file,
             routing_file=settings.routing_file,
+            qualification_file=settings.qualification_file,
         )
 
     @cached_property
