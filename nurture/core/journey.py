@@ -27,6 +27,7 @@ from nurture.core.sequences import (
     Sequence,
     StageIs,
     WaitStep,
+    as_text,
     describe_condition,
 )
 from nurture.core.timing import add_duration
@@ -104,7 +105,7 @@ def holds(condition: Condition, facts: Facts, since: datetime | None = None) -> 
                     return rng.contains(int(value)) if value is not None else False
                 except (TypeError, ValueError):
                     return False
-            return value is not None and str(value) in values
+            return value is not None and as_text(value) in values
         case StageIs(stages):
             return facts.lead.stage in stages
         case EventSeen(name):

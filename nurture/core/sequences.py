@@ -139,9 +139,16 @@ class Audience:
             return False
         for name, allowed in self.fields.items():
             value = lead.value(name)
-            if value is None or str(value) not in allowed:
+            if value is None or as_text(value) not in allowed:
                 return False
         return True
+
+
+def as_text(value: Any) -> str:
+    """A field value as files write it: JSON true is "true", not Python's "True"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @dataclass(frozen=True)
