@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
 from nurture.core.sales import STATUSES, Answer
 from nurture.core.sequences import STAGES
+from nurture.core.timing import is_valid_timezone
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_FIELDS = {
@@ -40,7 +40,8 @@ TOUCH_KEYS = (
     "utm_content",
 )
 CONSENT_KEYS = frozenset({"purpose", "granted", "text_version", "source"})
-EVENT_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
+EVENT_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,99}")
+MAX_SIZE = 10_000_000  # employees: more than any company, less than the column holds
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,12 @@ def parse_lead(data: Any, prefix: str = "", fold_subaddress: bool = False) -> Le
             values[name] = text
     size = data.get("company_size")
     if size is not None and size != "":
-        if isinstance(size, str) and size.strip().isdigit():
+        if isinstance(size, str) and re.fullmatch(r"[0-9]{1,9}", size.strip()):
             size = int(size.strip())
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            errors.append(FieldError(f"{prefix}company_size", "expected a whole number >= 0"))
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+            errors.append(
+                FieldError(f"{prefix}company_size", f"expected a whole number from 0 to {MAX_SIZE}")
+            )
         else:
             values["company_size"] = size
     country = _text(data.get("country"), f"{prefix}country", 100, errors)
@@ -189,10 +192,9 @@ def parse_lead(data: Any, prefix: str = "", fold_subaddress: bool = False) -> Le
             values["country"] = country.upper()
     zone = _text(data.get("timezone"), f"{prefix}timezone", 64, errors)
     if zone is not None:
-        try:
-            ZoneInfo(zone)
+        if is_valid_timezone(zone):
             values["timezone"] = zone
-        except (ZoneInfoNotFoundError, ValueError):
+        else:
             errors.append(FieldError(f"{prefix}timezone", "expected an IANA timezone"))
     locale = _text(data.get("locale"), f"{prefix}locale", 16, errors)
     if locale is not None:
@@ -270,7 +272,7 @@ def parse_event(data: Any, now: datetime) -> EventInput:
     for key in sorted(set(data) - {"name", "properties", "occurred_at", "email"}):
         errors.append(FieldError(key, "unknown field (allowed: name, properties, occurred_at)"))
     name = data.get("name")
-    if not isinstance(name, str) or not EVENT_NAME.match(name):
+    if not isinstance(name, str) or not EVENT_NAME.fullmatch(name):
         errors.append(FieldError("name", "expected an event name such as form_submitted"))
     properties = data.get("properties") or {}
     if not isinstance(properties, Mapping):
@@ -286,7 +288,7 @@ def parse_event(data: Any, now: datetime) -> EventInput:
             occurred = occurred.astimezone(UTC)
             if occurred > now:
                 errors.append(FieldError("occurred_at", "must not be in the future"))
-        except ValueError:
+        except (ValueError, OverflowError):
             errors.append(
                 FieldError("occurred_at", "expected an ISO 8601 time with offset, e.g. ...Z")
             )
@@ -321,7 +323,7 @@ def parse_feedback(data: Any, now: datetime) -> tuple[Answer, str | None]:
             if occurred.tzinfo is None:
                 raise ValueError
             occurred = occurred.astimezone(UTC)
-        except ValueError:
+        except (ValueError, OverflowError):
             errors.append(FieldError("occurred_at", "expected an ISO 8601 time with offset"))
     external = _text(data.get("external_id"), "external_id", 200, errors)
     if errors:

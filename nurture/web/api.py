@@ -370,6 +370,8 @@ def sales_feedback(promotion_id: int) -> Response:
     now = request_now()
     answer, recycle = parse_feedback(_body(), now)
     rt = runtime()
+    if promotion_id > 2**31 - 1:  # beyond any id the database hands out
+        return problem(404, "not_found", f"no promotion {promotion_id}")
     with rt.sessions.begin() as session:
         if session.get(Promotion, promotion_id) is None:
             return problem(404, "not_found", f"no promotion {promotion_id}")
