@@ -28,11 +28,12 @@ def create_app(
     app.config["SECRET_KEY"] = runtime.secret_key
     app.extensions["nurture"] = runtime
 
-    from nurture.web import api, forms, health, tracking, unsubscribe
+    from nurture.web import api, forms, health, openapi, tracking, unsubscribe
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(tracking.blueprint)
     app.register_blueprint(forms.blueprint)
     app.register_blueprint(unsubscribe.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(openapi.blueprint)
     return app

@@ -227,7 +227,8 @@ def parse_lead(data: Any, prefix: str = "", fold_subaddress: bool = False) -> Le
             errors.append(FieldError(f"{prefix}rep", "expected {name, email, phone}"))
         else:
             for key in ("name", "email", "phone"):
-                text = _text(rep.get(key), f"{prefix}rep.{key}", 200, errors)
+                limit = 50 if key == "phone" else 200 if key == "name" else 320
+                text = _text(rep.get(key), f"{prefix}rep.{key}", limit, errors)
                 if text is not None:
                     values[f"rep_{key}"] = text
     consent = _consent(data.get("consent"), f"{prefix}consent", errors)
