@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from nurture.config import load_settings
 from nurture.runtime import Runtime
@@ -36,4 +37,18 @@ def create_app(
     app.register_blueprint(unsubscribe.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def _api_errors(error: HTTPException) -> Response | HTTPException:
+        # Under /api/ every answer is JSON, even for a URL no route knows.
+        if not request.path.startswith("/api/"):
+            return error
+        response = jsonify(
+            error={"code": (error.name or "error").lower().replace(" ", "_"),
+                   "message": error.description or ""}
+        )  # fmt: skip
+        response.status_code = error.code or 404
+        return response
+
     return app

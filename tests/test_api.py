@@ -180,3 +180,11 @@ def test_health_and_metrics(api: Any) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "nurture_due_steps 0" in metrics
+
+
+def test_unknown_api_urls_answer_json(api: Any) -> None:
+    client, headers, _ = api
+    missing = client.post("/api/v1/promotions/-1/feedback", headers=headers, json={})
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    wrong = client.delete("/api/v1/leads", headers=headers)
+    assert wrong.status_code == 405 and "error" in wrong.get_json()
