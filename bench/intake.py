@@ -4,23 +4,27 @@
 
 The same N realistic leads (bench/intake_data.py) go, on SQLite (a temporary file) and
 on PostgreSQL (a throwaway database `nurture_bench_intake_<pid>` on 127.0.0.1:5432,
-dropped at the end), into an empty `leads` table by each path in turn:
+dropped at the end), into an empty schema by each path in turn:
 
 1. raw insert: SQLAlchemy Core `insert(Lead)` executemany, 5000 rows per transaction,
-   rows built before the clock starts; no checks, no enrolment, no scoring (the
-   reference: "share of raw" is measured against it). On PostgreSQL, `COPY` too.
+   rows built before the clock starts; no checks, no enrolment, no scoring. It is the
+   reference ("share of raw insert"); the fastest of `--raw-repeat` runs counts. On
+   PostgreSQL, `COPY` is measured too, for comparison.
 2. API: `POST /api/v1/leads/batch`, 500 leads per request, bodies encoded before the
-   clock starts, served by gunicorn (`wsgi:app`) on 127.0.0.1, posted over http.client
-   keep-alive connections from 1 and then 4 client threads;
+   clock starts, served by gunicorn (`wsgi:app`, bench/intake_gunicorn.py) on
+   127.0.0.1, posted over http.client keep-alive connections from 1 and then 4 client
+   threads, the connections spread evenly over the workers (bench/intake_http.py);
 3. CSV import: `import_csv` on a file of the same leads with a few bad rows.
 
 The engine paths run with the example sequences plus one welcome sequence entered on
 `lead_created` (webinar leads) and `tag_added: evaluation`, and with the example
-scoring rules, so leads are checked, enrolled and graded as in production.
+scoring, routing and qualification rules: leads are checked, enrolled, graded,
+qualified, and promoted or disqualified as in production.
 
 After each measure the `leads` table is compared with the dataset row by row (nothing
-lost, nothing changed), and for the engine paths the enrolments are counted. Figures
-and how to read them: docs/performance.md ("Lead intake").
+lost, nothing changed) and the enrolments are counted. `--prototype all` also measures
+the engine paths with the changes of bench/intake_prototype.py; `--profile DIR` adds
+cProfile hot spots. Figures and how to read them: docs/performance.md ("Lead intake").
 """
 
 from __future__ import annotations
@@ -29,19 +33,16 @@ import argparse
 import contextlib
 import cProfile
 import os
-import platform
 import pstats
 import shutil
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -67,6 +68,7 @@ from intake_http import (
     post_batches,
     warm_up,
 )
+from intake_report import Measure, cpu_table, hot_spots, machine, table, version
 from sqlalchemy import func, insert, select, text
 
 from nurture.apikeys import create_key
@@ -110,61 +112,6 @@ def say(message: str) -> None:
 def expect(condition: bool, message: str) -> None:
     if not condition:
         raise SystemExit(f"check failed: {message}")
-
-
-# --- the machine ----------------------------------------------------------------------
-
-
-def machine(postgres_admin: str | None, server: str) -> list[tuple[str, str]]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = "unknown"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    facts = [
-        ("CPU", f"{cpu}, {os.cpu_count()} cores"),
-        ("memory", memory),
-        ("OS", platform.platform()),
-        ("Python", platform.python_version()),
-        ("SQLite", sqlite3.sqlite_version),
-    ]
-    if postgres_admin is not None:
-        import psycopg
-
-        with psycopg.connect(postgres_admin, connect_timeout=10) as connection:
-            row = connection.execute("SHOW server_version").fetchone()
-            facts.append(("PostgreSQL", str(row[0]) if row else "unknown"))
-    names = ("SQLAlchemy", "psycopg", "Flask", "Werkzeug", "gunicorn", "email-validator")
-    facts.append(("packages", ", ".join(f"{n} {_version(n)}" for n in names)))
-    facts.append(("server", server))
-    facts.append(("tree", _tree()))
-    return facts
-
-
-def _tree() -> str:
-    """The commit measured, and the files changed in the working tree since."""
-    import subprocess
-
-    def git(*words: str) -> str:
-        found = subprocess.run(["git", *words], cwd=ROOT, capture_output=True, text=True)
-        return found.stdout.strip()
-
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines() if line[:2] == " M"]
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return f"commit {head}" + (f", changed since: {', '.join(changed)}" if changed else "")
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
 
 
 # --- databases ------------------------------------------------------------------------
@@ -272,26 +219,6 @@ def new_key(url: str) -> str:
 
 
 # --- one measure ----------------------------------------------------------------------
-
-
-@dataclass
-class Measure:
-    database: str
-    path: str
-    leads: int
-    seconds: float
-    usage: Usage
-    notes: list[str] = field(default_factory=list)
-    reference: float = NAN  # the raw insert's leads/s on the same database
-
-    @property
-    def rate(self) -> float:
-        return self.leads / self.seconds if self.seconds else NAN
-
-    @property
-    def cpu_per_lead(self) -> float:
-        """Milliseconds of CPU per lead, this process, app server and PostgreSQL together."""
-        return 1000 * self.usage.mine * self.seconds / self.leads
 
 
 @contextlib.contextmanager
@@ -546,93 +473,7 @@ def profile_paths(db: Database, dataset: Dataset, args: argparse.Namespace, sequ
     return "\n".join(out)
 
 
-def _area(filename: str, function: str) -> str:
-    """Where a function's own time belongs, for the by-area summary."""
-    text_ = f"{filename} {function}"
-    if "/nurture/" in filename:
-        return "nurture/" + filename.split("/nurture/", 1)[1]
-    for needle, label in (
-        ("sqlalchemy/orm", "SQLAlchemy ORM"),
-        ("sqlalchemy", "SQLAlchemy Core, engine"),
-        ("psycopg", "psycopg"),
-        ("sqlite3", "sqlite3 (SQLite itself)"),
-        ("email_validator", "email-validator"),
-        ("idna", "email-validator"),
-        ("json", "json"),
-        ("flask", "Flask, Werkzeug"),
-        ("werkzeug", "Flask, Werkzeug"),
-        ("csv", "csv"),
-        ("re.", "re"),
-    ):
-        if needle in text_:
-            return label
-    return "other (stdlib, builtins)"
-
-
-def hot_spots(stats: pstats.Stats, title: str, target: Path, top: int = 14) -> str:
-    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    total = sum(entry[2] for entry in raw.values()) or 1.0  # own time, all functions
-    areas: dict[str, float] = {}
-    for (filename, _, function), entry in raw.items():
-        area = _area(filename, function)
-        areas[area] = areas.get(area, 0.0) + entry[2]
-    lines = [
-        f"### {title}: {total:.2f} s profiled ({target.name})",
-        "",
-        "(wall time under the profiler: waits on the database count where they happen)",
-        "",
-        "own time by area:",
-    ]
-    for area, seconds in sorted(areas.items(), key=lambda item: -item[1])[:10]:
-        lines.append(f"  {seconds / total:6.1%}  {area}")
-    lines += ["", "nurture functions, time including callees:"]
-    ranked = sorted(
-        ((key, entry) for key, entry in raw.items() if "/nurture/" in key[0]),
-        key=lambda item: -item[1][3],
-    )
-    for (filename, _, function), entry in ranked[:top]:
-        where = "nurture/" + filename.split("/nurture/", 1)[1]
-        lines.append(f"  {entry[3] / total:6.1%}  {where}:{function}  ({entry[1]} calls)")
-    lines += ["", "functions by own time:"]
-    for (filename, line, function), entry in sorted(raw.items(), key=lambda item: -item[1][2])[
-        :top
-    ]:
-        short = filename.split("site-packages/", 1)[-1].split("/work/main/", 1)[-1]
-        lines.append(f"  {entry[2] / total:6.1%}  {short}:{line}:{function}  ({entry[1]} calls)")
-    return "\n".join(lines) + "\n"
-
-
 # --- the run --------------------------------------------------------------------------
-
-
-def table(measures: list[Measure]) -> str:
-    lines = [
-        "| database | path | rows | seconds | leads/s | share of raw insert |",
-        "|---|---|--:|--:|--:|--:|",
-    ]
-    for m in measures:
-        lines.append(
-            f"| {m.database} | {m.path} | {m.leads} | {m.seconds:.2f} | {m.rate:,.0f} |"
-            f" {m.rate / m.reference:.1%} |"
-        )
-    return "\n".join(lines)
-
-
-def cpu_table(measures: list[Measure]) -> str:
-    lines = [
-        "| database | path | this process | app server | PostgreSQL | other processes"
-        " | CPU ms per lead |",
-        "|---|---|--:|--:|--:|--:|--:|",
-    ]
-    for m in measures:
-        u = m.usage
-        server = f"{u.server:.2f}" if "API" in m.path else "-"
-        postgres = f"{u.database:.2f}" if m.database == "postgres" else "-"
-        lines.append(
-            f"| {m.database} | {m.path} | {u.ours:.2f} | {server} | {postgres} | {u.others:.2f}"
-            f" | {m.cpu_per_lead:.3f} |"
-        )
-    return "\n".join(lines)
 
 
 def measure_database(
@@ -798,7 +639,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-limit", type=float, default=1800, help="seconds, whole run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
-    if args.server == "gunicorn" and _version("gunicorn") == "absent":
+    if args.server == "gunicorn" and version("gunicorn") == "absent":
         say("gunicorn is not installed: serving with werkzeug instead")
         args.server = "werkzeug"
     if args.profile is not None:

@@ -389,7 +389,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--prototype",
-        choices=("token", "insert"),
+        choices=("token", "insert", "batch"),
         help="serve pixel and click from bench/tracking_prototype.py (floors, not the engine)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
