@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = 100_000
 BAD = {  # line number in the file (the header is line 1) -> what is wrong there
     1_002: "email: An email address must have an @-sign.",
-    25_003: "company_size: expected a whole number >= 0",
+    25_003: "company_size: expected a whole number from 0 to 10000000",
     50_004: "country: expected an ISO 3166 code such as FR",
 }
 
