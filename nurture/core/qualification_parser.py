@@ -38,6 +38,7 @@ from nurture.core.yamlsource import (
     Reader,
     at,
     load,
+    read_text,
 )
 
 QUALIFICATION_FILE = Path("rules") / "qualification.yaml"  # inside the sequences folder
@@ -84,16 +85,9 @@ def load_qualification(path: Path) -> QualificationResult:
     """Read and parse the qualification file at `path`; a missing file is no rules at all."""
     if not path.exists():
         return QualificationResult(None)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return QualificationResult(
-            None, (Problem(str(path), 1, f"the file is not UTF-8 ({exc.reason})"),)
-        )
-    except OSError as exc:
-        return QualificationResult(
-            None, (Problem(str(path), 1, f"cannot read the file: {exc.strerror}"),)
-        )
+    text, problem = read_text(path)
+    if text is None:
+        return QualificationResult(None, (problem,) if problem else ())
     return parse_qualification(text, str(path))
 
 

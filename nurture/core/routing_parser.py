@@ -24,6 +24,7 @@ from nurture.core.yamlsource import (
     Reader,
     at,
     load,
+    read_text,
 )
 
 ROUTING_FILE = Path("rules") / "routing.yaml"  # inside the sequences folder
@@ -58,16 +59,9 @@ def load_routing(path: Path) -> RoutingResult:
     """Read and parse the routing file at `path`; a missing file is no routing at all."""
     if not path.exists():
         return RoutingResult(None)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return RoutingResult(
-            None, (Problem(str(path), 1, f"the file is not UTF-8 ({exc.reason})"),)
-        )
-    except OSError as exc:
-        return RoutingResult(
-            None, (Problem(str(path), 1, f"cannot read the file: {exc.strerror}"),)
-        )
+    text, problem = read_text(path)
+    if text is None:
+        return RoutingResult(None, (problem,) if problem else ())
     return parse_routing(text, str(path))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 import yaml
@@ -297,3 +298,13 @@ class Reader:
             if text is not None:
                 values[key] = text
         return values
+
+
+def read_text(path: Path) -> tuple[str | None, Problem | None]:
+    """An authored file's UTF-8 text, or the problem that prevents reading it."""
+    try:
+        return path.read_bytes().decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, Problem(str(path), 1, f"the file is not UTF-8 ({exc.reason})")
+    except OSError as exc:
+        return None, Problem(str(path), 1, f"cannot read the file: {exc.strerror}")
