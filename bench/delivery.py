@@ -432,6 +432,7 @@ def run_engine_workers(
 class NaiveRun:
     rate: float
     sample: int
+    cpu: float  # µs per email: this process and, on PostgreSQL, its server backend
     others: float
 
 
@@ -445,12 +446,15 @@ def run_naive_phase(url: str, size: int, sink: SinkProcess, args: argparse.Names
     meter, cpu = Meter(url), time.process_time()
     deadline = time.monotonic() + args.timeout
     naive = run_naive(url, settings, SECRET, sink.url, NOW, sample, deadline, meter.read_server)
+    cpu = time.process_time() - cpu
     arrivals = sink.snapshot()
-    others = meter.others(time.process_time() - cpu + arrivals.cpu_seconds)
+    others = meter.others(cpu + arrivals.cpu_seconds)
+    if meter.server_seconds == meter.server_seconds:  # PostgreSQL: its backend works too
+        cpu += meter.server_seconds
     expect(naive.sent > 0, "the naive pipeline sent nothing before the deadline")
     expect(arrivals.messages == naive.sent, f"naive: sink got {arrivals.messages} messages")
     expect(arrivals.ids == naive.message_ids, "naive: the sink's Message-IDs differ")
-    return NaiveRun(naive.sent / naive.seconds, naive.sent, others)
+    return NaiveRun(naive.sent / naive.seconds, naive.sent, 1e6 * cpu / naive.sent, others)
 
 
 @dataclass(frozen=True)
@@ -583,6 +587,7 @@ def run_row(
         databases.drop(kind, "naive")
         row.naive_rate, row.naive_sample = naive.rate, naive.sample
         row.others["naive"] = naive.others
+        row.cpu["naive"] = naive.cpu
         say(
             f"{tag} naive: {naive.rate:,.1f} emails/s on the first {naive.sample:,} due rows"
             + _busy(naive.others)
@@ -656,6 +661,7 @@ def cpu_table(rows: list[Row]) -> str:
         ("engine", "engine"),
         ("server", "PostgreSQL server"),
         ("sink", "sink (engine run)"),
+        ("naive", "naive (with its server)"),
         ("raw_client", "raw client"),
         ("raw_sink", "sink (raw run)"),
     )

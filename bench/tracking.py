@@ -3,8 +3,8 @@
     python bench/tracking.py
 
 For each database (SQLite in WAL mode, PostgreSQL) and each gunicorn worker class
-(sync, gthread), three targets are served in turn by gunicorn on 127.0.0.1 and loaded
-by `wrk` for a fixed time after a warm-up:
+(sync, gthread), three targets are served by gunicorn on 127.0.0.1 (2 workers each)
+and, after a warm-up, loaded by `wrk` in turn, round after round, for a fixed time:
 
 1. bare:  a bare Flask route answering the same 42-byte GIF (bench/tracking_app.py);
 2. pixel: the engine's `/o/<token>.gif`, a valid token per request, over many deliveries;
@@ -389,7 +389,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--prototype",
-        choices=("token", "insert", "batch"),
+        choices=("token", "insert", "batch", "group"),
         help="serve pixel and click from bench/tracking_prototype.py (floors, not the engine)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")

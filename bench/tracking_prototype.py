@@ -12,6 +12,8 @@ request did less, so the gap between the real routes and the bare one can be spl
 - `batch`: the same rows, but the request only queues them; a thread of the worker
   writes whatever has queued up in one transaction (a worker that stops writes the
   rest first). A hit is durable a few milliseconds after its answer instead of before.
+- `group`: as `batch`, but each request waits for the commit of the transaction that
+  holds its row before answering (group commit): durable before the answer, as now.
 
 Served by `gunicorn tracking_prototype:app` from this folder (bench/tracking.py
 `--prototype VARIANT` starts it).
@@ -59,21 +61,28 @@ def _request_values(delivery_id: int) -> dict[str, Any]:
     }
 
 
+Row = tuple[TextClause, dict[str, Any], threading.Event]
+
+
 class Batcher:
-    """Rows queued by requests, written by one thread, many per transaction."""
+    """Rows queued by requests, written by one thread, many per transaction; each row's
+    event is set once its transaction has committed."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.pending: queue.SimpleQueue[tuple[TextClause, dict[str, Any]]] = queue.SimpleQueue()
-        self.lock = threading.Lock()  # the thread and the final flush never write at once
+        self.pending: queue.SimpleQueue[Row] = queue.SimpleQueue()
+        self.lock = threading.Lock()  # one writer at a time: the thread, or the last flush
         self.thread: threading.Thread | None = None
 
-    def add(self, statement: TextClause, values: dict[str, Any]) -> None:
-        if self.thread is None:  # started in the worker, after gunicorn's fork
-            self.thread = threading.Thread(target=self._run, daemon=True)
-            self.thread.start()
-            atexit.register(self.flush)
-        self.pending.put((statement, values))
+    def add(self, statement: TextClause, values: dict[str, Any]) -> threading.Event:
+        with self.lock:
+            if self.thread is None:  # started in the worker, after gunicorn's fork
+                self.thread = threading.Thread(target=self._run, daemon=True)
+                self.thread.start()
+                atexit.register(self.flush)
+        done = threading.Event()
+        self.pending.put((statement, values, done))
+        return done
 
     def _run(self) -> None:
         while True:
@@ -85,7 +94,7 @@ class Batcher:
         with self.lock:
             self._write([])
 
-    def _write(self, rows: list[tuple[TextClause, dict[str, Any]]]) -> None:
+    def _write(self, rows: list[Row]) -> None:
         while True:
             try:
                 rows.append(self.pending.get_nowait())
@@ -94,17 +103,22 @@ class Batcher:
         if not rows:
             return
         by_statement: dict[TextClause, list[dict[str, Any]]] = {}
-        for statement, values in rows:
+        for statement, values, _ in rows:
             by_statement.setdefault(statement, []).append(values)
         with self.engine.begin() as connection:
             for statement, many in by_statement.items():
                 connection.execute(statement, many)
+        for _, _, done in rows:
+            done.set()
 
 
 def create_app() -> Flask:
     variant = os.environ.get("TRACKING_BENCH_VARIANT", "insert")
-    if variant not in ("token", "insert", "batch"):
-        raise SystemExit(f"TRACKING_BENCH_VARIANT={variant!r}: expected token, insert or batch")
+    if variant not in ("token", "insert", "batch", "group"):
+        raise SystemExit(
+            f"TRACKING_BENCH_VARIANT={variant!r}: expected token, insert, batch or group"
+        )
+    queued = variant in ("batch", "group")
     app = create_engine_app()
     runtime: Runtime = app.extensions["nurture"]
     tokens = Tokens(runtime.secret_key)
@@ -113,15 +127,17 @@ def create_app() -> Flask:
     # The engine's SQLite transactions all begin IMMEDIATE (the write lock); a click's
     # lookup needs no lock when its row is written later, by the batcher.
     reader = engine
-    if variant == "batch" and engine.dialect.name == "sqlite":
+    if queued and engine.dialect.name == "sqlite":
         reader = create_engine(runtime.settings.database_url, connect_args={"timeout": 60})
 
     def open_pixel(token: str) -> Response:
         delivery_id = tokens.read_open(token)
         if delivery_id is None or variant == "token":
             return _pixel()
-        if variant == "batch":
-            batcher.add(INSERT_OPEN, _request_values(delivery_id))
+        if queued:
+            done = batcher.add(INSERT_OPEN, _request_values(delivery_id))
+            if variant == "group":
+                done.wait(timeout=30)
         else:
             with engine.begin() as connection:
                 connection.execute(INSERT_OPEN, _request_values(delivery_id))
@@ -156,8 +172,10 @@ def create_app() -> Flask:
             values["url"] = target
             if variant == "insert":
                 connection.execute(INSERT_CLICK, values)
-        if variant == "batch":
-            batcher.add(INSERT_CLICK, values)
+        if queued:
+            done = batcher.add(INSERT_CLICK, values)
+            if variant == "group":
+                done.wait(timeout=30)
         headers = {"Location": target, "Cache-Control": "no-store, max-age=0"}
         return Response(status=302, headers={**headers, "Referrer-Policy": "no-referrer"})
 
