@@ -34,6 +34,7 @@ class Settings:
     database_url: str = "sqlite:///var/nurture.sqlite"
     smtp_url: str | None = None
     outbox_dir: Path = Path("var/outbox")
+    spool_dir: Path | None = None  # see spool_folder
     base_url: str = "http://127.0.0.1:5000"
     secret_key: str | None = None  # see resolve_secret_key
     sequences_dir: Path = Path("sequences")
@@ -190,6 +191,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "database_url": _database_url,
     "smtp_url": _smtp_url,
     "outbox_dir": _path,
+    "spool_dir": _path,
     "base_url": _url(("http", "https")),
     "secret_key": _secret,
     "sequences_dir": _path,
@@ -279,3 +281,14 @@ def resolve_secret_key(settings: Settings) -> str:
         key_file.write_text(secrets.token_urlsafe(32))
         key_file.chmod(0o600)
     return key_file.read_text().strip()
+
+
+def spool_folder(settings: Settings) -> Path:
+    """Where tracking hits wait for the database: the setting, else (on SQLite) a
+    `spool` folder next to the database file, else `var/spool`."""
+    if settings.spool_dir is not None:
+        return settings.spool_dir
+    database = settings.database_url.removeprefix("sqlite:///")
+    if settings.database_url.startswith("sqlite:///") and database and database != ":memory:":
+        return Path(database).with_name("spool")
+    return Path("var/spool")

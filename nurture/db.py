@@ -44,6 +44,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def make_read_engine(url: str) -> Engine:
+    """An engine for single reads that must not queue behind writers: one statement,
+    no transaction around it.
+
+    On SQLite no `BEGIN IMMEDIATE` (the write lock) and the connection is read-only;
+    on PostgreSQL autocommit and no pre-ping, so a read is one round trip instead of
+    four (ping, `BEGIN`, `SELECT`, `ROLLBACK`). A stale pooled connection fails its
+    statement: callers retry once.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 60}, pool_reset_on_return=None)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # each statement its own read
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA query_only=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

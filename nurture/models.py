@@ -209,12 +209,28 @@ class ApiKey(Base):
 
 
 class TrackingHit(Base):
-    """One open or click as it arrived, with its classification and the reasons."""
+    """One open or click as it arrived, then its classification and the reasons.
+
+    The web routes write the request down (through the spool, nurture/spool.py) with
+    no classification; a worker fills in `classification`, `reasons` and `event_id`
+    and sets `processed_at` (nurture/hits.py). `error` says why a hit was given up.
+    """
 
     __tablename__ = "tracking_hits"
-    __table_args__ = (Index("ix_tracking_hits_delivery_at", "delivery_id", "at"),)
+    __table_args__ = (
+        Index("ix_tracking_hits_delivery_at", "delivery_id", "at"),
+        # Only the hits still waiting for a worker: stays small however long the log.
+        Index(
+            "ix_tracking_hits_waiting",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    spool_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    """The hit's key in the spool: ingesting the same line twice adds nothing."""
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(10))  # open | click
@@ -223,10 +239,12 @@ class TrackingHit(Base):
     method: Mapped[str] = mapped_column(String(10))
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(Text)
-    classification: Mapped[str] = mapped_column(String(20))
-    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    classification: Mapped[str | None] = mapped_column(String(20))  # None until processed
+    reasons: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(String(500))
 
 
 class ScoreChange(Base):

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.config import Settings, resolve_secret_key
+from nurture.config import Settings, resolve_secret_key, spool_folder
 from nurture.content import Content
-from nurture.db import make_engine, make_sessionmaker
+from nurture.db import make_engine, make_read_engine, make_sessionmaker
 from nurture.mail import Mailer, mailer_from_settings
+from nurture.spool import Spool
 
 if TYPE_CHECKING:
     from nurture.crm import CrmPusher
@@ -32,6 +33,16 @@ class Runtime:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return make_sessionmaker(self.engine)
+
+    @cached_property
+    def reader(self) -> Engine:
+        """Single reads that must not wait for writers (the click's link lookup)."""
+        return make_read_engine(self.settings.database_url)
+
+    @cached_property
+    def spool(self) -> Spool:
+        """This process's tracking hits on their way to the database."""
+        return Spool(spool_folder(self.settings), self.engine)
 
     @cached_property
     def content(self) -> Content:
@@ -70,5 +81,9 @@ class Runtime:
     def close(self) -> None:
         if "dispatcher" in self.__dict__:
             self.dispatcher.close()
+        if "spool" in self.__dict__:
+            self.spool.close()  # the hits written so far go to the database first
+        if "reader" in self.__dict__:
+            self.reader.dispose()
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -1,7 +1,9 @@
-"""APScheduler 3 as a metronome: one interval job calling `tick(now)`.
+"""APScheduler 3 as a metronome: interval jobs calling plain functions of `now`.
 
-The schedule of each lead lives in the database; this only decides how often a
-worker looks at it. Never started inside web server workers.
+Two jobs: `tick` (every `NURTURE_TICK_SECONDS`: emails, CRM, SLA, digests) and `hits`
+(every second: tracking hits into events and scores, so scores follow readers
+closely). The schedule of each lead lives in the database; this only decides how often
+a worker looks at it. Never started inside web server workers.
 """
 
 from __future__ import annotations
@@ -17,9 +19,24 @@ from nurture.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+HITS_SECONDS = 1.0
+
+
+def track(runtime: Runtime, now: datetime) -> str:
+    """Tracking hits: recover the spool files of dead processes on this machine, then
+    classify and record every hit waiting."""
+    from nurture.config import spool_folder
+    from nurture.hits import process
+    from nurture.spool import recover
+
+    recovered = recover(spool_folder(runtime.settings), runtime.engine)
+    done = process(runtime.sessions, runtime.content, runtime.settings, now)
+    return f"{done}" + (f", {recovered} recovered from the spool" if recovered else "")
+
 
 def work(runtime: Runtime, now: datetime) -> list[str]:
-    """Everything a worker does at `now`: emails, CRM pushes, SLA escalations, digests.
+    """Everything a worker does at `now`: tracking hits, emails, CRM pushes, SLA
+    escalations, digests.
 
     Each part runs even when another failed: a broken SMTP server must not hold
     back the CRM, nor the other way round. Returns one line per part.
@@ -42,6 +59,7 @@ def work(runtime: Runtime, now: datetime) -> list[str]:
         return f"{len(purged)} purged"
 
     parts = (
+        ("hits", lambda: track(runtime, now)),
         ("tick", lambda: str(runtime.dispatcher.tick(now))),
         ("retention", retention),
         ("crm", lambda: str(runtime.crm.deliver_due(now))),
@@ -63,6 +81,17 @@ def tick_once(runtime: Runtime) -> None:
         log.info(line)
 
 
+def track_once(runtime: Runtime) -> None:
+    now = datetime.now(UTC)
+    try:
+        line = track(runtime, now)
+    except Exception:  # the metronome keeps going; the next run tries again
+        log.exception("hits failed")
+        return
+    if not line.startswith("0 processed, 0 failed"):
+        log.info("hits: %s", line)
+
+
 def make_scheduler(runtime: Runtime, blocking: bool) -> BaseScheduler:
     scheduler: BaseScheduler = BlockingScheduler() if blocking else BackgroundScheduler()
     scheduler.add_job(
@@ -75,5 +104,15 @@ def make_scheduler(runtime: Runtime, blocking: bool) -> BaseScheduler:
         coalesce=True,
         misfire_grace_time=None,
         id="tick",
+    )
+    scheduler.add_job(
+        track_once,
+        "interval",
+        args=[runtime],
+        seconds=HITS_SECONDS,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        id="hits",
     )
     return scheduler

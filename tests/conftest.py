@@ -84,6 +84,7 @@ def make_runtime(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Ru
             "sequences_dir": ROOT / "sequences",
             "templates_dir": ROOT / "templates",
             "outbox_dir": tmp_path / "outbox",
+            "spool_dir": tmp_path / "spool",
             "base_url": "https://nurture.test",
         }
         values.update(overrides)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
-from nurture.models import CrmPush, Delivery, Enrollment, Promotion
+from nurture.hits import waiting
+from nurture.models import CrmPush, Delivery, Enrollment, Promotion, TrackingHit
 from nurture.web import request_now, runtime
 
 blueprint = Blueprint("health", __name__)
@@ -53,6 +54,18 @@ def metrics() -> Response:
                 select(model.status, func.count()).group_by(model.status)
             ):
                 lines.append(f'{name}{{status="{status}"}} {count}')
+        lines.append(
+            "# HELP nurture_tracking_hits_waiting Tracking hits in the database that no"
+            " worker has processed yet (their scores are still to come)."
+        )
+        lines.append("# TYPE nurture_tracking_hits_waiting gauge")
+        lines.append(f"nurture_tracking_hits_waiting {waiting(session)}")
+        failed = session.scalar(
+            select(func.count()).select_from(TrackingHit).where(TrackingHit.error.is_not(None))
+        )
+        lines.append("# HELP nurture_tracking_hits_failed Tracking hits set aside with an error.")
+        lines.append("# TYPE nurture_tracking_hits_failed gauge")
+        lines.append(f"nurture_tracking_hits_failed {failed or 0}")
         breached = session.scalar(
             select(func.count()).select_from(Promotion).where(Promotion.sla_breached)
         )

@@ -4,7 +4,10 @@
 - A click redirects only to the URL stored for that link of that delivery (plus our
   UTM parameters). A tampered, truncated or foreign token gets a 404 page, never a
   redirect; nothing in the request can choose the destination.
-- Recording fails soft: a hit that cannot be stored is logged, the reader still
+- A hit is written to this process's spool file before the answer (nurture/spool.py)
+  and nothing else happens in the request: a worker classifies it and records its
+  event, score and promotion about a second later (nurture/hits.py).
+- Recording fails soft: a hit that cannot be written is logged, the reader still
   gets the image or the page.
 """
 
@@ -12,17 +15,17 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import datetime, timedelta
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
 
-from flask import Blueprint, Response, render_template, request
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from flask import Blueprint, Response, current_app, render_template, request
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
-from nurture.core.engagement import Click, Hit, Rules, Verdict, classify
 from nurture.core.links import add_utm, safe_redirect_target
-from nurture.evidence import record
-from nurture.models import Delivery, Event, Lead, TrackingHit
-from nurture.scores import rescore_leads
+from nurture.models import Delivery
+from nurture.runtime import Runtime
 from nurture.tracking import Tokens
 from nurture.web import request_now, runtime
 
@@ -30,7 +33,6 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("tracking", __name__, template_folder="templates")
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-RULES = Rules()
 NO_STORE = {"Cache-Control": "no-store, max-age=0", "Referrer-Policy": "no-referrer"}
 
 
@@ -52,7 +54,7 @@ def open_pixel(token: str) -> Response:
     delivery_id = _tokens().read_open(token)
     if delivery_id is not None:
         try:
-            _record(delivery_id, "open", None, request_now())
+            _spool(delivery_id, "open", None, None)
         except Exception:  # the image must always come back
             log.exception("could not record an open for delivery %s", delivery_id)
     return _pixel()
@@ -63,14 +65,8 @@ def click(token: str, link: int) -> Response:
     delivery_id = _tokens().read_click(token)
     if delivery_id is None:
         return _not_found()
-    now = request_now()
-    with runtime().sessions() as session:
-        row = session.execute(
-            select(Delivery.links, Delivery.sequence_id, Delivery.step_id).where(
-                Delivery.id == delivery_id
-            )
-        ).first()
-    if row is None or link >= len(row.links or ()):
+    row = _links(runtime(), delivery_id)
+    if row is None or link >= len(row.links):
         return _not_found()
     target = safe_redirect_target(row.links[link])
     if target is None:
@@ -85,7 +81,7 @@ def click(token: str, link: int) -> Response:
         },
     )
     try:
-        _record(delivery_id, "click", link, now, target)
+        _spool(delivery_id, "click", link, target)
     except Exception:  # the reader still goes where the link said
         log.exception("could not record a click for delivery %s", delivery_id)
     return Response(status=302, headers={"Location": target, **NO_STORE})
@@ -97,118 +93,71 @@ def _not_found() -> Response:
     return response
 
 
-def _record(
-    delivery_id: int, kind: str, link: int | None, now: datetime, url: str | None = None
-) -> Verdict | None:
-    rt = runtime()
-    with rt.sessions.begin() as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
-            return None
-        verdict = classify(_hit(session, delivery, kind, link, now), RULES)
-        if verdict.classification == "scanner":
-            _relabel(session, delivery, verdict, now)
-        lead = session.get(Lead, delivery.lead_id)
-        assert lead is not None
-        event_name = "email_opened" if kind == "open" else "email_clicked"
-        properties = {
-            "message_id": delivery.message_id,
-            "sequence": delivery.sequence_id,
-            "step": delivery.step_id,
-            "kind": delivery.kind,
-            "template": delivery.template,
-            "classification": verdict.classification,
-        }
-        if url is not None:
-            properties.update(url=url, link=str(link))
-        event, _ = record(
-            session,
-            rt.content,
-            rt.settings,
-            lead,
-            event_name,
-            properties,
-            now,
-            origin="tracking",
-            delivery_id=delivery.id,
-            classification=verdict.classification,
-        )
-        session.add(
-            TrackingHit(
-                delivery_id=delivery.id,
-                lead_id=delivery.lead_id,
-                kind=kind,
-                link=link,
-                url=url,
-                method=request.method,
-                ip=_client_ip()[:64],
-                user_agent=(request.user_agent.string or "")[:1000],
-                classification=verdict.classification,
-                reasons=list(verdict.reasons),
-                event_id=event.id,
-                at=now,
-            )
-        )
-        return verdict
-
-
-def _relabel(session: Session, delivery: Delivery, verdict: Verdict, now: datetime) -> None:
-    """A scanner caught now was also behind this delivery's "human" clicks just before
-    (a gateway that walks every link): label them too, and re-score the lead."""
-    earlier = list(
-        session.scalars(
-            select(TrackingHit).where(
-                TrackingHit.delivery_id == delivery.id,
-                TrackingHit.kind == "click",
-                TrackingHit.classification != "scanner",
-                TrackingHit.at >= now - RULES.lookback,
-            )
-        )
+def _spool(delivery_id: int, kind: str, link: int | None, url: str | None) -> None:
+    runtime().spool.append(
+        delivery_id,
+        kind,
+        link,
+        url,
+        request.method,
+        _client_ip(),
+        request.user_agent.string or "",
+        request_now(),
     )
-    if not earlier:
-        return
-    for hit in earlier:
-        hit.classification = "scanner"
-        hit.reasons = [*hit.reasons, *(f"re-labelled: {r}" for r in verdict.reasons)]
-    session.execute(
-        update(Event)
-        .where(Event.id.in_([h.event_id for h in earlier if h.event_id is not None]))
-        .values(classification="scanner")
-    )
-    model = runtime().content.scoring
-    if model is not None:
-        rescore_leads(session, model, [delivery.lead_id], now)
 
 
-def _hit(session: Session, delivery: Delivery, kind: str, link: int | None, now: datetime) -> Hit:
-    others: tuple[Click, ...] = ()
-    if kind == "click":
-        since = now - RULES.lookback
-        others = tuple(
-            Click(at, index)
-            for at, index in session.execute(
-                select(TrackingHit.at, TrackingHit.link).where(
-                    TrackingHit.delivery_id == delivery.id,
-                    TrackingHit.kind == "click",
-                    TrackingHit.at >= since,
-                    TrackingHit.at <= now + timedelta(seconds=1),
-                )
-            )
-            if index is not None
-        )
-    links = len(delivery.links or ()) - (1 if delivery.honeypot is not None else 0)
-    return Hit(
-        kind="open" if kind == "open" else "click",
-        at=now,
-        delivered_at=delivery.sent_at,
-        method=request.method,
-        user_agent=request.user_agent.string or "",
-        ip=_client_ip(),
-        link_index=link,
-        links_in_email=max(links, 0),
-        honeypot_index=delivery.honeypot,
-        other_clicks=others,
+class Links(NamedTuple):
+    links: tuple[str, ...]
+    sequence_id: str
+    step_id: str
+
+
+class LinkCache:
+    """The stored links of recently clicked deliveries, least recently used out first.
+
+    Links are stored before an email leaves and never change afterwards."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._found: OrderedDict[int, Links] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, delivery_id: int) -> Links | None:
+        with self._lock:
+            found = self._found.get(delivery_id)
+            if found is not None:
+                self._found.move_to_end(delivery_id)
+            return found
+
+    def put(self, delivery_id: int, links: Links) -> None:
+        with self._lock:
+            self._found[delivery_id] = links
+            if len(self._found) > self.size:
+                self._found.popitem(last=False)
+
+
+def _links(rt: Runtime, delivery_id: int) -> Links | None:
+    """A delivery's links: from the cache, or one read outside any write lock."""
+    cache: LinkCache = current_app.extensions.setdefault("nurture.links", LinkCache())
+    found = cache.get(delivery_id)
+    if found is not None:
+        return found
+    query = select(Delivery.links, Delivery.sequence_id, Delivery.step_id).where(
+        Delivery.id == delivery_id
     )
+    for attempt in (1, 2):
+        try:
+            with rt.reader.connect() as connection:
+                row = connection.execute(query).first()
+            break
+        except DBAPIError as error:  # a pooled connection the server closed: once more
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    if row is None or not row.links:
+        return None
+    found = Links(tuple(row.links), row.sequence_id, row.step_id)
+    cache.put(delivery_id, found)
+    return found
 
 
 @blueprint.route("/c/<path:anything>", methods=["GET", "HEAD"])

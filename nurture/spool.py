@@ -1,0 +1,337 @@
+"""The spool: each tracking hit on disk before its answer, then in the database in batches.
+
+A process appends one JSON line per hit to its own file in the spool folder (opened
+`O_APPEND`, one `os.write` per hit): once the write has returned, the hit survives the
+process being killed. A writer thread in the same process moves the complete lines
+into `tracking_hits` every 50 ms (sooner when many wait), all of them in one
+transaction, then empties the file. Each line carries a key unique to it; the key is
+unique in the table too, so ingesting a line a second time adds nothing.
+
+A process holds an exclusive `flock` on its file for as long as it lives. A file whose
+lock another process can take belongs to a process that died: `recover` ingests it and
+removes it. The folder must be local to the machine (`flock` over NFS is not reliable).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import itertools
+import json
+import logging
+import os
+import secrets
+import threading
+import weakref
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Integer, String, Text, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from nurture.models import Delivery, TrackingHit, UTCDateTime
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".hits"
+INTERVAL = 0.05  # seconds between two commits of the writer
+BATCH = 500  # lines waiting that wake the writer before its interval is up
+READ_LIMIT = 4 * 1024 * 1024  # bytes read (and committed) at once: a bounded transaction
+
+
+@dataclass(frozen=True)
+class SpooledHit:
+    """One open or click as the request saw it; `at` in microseconds since the epoch."""
+
+    key: str
+    delivery: int
+    kind: str
+    link: int | None
+    url: str | None
+    method: str
+    ip: str
+    agent: str
+    at: int
+
+    def line(self) -> bytes:
+        return (json.dumps(asdict(self), separators=(",", ":")) + "\n").encode()
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "delivery": self.delivery,
+            "kind": self.kind,
+            "link": self.link,
+            "url": self.url,
+            "method": self.method[:10],
+            "ip": self.ip[:64],
+            "agent": self.agent[:1000],
+            "at": datetime.fromtimestamp(self.at / 1_000_000, UTC),
+        }
+
+
+def micros(at: datetime) -> int:
+    return round(at.timestamp() * 1_000_000)
+
+
+def ingest(engine: Engine, hits: list[SpooledHit]) -> None:
+    """Insert `hits` in one transaction; a key already there, or a delivery that no
+    longer exists (erased), is skipped: the hit has nothing to belong to."""
+    if not hits:
+        return
+    with engine.begin() as connection:
+        connection.execute(_insert(engine.dialect.name), [hit.row() for hit in hits])
+
+
+def _insert(dialect: str) -> Insert:
+    # INSERT … SELECT from the delivery: the lead comes with it, and a hit whose
+    # delivery is gone inserts nothing instead of failing the whole batch.
+    table = TrackingHit.__table__
+    columns = ["spool_key", "delivery_id", "lead_id", "kind", "link", "url", "method", "ip"]
+    columns += ["user_agent", "at"]
+    source = select(
+        bindparam("key", type_=String()),
+        Delivery.id,
+        Delivery.lead_id,
+        bindparam("kind", type_=String()),
+        bindparam("link", type_=Integer()),
+        bindparam("url", type_=Text()),
+        bindparam("method", type_=String()),
+        bindparam("ip", type_=String()),
+        bindparam("agent", type_=Text()),
+        bindparam("at", type_=UTCDateTime()),
+    ).where(Delivery.id == bindparam("delivery", type_=Integer()))
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: Insert = (
+        make(table)  # type: ignore[arg-type]  # the Table behind a mapped class
+        .from_select(columns, source)
+        .on_conflict_do_nothing(index_elements=["spool_key"])
+    )
+    return statement
+
+
+def parse(data: bytes, where: str) -> list[SpooledHit]:
+    """The hits in complete lines; a line that does not read is logged and skipped."""
+    hits = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            hits.append(SpooledHit(**json.loads(line)))
+        except (ValueError, TypeError):
+            log.error("%s, line %d: not a spooled hit, skipped: %r", where, number, line[:200])
+    return hits
+
+
+def _chunks(hits: list[SpooledHit], size: int = 2000) -> Iterable[list[SpooledHit]]:
+    for start in range(0, len(hits), size):
+        yield hits[start : start + size]
+
+
+def recover(folder: Path, engine: Engine, own: Path | None = None) -> int:
+    """Ingest the spool files of dead processes, then remove them; the number of hits read.
+
+    Safe to run anywhere on the machine, at any time, by several processes at once: a
+    live process's file is locked and left alone, and a hit ingested twice is kept once.
+    """
+    if not folder.is_dir():
+        return 0
+    found = 0
+    for path in sorted(folder.iterdir()):
+        if path == own or path.suffix not in (SUFFIX, ".new"):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # recovered by another process just now
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its process is alive
+            data = _read_all(fd)
+            complete = data[: data.rfind(b"\n") + 1]
+            if len(complete) < len(data):
+                log.warning("%s: an unfinished last line was dropped", path)
+            hits = parse(complete, str(path))
+            for chunk in _chunks(hits):
+                ingest(engine, chunk)
+            found += len(hits)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            if hits:
+                log.info("%s: %d tracking hits recovered", path, len(hits))
+        finally:
+            os.close(fd)
+    return found
+
+
+def _read_all(fd: int) -> bytes:
+    parts = []
+    offset = 0
+    while chunk := os.pread(fd, READ_LIMIT, offset):
+        parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
+
+
+class Spool:
+    """This process's spool file and its writer thread; both start with the first hit.
+
+    Fork-safe: a child process (gunicorn `--preload`) starts with no file and no thread
+    of its own, and never keeps its parent's file locked.
+    """
+
+    def __init__(
+        self, folder: Path, engine: Engine, *, interval: float = INTERVAL, batch: int = BATCH
+    ) -> None:
+        self.folder = folder
+        self.engine = engine
+        self.interval = interval
+        self.batch = batch
+        self._start()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forget(ref))
+
+    def _start(self) -> None:
+        self._lock = threading.Lock()  # appends against the writer's truncation
+        self._flushing = threading.Lock()  # one flush at a time: the thread, close()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._file: _File | None = None
+        self._nonce = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+        self._waiting = 0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """This process's spool file, once a hit was written."""
+        file = self._file
+        return file.path if file is not None else None
+
+    def append(
+        self,
+        delivery: int,
+        kind: str,
+        link: int | None,
+        url: str | None,
+        method: str,
+        ip: str,
+        agent: str,
+        at: datetime,
+    ) -> str:
+        """Write one hit down; when this returns it survives the process. Its key."""
+        with self._lock:
+            if self._file is None:
+                self._file = self._open()
+            key = f"{self._nonce}-{next(self._counter)}"
+            data = SpooledHit(key, delivery, kind, link, url, method, ip, agent, micros(at)).line()
+            while data:
+                data = data[os.write(self._file.fd, data) :]
+            self._waiting += 1
+            if self._waiting >= self.batch:
+                self._wake.set()
+        return key
+
+    def _open(self) -> _File:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # Created under another name and renamed once locked: `recover` never takes
+        # the file of a live process.
+        name = f"{os.getpid()}-{self._nonce}-{next(self._counter)}"
+        new = self.folder / f"{name}.new"
+        fd = os.open(new, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = self.folder / f"{name}{SUFFIX}"
+        os.rename(new, path)
+        if self._thread is None:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="nurture-spool", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
+        return _File(fd, path)
+
+    def _run(self) -> None:
+        try:
+            recover(self.folder, self.engine, own=self.path)
+        except Exception:
+            log.exception("could not recover the spool files of dead processes")
+        stop = self._stop
+        while not stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # the hits stay in the file; try again a bit later
+                log.exception("could not write tracking hits to the database")
+                stop.wait(1.0)
+
+    def flush(self) -> int:
+        """Move every complete line written so far into the database; how many."""
+        with self._flushing:
+            file = self._file
+            return 0 if file is None else self._flush(file)
+
+    def _flush(self, file: _File) -> int:
+        moved = 0
+        while True:
+            with self._lock:
+                end = os.fstat(file.fd).st_size
+                self._waiting = 0
+            data = os.pread(file.fd, min(end - file.offset, READ_LIMIT), file.offset)
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                return moved
+            hits = parse(data[:cut], str(file.path))
+            ingest(self.engine, hits)
+            moved += len(hits)
+            file.offset += cut
+            with self._lock:
+                if os.fstat(file.fd).st_size == file.offset:
+                    os.ftruncate(file.fd, 0)  # appends wait for the lock: none is lost
+                    file.offset = 0
+                    return moved
+
+    def close(self) -> None:
+        """Stop the writer, write the rest, remove the file (or leave it to `recover`
+        when the database cannot take the rest). A later hit starts afresh."""
+        atexit.unregister(self.close)
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        with self._flushing:
+            with self._lock:
+                file, self._file = self._file, None
+            if file is None:
+                return
+            try:
+                self._flush(file)
+                file.path.unlink()
+            except Exception:
+                log.exception("tracking hits left in %s for recovery", file.path)
+            finally:
+                os.close(file.fd)  # releases the lock
+
+
+@dataclass
+class _File:
+    fd: int
+    path: Path
+    offset: int = 0  # bytes already in the database
+
+
+def _forget(ref: weakref.ReferenceType[Spool]) -> None:
+    spool = ref()
+    if spool is None:
+        return
+    if spool._file is not None:
+        os.close(spool._file.fd)  # the parent's lock stays with the parent
+    atexit.unregister(spool.close)
+    spool._start()

@@ -1,0 +1,173 @@
+"""The spool: a hit is on disk before its answer, reaches the database exactly once, and
+survives its process being killed."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import func, select
+
+from nurture.models import Delivery, TrackingHit
+from nurture.spool import Spool, ingest, parse, recover
+
+if TYPE_CHECKING:
+    from tracked_email import Tracked
+
+pytest_plugins = ["tracked_email"]
+
+OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)"
+
+# A web process whose writer never gets to write (its interval is an hour): whatever
+# reaches the database after it is killed came from its spool file.
+SERVER = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+from werkzeug.serving import make_server
+from nurture.app import create_app
+from nurture.config import load_settings
+from nurture.runtime import Runtime
+from nurture.spool import Spool
+
+settings = load_settings(environ={}, overrides={
+    "database_url": sys.argv[1], "secret_key": sys.argv[2], "spool_dir": Path(sys.argv[3]),
+    "sequences_dir": Path(sys.argv[4]), "templates_dir": Path(sys.argv[5]),
+})
+runtime = Runtime(settings)
+runtime.spool = Spool(Path(sys.argv[3]), runtime.engine, interval=3600)
+server = make_server("127.0.0.1", 0, create_app(runtime=runtime), threaded=True)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+def rows(tracked: Tracked) -> list[tuple[str, int | None, str | None]]:
+    with tracked.runtime.sessions() as session:
+        return [
+            (h.kind, h.link, h.user_agent)
+            for h in session.scalars(select(TrackingHit).order_by(TrackingHit.id))
+        ]
+
+
+def get(port: int, path: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path, headers={"User-Agent": OUTLOOK})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_hits_of_a_killed_process_are_in_its_spool_and_recovered_exactly_once(
+    tracked: Tracked, tmp_path: Path
+) -> None:
+    folder = tmp_path / "dead-spool"
+    settings = tracked.runtime.settings
+    child = subprocess.Popen(
+        [sys.executable, "-c", SERVER, settings.database_url, settings.secret_key or "",
+         str(folder), str(settings.sequences_dir), str(settings.templates_dir)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        assert get(port, tracked.pixel) == 200
+        assert get(port, tracked.links[1]) == 302
+        [spooled] = folder.glob("*.hits")
+        lines = spooled.read_bytes().splitlines(keepends=True)
+        assert len(lines) == 2  # written before the answers, not yet in the database
+        assert rows(tracked) == []
+        assert recover(folder, tracked.runtime.engine) == 0  # alive: its file is left alone
+        assert spooled.exists()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    # Its writer had committed the first line, then died before emptying the file.
+    ingest(tracked.runtime.engine, parse(lines[0], "test"))
+    assert recover(folder, tracked.runtime.engine) == 2
+    assert rows(tracked) == [("open", None, OUTLOOK), ("click", 1, OUTLOOK)]
+    assert list(folder.iterdir()) == []
+    assert recover(folder, tracked.runtime.engine) == 0
+    assert len(rows(tracked)) == 2
+
+
+def test_the_writer_ingests_every_hit_exactly_once_while_hits_keep_coming(
+    tracked: Tracked, tmp_path: Path
+) -> None:
+    with tracked.runtime.sessions() as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    spool = Spool(tmp_path / "busy", tracked.runtime.engine, interval=0.001, batch=7)
+    per_thread, threads = 150, 4
+
+    def reader(n: int) -> None:
+        for i in range(per_thread):
+            spool.append(delivery_id, "click", n, None, "GET", f"10.0.0.{n}", str(i), tracked.later)
+
+    workers = [threading.Thread(target=reader, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for _ in range(20):  # flushes from here race the writer thread and the appends
+        spool.flush()
+    for worker in workers:
+        worker.join()
+    spool.close()
+    with tracked.runtime.sessions() as session:
+        count = session.scalar(select(func.count()).select_from(TrackingHit))
+        keys = session.scalar(select(func.count(func.distinct(TrackingHit.spool_key))))
+        per_link = dict(
+            session.execute(select(TrackingHit.link, func.count()).group_by(TrackingHit.link)).all()
+        )
+    assert count == keys == per_thread * threads
+    assert per_link == {n: per_thread for n in range(threads)}
+    assert list((tmp_path / "busy").iterdir()) == []  # closed cleanly: nothing left over
+
+
+def test_a_stopping_process_writes_its_hits_before_it_leaves(tracked: Tracked) -> None:
+    with tracked.runtime.sessions() as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    spool = tracked.runtime.spool
+    spool.append(delivery_id, "open", None, None, "GET", "10.0.0.1", OUTLOOK, tracked.later)
+    path = spool.path
+    assert path is not None and path.exists()
+    tracked.runtime.close()
+    assert len(rows(tracked)) == 1
+    assert not path.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_keeps_its_own_spool_and_not_its_parents_lock(
+    tracked: Tracked, tmp_path: Path
+) -> None:
+    with tracked.runtime.sessions() as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    folder = tmp_path / "forked"
+    spool = Spool(folder, tracked.runtime.engine, interval=3600)
+    spool.append(delivery_id, "open", None, None, "GET", "10.0.0.1", "parent", tracked.later)
+    parent_file = spool.path
+    pid = os.fork()
+    if pid == 0:  # the child, as a gunicorn worker after --preload
+        code = 1
+        try:
+            tracked.runtime.engine.dispose(close=False)  # the parent's connections
+            spool.append(delivery_id, "open", None, None, "GET", "10.0.0.2", "child", tracked.later)
+            code = 0 if spool.path != parent_file else 2
+            spool.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The child wrote its own file and removed it; the parent's is still its own.
+    assert parent_file is not None and [p.name for p in folder.iterdir()] == [parent_file.name]
+    assert recover(folder, tracked.runtime.engine) == 0  # still locked by the parent
+    assert [agent for _, _, agent in rows(tracked)] == ["child"]
+    spool.close()
+    assert sorted(agent or "" for _, _, agent in rows(tracked)) == ["child", "parent"]
