@@ -9,11 +9,14 @@ and, after a warm-up, loaded by `wrk` in turn, round after round, for a fixed ti
 1. bare:  a bare Flask route answering the same 42-byte GIF (bench/tracking_app.py);
 2. pixel: the engine's `/o/<token>.gif`, a valid token per request, over many deliveries;
 3. click: the engine's `/c/<token>/<index>`, a browser user agent, an hour after delivery
-   (so each click counts as a person's: event, score, stage check, redirect).
+   (the link lookup, the hit written to the spool, the redirect).
 
 It reports requests per second, latency percentiles, the pixel/bare and click/bare
 ratios and where the CPU went, then checks that every pixel or redirect the server
-answered left exactly one tracking hit (server hooks in bench/tracking_gunicorn.py).
+answered left exactly one tracking hit once the servers have stopped (server hooks in
+bench/tracking_gunicorn.py). Then it processes those hits as `nurture worker` does
+(classification, event, score, stage, promotion), reports hits processed per second,
+and checks that every hit became an event with a classification.
 PostgreSQL databases are `nurture_bench_tracking_<pid>`, dropped at the end. All
 traffic stays on 127.0.0.1. docs/performance.md ("Tracking routes") reads the figures.
 """
@@ -38,7 +41,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from tracking_data import Database, environment, seed, tally, write_paths
+from tracking_data import Database, Processing, environment, process_hits, seed, tally, write_paths
 from tracking_load import BIN, Load, Server, Snapshot, cpu_shares, run_wrk
 from tracking_profile import hot_spots, start_profile
 
@@ -162,11 +165,23 @@ class Measure:
 
 @dataclass(frozen=True)
 class ClassRun:
-    """The three targets under one worker class, and what the click phase moved."""
+    """The three targets under one worker class, and what processing their hits did."""
 
     measures: list[Measure]
     promotions: int
     stage_changes: int
+    processing: Processing | None  # None for the prototypes: nothing to process
+    events: int  # opens and clicks recorded by the processing
+    waiting: int  # hits still unprocessed afterwards (must be 0)
+    failed: int  # hits set aside with an error (must be 0)
+
+    @property
+    def unprocessed(self) -> int:
+        """Hits written but not turned into a classified event."""
+        if self.processing is None:
+            return 0
+        rows = sum(m.rows for m in self.measures)
+        return max(rows - self.events, 0) + self.waiting + self.failed
 
 
 def measure_class(
@@ -188,7 +203,8 @@ def measure_class(
     answered: dict[str, Counter[str]] = {}
     try:
         for target in targets:
-            servers[target] = Server(target, worker_class, args, environment(database.url))
+            env = environment(database.url, database.spool)
+            servers[target] = Server(target, worker_class, args, env)
         for target in targets:
             server = servers[target]
             warm[target] = run_wrk(
@@ -235,11 +251,16 @@ def measure_class(
                     others[target].append(busiest)
     finally:
         for target, server in servers.items():
-            answered[target] = server.stop()
+            answered[target] = server.stop()  # each worker writes its spool's rest first
+    written = tally(database.url)
+    processing = None
+    if args.prototype is None:
+        say(f"  processing {sum(written.hits.values()) - sum(before.hits.values())} hits")
+        processing = process_hits(database, args.process_batch)
     after = tally(database.url)
     measures = []
     for target in targets:
-        kind = {"pixel": "open ", "click": "click "}.get(target)
+        kind = {"pixel": "open", "click": "click"}.get(target)
         labels: Counter[str] = Counter(
             {k: v for k, v in (after.hits - before.hits).items() if kind and k.startswith(kind)}
         )
@@ -257,7 +278,7 @@ def measure_class(
                 cpu=used[target],
                 busiest="; ".join(others[target]),
                 answered=answered[target],
-                rows=sum(labels.values()),
+                rows=written.rows(kind) - before.rows(kind) if kind else 0,
                 labels=labels,
                 wrapped=starts[target] > lines,
                 profile=profile,
@@ -268,6 +289,10 @@ def measure_class(
         measures,
         promotions=after.promotions - before.promotions,
         stage_changes=after.stage_changes - before.stage_changes,
+        processing=processing,
+        events=after.events - before.events,
+        waiting=sum(n for k, n in after.hits.items() if k.endswith(" waiting")),
+        failed=after.failed - before.failed,
     )
 
 
@@ -305,8 +330,10 @@ def table(measures: list[Measure]) -> str:
             for k in ("workers", "postgres", "wrk", "kernel", "other")
         )
         check = "–" if m.writes_nothing else f"{m.rows} = {m.expected}"
-        if m.lost:
+        if m.lost > 0:
             check += f" (**{m.lost} lost**)"
+        elif m.lost < 0:
+            check += f" (**{-m.lost} too many**)"
         lines.append(
             f"| {m.database} | {m.worker_class} | {m.target} | {m.per_second:,.0f}"
             f" | {'' if m.target == 'bare' else f'{ratio:.0%}'} | {verdict}"
@@ -337,8 +364,27 @@ def details(runs: list[ClassRun]) -> str:
                 + extra
             )
         lines.append(
-            f"- {run.measures[0].database}/{run.measures[0].worker_class}: the clicks moved"
-            f" {run.stage_changes} stages and made {run.promotions} promotions"
+            f"- {run.measures[0].database}/{run.measures[0].worker_class}: processing the"
+            f" clicks moved {run.stage_changes} stages and made {run.promotions} promotions"
+        )
+    return "\n".join(lines)
+
+
+def processing_table(runs: list[ClassRun]) -> str:
+    lines = [
+        "| database | workers | hits | processed | hits/s | events | unprocessed"
+        " | recovered from spool files |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        p = run.processing
+        if p is None:
+            continue
+        first = run.measures[0]
+        rows = sum(m.rows for m in run.measures)
+        lines.append(
+            f"| {first.database} | {first.worker_class} | {rows} | {p.processed}"
+            f" | {p.per_second:,.0f} | {run.events} | {run.unprocessed} | {p.recovered} |"
         )
     return "\n".join(lines)
 
@@ -370,6 +416,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument(
         "--deliveries", type=int, default=40000, help="per worker class (each hit once)"
+    )
+    parser.add_argument(
+        "--process-batch", type=int, default=500, help="hits per processing transaction"
     )
     parser.add_argument("--promote-share", type=float, default=0.01)
     parser.add_argument("--mql-share", type=float, default=0.05)
@@ -446,11 +495,20 @@ def main() -> None:
     print(table(measures))
     print()
     print(details(runs))
+    if args.prototype is None:
+        print()
+        print(processing_table(runs))
     if args.profile is not None:
         print(profiles(measures))
-    lost = sum(m.lost for m in measures)
-    if lost:
-        raise SystemExit(f"check failed: {lost} answered hits left no row")
+    wrong = [m for m in measures if m.lost]
+    if wrong:
+        raise SystemExit(
+            "check failed: rows differ from answers for "
+            + ", ".join(f"{m.database}/{m.worker_class}/{m.target}" for m in wrong)
+        )
+    unprocessed = sum(run.unprocessed for run in runs)
+    if unprocessed:
+        raise SystemExit(f"check failed: {unprocessed} hits did not become a classified event")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Every lead is of grade B and sits in the white-paper sequence, its first email sent an
 hour ago (a delivery with three links and a honeypot, as the dispatcher records one).
-A few leads are one click from a stage change, so the click route does all it does in
-production. `tally` counts what the routes wrote.
+A few leads are one click from a stage change, so processing the clicks does all it
+does in production. `tally` counts what the routes wrote; `process_hits` turns the hits
+into events as a worker does, and times it.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, insert, select, text
 
 from nurture.config import load_settings
 from nurture.db import upgrade
+from nurture.hits import process
 from nurture.models import Delivery, Enrollment, Event, Lead, Promotion, StageChange, TrackingHit
 from nurture.runtime import Runtime
+from nurture.spool import recover
 from nurture.tracking import Tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +46,7 @@ class Database:
         self.kind = kind
         self.postgres_admin = postgres_admin
         self.name = f"nurture_bench_tracking_{os.getpid()}"
+        self.spool = folder / f"spool-{kind}"  # the web workers' spool files
         if kind == "sqlite":
             self.url = f"sqlite:///{folder / 'tracking.sqlite'}"
         else:
@@ -61,10 +65,11 @@ class Database:
             self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def environment(database_url: str) -> dict[str, str]:
+def environment(database_url: str, spool: Path | None = None) -> dict[str, str]:
     """The engine's settings, as gunicorn workers read them (NURTURE_* variables)."""
     rules = ROOT / "sequences" / "rules"
-    return {
+    found = {"NURTURE_SPOOL_DIR": str(spool)} if spool is not None else {}
+    return found | {
         "NURTURE_DATABASE_URL": database_url,
         "NURTURE_SECRET_KEY": SECRET,
         "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
@@ -221,10 +226,14 @@ def write_paths(folder: Path, deliveries: list[int]) -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class Tally:
-    hits: Counter[str]  # "open human", "click human", ...
+    hits: Counter[str]  # "open human", "click human", "click waiting" (not processed) ...
     events: int
     promotions: int
     stage_changes: int
+    failed: int  # hits set aside with an error
+
+    def rows(self, kind: str) -> int:
+        return sum(n for key, n in self.hits.items() if key.startswith(f"{kind} "))
 
 
 def tally(database_url: str) -> Tally:
@@ -236,7 +245,10 @@ def tally(database_url: str) -> Tally:
                 TrackingHit.kind, TrackingHit.classification
             )
         ):
-            hits[f"{kind} {label}"] = number
+            hits[f"{kind} {label or 'waiting'}"] = number
+        failed = session.scalar(
+            select(func.count()).select_from(TrackingHit).where(TrackingHit.error.is_not(None))
+        )
         events = session.scalar(
             select(func.count())
             .select_from(Event)
@@ -245,4 +257,28 @@ def tally(database_url: str) -> Tally:
         promotions = session.scalar(select(func.count()).select_from(Promotion))
         stages = session.scalar(select(func.count()).select_from(StageChange))
     runtime.close()
-    return Tally(hits, events or 0, promotions or 0, stages or 0)
+    return Tally(hits, events or 0, promotions or 0, stages or 0, failed or 0)
+
+
+@dataclass(frozen=True)
+class Processing:
+    recovered: int  # hits found in spool files the web workers left behind (should be 0)
+    processed: int
+    failed: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.processed / self.seconds if self.seconds else 0.0
+
+
+def process_hits(database: Database, batch: int) -> Processing:
+    """What `nurture worker` does with the hits: classify, record, score, promote; timed."""
+    runtime = runtime_for(database.url)
+    runtime.content.scoring  # noqa: B018  # rules parsed before the clock starts
+    recovered = recover(database.spool, runtime.engine)
+    started = time.perf_counter()
+    done = process(runtime.sessions, runtime.content, runtime.settings, datetime.now(UTC), batch)
+    seconds = time.perf_counter() - started
+    runtime.close()
+    return Processing(recovered, done.done, done.failed, seconds)

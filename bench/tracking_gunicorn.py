@@ -2,7 +2,9 @@
 
 `gunicorn -c bench/tracking_gunicorn.py ...` adds two server hooks. Every answered
 request is counted by path prefix and status (`/o/ 200`, `/c/ 302`); a worker leaving
-writes its counts to `$TRACKING_BENCH_COUNTS/counts-<pid>.json`. The benchmark adds
+writes the hits still in its spool to the database (as production configurations
+should: `worker_exit` below; the engine's atexit handler would do it too) and its
+counts to `$TRACKING_BENCH_COUNTS/counts-<pid>.json`. The benchmark adds
 them up and compares them with the rows in the database: each pixel or redirect the
 server answered must have left exactly one tracking hit, including answers that the
 load generator stopped waiting for when its time was up.
@@ -31,6 +33,10 @@ def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    runtime = getattr(app, "extensions", {}).get("nurture")
+    if runtime is not None:
+        runtime.close()  # the spool's last hits into the database
     # Also called in the master when it reaps a worker: it has counted nothing.
     folder = os.environ.get("TRACKING_BENCH_COUNTS")
     if not folder or not _counts:

@@ -25,13 +25,13 @@ import secrets
 import threading
 import weakref
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Integer, String, Text, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Integer, String, Text, bindparam, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.dml import Insert
 
 from nurture.models import Delivery, TrackingHit, UTCDateTime
@@ -46,7 +46,9 @@ READ_LIMIT = 4 * 1024 * 1024  # bytes read (and committed) at once: a bounded tr
 
 @dataclass(frozen=True)
 class SpooledHit:
-    """One open or click as the request saw it; `at` in microseconds since the epoch."""
+    """One open or click as the request saw it; `at` in microseconds since the epoch.
+
+    A line of the spool file is the JSON array of these fields, in this order."""
 
     key: str
     delivery: int
@@ -59,7 +61,9 @@ class SpooledHit:
     at: int
 
     def line(self) -> bytes:
-        return (json.dumps(asdict(self), separators=(",", ":")) + "\n").encode()
+        fields = [self.key, self.delivery, self.kind, self.link, self.url, self.method]
+        fields += [self.ip, self.agent, self.at]
+        return (json.dumps(fields, separators=(",", ":")) + "\n").encode()
 
     def row(self) -> dict[str, Any]:
         return {
@@ -85,12 +89,33 @@ def ingest(engine: Engine, hits: list[SpooledHit]) -> None:
     if not hits:
         return
     with engine.begin() as connection:
-        connection.execute(_insert(engine.dialect.name), [hit.row() for hit in hits])
+        if engine.dialect.name == "postgresql":
+            # One statement for the whole batch: a row per hit would be a round trip
+            # and an executor run each.
+            rows = [hit.row() for hit in hits]
+            connection.execute(INSERT_UNNEST, {k: [r[k] for r in rows] for k in COLUMNS})
+        else:
+            connection.execute(_insert(), [hit.row() for hit in hits])
 
 
-def _insert(dialect: str) -> Insert:
-    # INSERT … SELECT from the delivery: the lead comes with it, and a hit whose
-    # delivery is gone inserts nothing instead of failing the whole batch.
+COLUMNS = ("key", "delivery", "kind", "link", "url", "method", "ip", "agent", "at")
+# The hit's delivery gives its lead; a hit whose delivery is gone inserts nothing
+# instead of failing the whole batch.
+INSERT_UNNEST = text(
+    "INSERT INTO tracking_hits (spool_key, delivery_id, lead_id, kind, link, url, method, ip,"
+    " user_agent, at)"
+    " SELECT h.key, d.id, d.lead_id, h.kind, h.link, h.url, h.method, h.ip, h.agent, h.at"
+    " FROM unnest(CAST(:key AS varchar[]), CAST(:delivery AS integer[]),"
+    " CAST(:kind AS varchar[]), CAST(:link AS integer[]), CAST(:url AS text[]),"
+    " CAST(:method AS varchar[]), CAST(:ip AS varchar[]), CAST(:agent AS text[]),"
+    " CAST(:at AS timestamptz[])) AS h(key, delivery, kind, link, url, method, ip, agent, at)"
+    " JOIN deliveries d ON d.id = h.delivery"
+    " ON CONFLICT (spool_key) DO NOTHING"
+)
+
+
+def _insert() -> Insert:
+    """SQLite: the same INSERT … SELECT, one row per hit (executemany, in-process)."""
     table = TrackingHit.__table__
     columns = ["spool_key", "delivery_id", "lead_id", "kind", "link", "url", "method", "ip"]
     columns += ["user_agent", "at"]
@@ -106,10 +131,9 @@ def _insert(dialect: str) -> Insert:
         bindparam("agent", type_=Text()),
         bindparam("at", type_=UTCDateTime()),
     ).where(Delivery.id == bindparam("delivery", type_=Integer()))
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement: Insert = (
-        make(table)  # type: ignore[arg-type]  # the Table behind a mapped class
-        .from_select(columns, source)
+        sqlite.insert(table)  # type: ignore[arg-type]  # the Table behind a mapped class
+        .from_select(columns, source, include_defaults=False)  # `reasons`: the server's
         .on_conflict_do_nothing(index_elements=["spool_key"])
     )
     return statement
@@ -122,7 +146,7 @@ def parse(data: bytes, where: str) -> list[SpooledHit]:
         if not line.strip():
             continue
         try:
-            hits.append(SpooledHit(**json.loads(line)))
+            hits.append(SpooledHit(*json.loads(line)))
         except (ValueError, TypeError):
             log.error("%s, line %d: not a spooled hit, skipped: %r", where, number, line[:200])
     return hits

@@ -185,8 +185,8 @@ def test_nurture_tick_recovers_a_dead_process_spool_and_processes_it(
     folder = tmp_path / "spool"
     folder.mkdir(exist_ok=True)
     # What a killed web worker leaves: its file, nobody holding its lock.
-    hit = SpooledHit("dead-1", delivery_id, "open", None, None, "GET", "10.0.0.1", OUTLOOK, 0)
-    hit = SpooledHit(**{**vars(hit), "at": micros(tracked.later)})
+    at = micros(tracked.later)
+    hit = SpooledHit("dead-1", delivery_id, "open", None, None, "GET", "10.0.0.1", OUTLOOK, at)
     (folder / "4242-dead.hits").write_bytes(hit.line())
     settings = tracked.runtime.settings
     env = {

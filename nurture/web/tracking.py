@@ -14,17 +14,16 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from flask import Blueprint, Response, current_app, render_template, request
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine
 
 from nurture.core.links import add_utm, safe_redirect_target
-from nurture.models import Delivery
 from nurture.runtime import Runtime
 from nurture.tracking import Tokens
 from nurture.web import request_now, runtime
@@ -142,22 +141,40 @@ def _links(rt: Runtime, delivery_id: int) -> Links | None:
     found = cache.get(delivery_id)
     if found is not None:
         return found
-    query = select(Delivery.links, Delivery.sequence_id, Delivery.step_id).where(
-        Delivery.id == delivery_id
-    )
-    for attempt in (1, 2):
-        try:
-            with rt.reader.connect() as connection:
-                row = connection.execute(query).first()
-            break
-        except DBAPIError as error:  # a pooled connection the server closed: once more
-            if attempt == 2 or not error.connection_invalidated:
-                raise
-    if row is None or not row.links:
+    row = _read_links(rt.reader, delivery_id)
+    if row is None or not row[0]:
         return None
-    found = Links(tuple(row.links), row.sequence_id, row.step_id)
+    links = row[0] if isinstance(row[0], list) else json.loads(row[0])  # SQLite: JSON text
+    found = Links(tuple(links), row[1], row[2])
     cache.put(delivery_id, found)
     return found
+
+
+LINKS_QMARK = "SELECT links, sequence_id, step_id FROM deliveries WHERE id = ?"  # sqlite3
+LINKS_FORMAT = "SELECT links, sequence_id, step_id FROM deliveries WHERE id = %s"  # psycopg
+
+
+def _read_links(reader: Engine, delivery_id: int) -> tuple[Any, ...] | None:
+    """One statement on a pooled connection of the read engine, through the driver
+    itself: this is every click's only database work, and SQLAlchemy's statement
+    and result machinery cost more than the query (measured: about half the route)."""
+    sql = LINKS_QMARK if reader.dialect.paramstyle == "qmark" else LINKS_FORMAT
+    for attempt in (1, 2):
+        connection = reader.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, (delivery_id,))
+            row = cursor.fetchone()
+            cursor.close()
+            return tuple(row) if row is not None else None
+        except reader.dialect.loaded_dbapi.Error:
+            # A pooled connection the server closed (a restart): drop it, try once more.
+            connection.invalidate()
+            if attempt == 2:
+                raise
+        finally:
+            connection.close()
+    return None
 
 
 @blueprint.route("/c/<path:anything>", methods=["GET", "HEAD"])
