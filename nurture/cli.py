@@ -108,11 +108,14 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Scheduler and dispatcher only; run as many as you like on PostgreSQL."""
-    from nurture.scheduler import make_scheduler
+    from nurture.scheduler import HITS_SECONDS, make_scheduler
 
     runtime = _runtime(ctx)
     _prepare(runtime)
-    click.echo(f"nurture worker: ticking every {runtime.settings.tick_seconds:g}s")
+    click.echo(
+        f"nurture worker: ticking every {runtime.settings.tick_seconds:g}s,"
+        f" tracking hits every {HITS_SECONDS:g}s"
+    )
     scheduler = make_scheduler(runtime, blocking=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()

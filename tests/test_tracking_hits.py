@@ -73,6 +73,20 @@ def test_a_click_redirects_at_once_and_scores_once_a_worker_has_processed_it(
     assert settle(tracked) == "0 processed, 0 failed"  # never twice
 
 
+def test_the_worker_processes_hits_every_second(tracked: Tracked) -> None:
+    from nurture.scheduler import make_scheduler
+
+    scheduler = make_scheduler(tracked.runtime, blocking=False)  # not started: no thread
+    job = scheduler.get_job("hits")
+    assert job is not None and job.trigger.interval == timedelta(seconds=1)
+    before = tracked.score()
+    with freeze_time(tracked.later):
+        tracked.click(1)
+    tracked.runtime.spool.flush()
+    job.func(*job.args)  # what the metronome calls
+    assert tracked.score() == before + 5
+
+
 def test_an_open_gets_the_image_and_becomes_an_event(tracked: Tracked) -> None:
     with freeze_time(tracked.later):
         answer = tracked.client.get(tracked.pixel, headers={"User-Agent": OUTLOOK})
