@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from nurture.models import Delivery, TrackingHit, UTCDateTime
 log = logging.getLogger(__name__)
 
 SUFFIX = ".hits"
+NEW = ".new"  # a file being created, before its process holds the lock
 INTERVAL = 0.05  # seconds between two commits of the writer
 BATCH = 500  # lines waiting that wake the writer before its interval is up
 READ_LIMIT = 4 * 1024 * 1024  # bytes read (and committed) at once: a bounded transaction
@@ -167,7 +169,9 @@ def recover(folder: Path, engine: Engine, own: Path | None = None) -> int:
         return 0
     found = 0
     for path in sorted(folder.iterdir()):
-        if path == own or path.suffix not in (SUFFIX, ".new"):
+        if path == own or path.suffix != SUFFIX:
+            if path.suffix == NEW:
+                _remove_stale(path)
             continue
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -193,6 +197,14 @@ def recover(folder: Path, engine: Engine, own: Path | None = None) -> int:
         finally:
             os.close(fd)
     return found
+
+
+def _remove_stale(path: Path) -> None:
+    """A file a process created and died before locking and renaming it: empty. Left
+    alone while young (its process may be about to lock it)."""
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - path.stat().st_mtime > 60:
+            path.unlink()
 
 
 def _read_all(fd: int) -> bytes:
@@ -268,7 +280,7 @@ class Spool:
         # Created under another name and renamed once locked: `recover` never takes
         # the file of a live process.
         name = f"{os.getpid()}-{self._nonce}-{next(self._counter)}"
-        new = self.folder / f"{name}.new"
+        new = self.folder / f"{name}{NEW}"
         fd = os.open(new, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         path = self.folder / f"{name}{SUFFIX}"

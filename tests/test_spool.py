@@ -171,3 +171,16 @@ def test_a_forked_child_keeps_its_own_spool_and_not_its_parents_lock(
     assert [agent for _, _, agent in rows(tracked)] == ["child"]
     spool.close()
     assert sorted(agent or "" for _, _, agent in rows(tracked)) == ["child", "parent"]
+
+
+def test_a_file_left_half_created_is_removed_only_once_it_is_stale(
+    tracked: Tracked, tmp_path: Path
+) -> None:
+    folder = tmp_path / "half"
+    folder.mkdir()
+    young, old = folder / "1-a-1.new", folder / "2-b-1.new"
+    young.touch()  # its process may be about to lock and rename it
+    old.touch()
+    os.utime(old, (0, 0))  # a process that died between creating and locking it
+    assert recover(folder, tracked.runtime.engine) == 0
+    assert [p.name for p in folder.iterdir()] == [young.name]

@@ -142,9 +142,11 @@ def _links(rt: Runtime, delivery_id: int) -> Links | None:
     if found is not None:
         return found
     row = _read_links(rt.reader, delivery_id)
-    if row is None or not row[0]:
+    if row is None:
         return None
     links = row[0] if isinstance(row[0], list) else json.loads(row[0])  # SQLite: JSON text
+    if not links:  # not sent yet: nothing to remember
+        return None
     found = Links(tuple(links), row[1], row[2])
     cache.put(delivery_id, found)
     return found
