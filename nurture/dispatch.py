@@ -50,7 +50,7 @@ from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, W
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
 from nurture.db import skip_locked
 from nurture.enrollment import leave
-from nurture.leads import profile_of
+from nurture.leads import PROFILE_COLUMNS, profile_of
 from nurture.mail import Mailer, Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import Consent, Delivery, Enrollment, Event, Lead
 from nurture.tracking import Tokens, click_url, open_url, unsubscribe_url
@@ -271,8 +271,12 @@ class Dispatcher:
                 return jobs
             ids = [e.id for e in enrollments]
             lead_ids = {e.lead_id for e in enrollments}
+            # Plain rows: the walk needs the profile, not objects tracked for changes.
             leads = {
-                lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))
+                lead.id: lead
+                for lead in session.execute(
+                    select(*SUPPRESSION_COLUMNS, *PROFILE_COLUMNS).where(Lead.id.in_(lead_ids))
+                )
             }
             known = select(*(getattr(Delivery, name) for name in Known.COLUMNS))
             deliveries: dict[tuple[int, str], Known] = {
