@@ -724,7 +724,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("claim-index", "smtp-pipelining", "header-cache"),
         help="try a proposed engine change (bench/prototypes.py)",
     )
-    parser.add_argument("--sink", choices=("fast", "aiosmtpd"), default="fast")
+    parser.add_argument(
+        "--sink",
+        choices=("aiosmtpd", "fast"),
+        default="aiosmtpd",
+        help="the SMTP server the emails go to (default: %(default)s; see docs/performance.md)",
+    )
     parser.add_argument(
         "--pin",
         choices=("none", "shared", "split"),

@@ -18,14 +18,15 @@ import hashlib
 import hmac
 import logging
 import random
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.config import Settings
@@ -49,7 +50,7 @@ from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, W
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
 from nurture.db import skip_locked
 from nurture.enrollment import leave
-from nurture.leads import profile_of
+from nurture.leads import PROFILE_COLUMNS, profile_of
 from nurture.mail import Mailer, Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import Consent, Delivery, Enrollment, Event, Lead
 from nurture.tracking import Tokens, click_url, open_url, unsubscribe_url
@@ -58,7 +59,8 @@ log = logging.getLogger(__name__)
 
 SETTLED = ("sent", "uncertain", "skipped")
 COUNTED_BY_CAP = ("claimed", "sending", "sent", "uncertain")
-CHUNK = 50  # messages handed to SMTP per commit: bounds what a crash can leave uncertain
+CHUNK = 25  # messages handed to SMTP per commit: bounds what a crash can leave uncertain
+IN_FLIGHT = 2  # chunks `sending` at once: one on the wire, the next one waiting for it
 
 
 @dataclass
@@ -99,6 +101,70 @@ class Job:
     honeypot: int | None = None
     error: str | None = None
     events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Claimed:
+    """An enrollment as the claim reads it; what `_advance` changes is written in one go."""
+
+    id: int
+    lead_id: int
+    sequence_id: str
+    version: str
+    status: str
+    step_id: str
+    step_started_at: datetime
+    due_at: datetime | None
+    waiting_for: str | None
+    note: str | None
+    entered_at: datetime
+    left_at: datetime | None
+    exit_reason: str | None
+
+    COLUMNS = (
+        "id",
+        "lead_id",
+        "sequence_id",
+        "version",
+        "status",
+        "step_id",
+        "step_started_at",
+        "due_at",
+        "waiting_for",
+        "note",
+        "entered_at",
+        "left_at",
+        "exit_reason",
+    )
+    WRITTEN = COLUMNS[4:8] + COLUMNS[8:10] + COLUMNS[11:]  # all but ids, version, entry
+
+    def changes(self) -> dict[str, Any]:
+        return {"id": self.id, **{name: getattr(self, name) for name in self.WRITTEN}}
+
+
+@dataclass
+class Known:
+    """A delivery already recorded for a claimed enrollment's step."""
+
+    id: int
+    enrollment_id: int
+    step_id: str
+    status: str
+    attempts: int
+    message_id: str
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+    COLUMNS = (
+        "id",
+        "enrollment_id",
+        "step_id",
+        "status",
+        "attempts",
+        "message_id",
+        "last_error",
+        "next_attempt_at",
+    )
 
 
 def backoff(attempts: int) -> timedelta:
@@ -163,41 +229,62 @@ class Dispatcher:
         with self.sessions.begin() as session:
             self.content.store_versions(session, now)
         total = TickReport()
+        flow = _Flow(self, now)
         batches = 0
-        while max_batches is None or batches < max_batches:
-            report = TickReport()
-            jobs = self._claim(now, report)
-            batches += 1
-            if jobs:
-                self._deliver(jobs, now, report)
-            total.add(report)
-            if report.claimed == 0:
-                break
+        try:
+            while max_batches is None or batches < max_batches:
+                report = TickReport()
+                jobs = self._claim(now, report)
+                batches += 1
+                total.add(report)
+                for start in range(0, len(jobs), CHUNK):
+                    chunk = jobs[start : start + CHUNK]
+                    for job in chunk:
+                        self._render(job, now)
+                    flow.send(chunk)
+                if report.claimed == 0:
+                    break
+        finally:
+            flow.drain()  # what SMTP took is recorded, whatever stopped the tick
+        total.add(flow.report)
         return total
 
     # --- claiming -------------------------------------------------------------
 
     def _claim(self, now: datetime, report: TickReport) -> list[Job]:
+        """Lock a batch of due enrollments, walk each forward, claim the emails due.
+
+        Rows are read as plain values and written back with executemany statements:
+        the ORM's unit of work cost more than the walking itself.
+        """
         jobs: list[Job] = []
         with self.sessions.begin() as session:
             query = (
-                select(Enrollment)
+                select(*(getattr(Enrollment, name) for name in Claimed.COLUMNS))
                 .where(Enrollment.status == "active", Enrollment.due_at <= now)
                 .order_by(Enrollment.priority.desc(), Enrollment.due_at, Enrollment.id)
                 .limit(self.settings.batch_size)
             )
-            enrollments = list(session.scalars(skip_locked(session, query)))
+            enrollments = [Claimed(*row) for row in session.execute(skip_locked(session, query))]
             report.claimed = len(enrollments)
             if not enrollments:
                 return jobs
             ids = [e.id for e in enrollments]
             lead_ids = {e.lead_id for e in enrollments}
+            # Plain rows: the walk needs the profile, not objects tracked for changes.
             leads = {
-                lead.id: lead for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))
+                lead.id: lead
+                for lead in session.execute(
+                    select(*SUPPRESSION_COLUMNS, *PROFILE_COLUMNS).where(Lead.id.in_(lead_ids))
+                )
             }
-            deliveries: dict[tuple[int, str], Delivery] = {
+            known = select(*(getattr(Delivery, name) for name in Known.COLUMNS))
+            deliveries: dict[tuple[int, str], Known] = {
                 (d.enrollment_id, d.step_id): d
-                for d in session.scalars(select(Delivery).where(Delivery.enrollment_id.in_(ids)))
+                for d in (
+                    Known(*row)
+                    for row in session.execute(known.where(Delivery.enrollment_id.in_(ids)))
+                )
             }
             settled: dict[int, frozenset[str]] = {}
             for (enrollment_id, step_id), delivery in deliveries.items():
@@ -210,6 +297,9 @@ class Dispatcher:
                 e.id: self.content.pinned(session, e.sequence_id, e.version) for e in enrollments
             }
             events = self._events(session, enrollments, sequences)
+            walked: list[Claimed] = []
+            changed: list[dict[str, Any]] = []
+            created: list[dict[str, Any]] = []
             for enrollment in enrollments:
                 lead = leads[enrollment.lead_id]
                 sequence = sequences[enrollment.id]
@@ -233,24 +323,47 @@ class Dispatcher:
                 )
                 tz = resolve_timezone(profile.timezone, profile.country, sequence.timezone)
                 job = self._advance(
-                    session, enrollment, sequence, facts, tz, deliveries, cap_times, now, report
+                    enrollment,
+                    sequence,
+                    facts,
+                    tz,
+                    deliveries,
+                    changed,
+                    created,
+                    cap_times,
+                    now,
+                    report,
                 )
+                walked.append(enrollment)
                 if job is not None:
                     jobs.append(job)
-            session.flush()
-            for job in jobs:
-                if job.delivery_id == 0:  # inserted just now: the id exists after flush
-                    job.delivery_id = deliveries[(job.enrollment_id, job.step.id)].id
+            if walked:
+                session.execute(update(Enrollment), [e.changes() for e in walked])
+            if changed:
+                session.execute(update(Delivery), changed)
+            if created:
+                new_ids = session.scalars(
+                    insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True),
+                    created,
+                ).all()
+                by_key = {
+                    (row["enrollment_id"], row["step_id"]): new_id
+                    for row, new_id in zip(created, new_ids, strict=True)
+                }
+                for job in jobs:
+                    if job.delivery_id == 0:
+                        job.delivery_id = by_key[(job.enrollment_id, job.step.id)]
         return jobs
 
     def _advance(
         self,
-        session: Session,
-        enrollment: Enrollment,
+        enrollment: Claimed,
         sequence: Sequence,
         facts: Facts,
         tz: ZoneInfo,
-        deliveries: dict[tuple[int, str], Delivery],
+        deliveries: dict[tuple[int, str], Known],
+        changed: list[dict[str, Any]],
+        created: list[dict[str, Any]],
         cap_times: dict[int, list[datetime]],
         now: datetime,
         report: TickReport,
@@ -261,21 +374,27 @@ class Dispatcher:
             result = walk(sequence, position, facts, now, tz, holidays)
             outcome = result.outcome
             if isinstance(outcome, Finish):
-                _finish(enrollment, outcome, now)
+                _apply(enrollment, _finished(outcome, now))
                 report.finished += 1
                 return None
             if isinstance(outcome, Sleep):
-                _sleep(enrollment, outcome)
+                _apply(enrollment, _slept(outcome))
                 return None
             assert isinstance(outcome, SendEmail)
             step = outcome.step
-            _place(enrollment, outcome.position)
+            _apply(enrollment, _placed(outcome.position))
             delivery = deliveries.get((enrollment.id, step.id))
             if delivery is not None and delivery.status == "sending":
                 # Handed to SMTP by a worker that died before recording the answer.
                 delivery.status = "uncertain"
-                delivery.last_error = "worker stopped during the SMTP hand-off; not resent"
-                delivery.updated_at = now
+                changed.append(
+                    {
+                        "id": delivery.id,
+                        "status": "uncertain",
+                        "last_error": "worker stopped during the SMTP hand-off; not resent",
+                        "updated_at": now,
+                    }
+                )
                 report.uncertain += 1
                 facts = settle(facts, step.id)
                 position = after_send(step, now)
@@ -306,41 +425,50 @@ class Dispatcher:
                 report.deferred += 1
                 return None
             lease = now + timedelta(seconds=self.settings.lease_seconds)
+            claim = {"status": "claimed", "lease_until": lease, "updated_at": now}
             if delivery is None:
-                delivery = Delivery(
-                    enrollment_id=enrollment.id,
-                    lead_id=enrollment.lead_id,
-                    sequence_id=sequence.id,
-                    version=sequence.version,
-                    step_id=step.id,
-                    template=step.template,
-                    kind=step.kind,
-                    attempts=0,
-                    message_id=make_message_id(
-                        f"{self._id_tag}/{enrollment.id}/{step.id}/{enrollment.entered_at}",
-                        self.settings.message_id_domain,
-                    ),
-                    to_email=facts.lead.email,
-                    created_at=now,
+                message_id = make_message_id(
+                    f"{self._id_tag}/{enrollment.id}/{step.id}/{enrollment.entered_at}",
+                    self.settings.message_id_domain,
                 )
-                session.add(delivery)
-                deliveries[(enrollment.id, step.id)] = delivery
-            delivery.status = "claimed"
-            delivery.lease_until = lease
-            delivery.updated_at = now
+                created.append(
+                    {
+                        "enrollment_id": enrollment.id,
+                        "lead_id": enrollment.lead_id,
+                        "sequence_id": sequence.id,
+                        "version": sequence.version,
+                        "step_id": step.id,
+                        "template": step.template,
+                        "kind": step.kind,
+                        "attempts": 0,
+                        "message_id": message_id,
+                        "to_email": facts.lead.email,
+                        "created_at": now,
+                        "links": [],
+                        **claim,
+                    }
+                )
+                delivery_id, attempts = 0, 0  # the id exists once the batch is inserted
+            else:
+                changed.append({"id": delivery.id, **claim})
+                delivery_id, attempts, message_id = (
+                    delivery.id,
+                    delivery.attempts,
+                    delivery.message_id,
+                )
             enrollment.due_at = lease  # nobody else picks it up while we hold the lease
             enrollment.note = None
             cap_times[enrollment.lead_id].append(now)
             return Job(
-                delivery_id=delivery.id or 0,
+                delivery_id=delivery_id,
                 enrollment_id=enrollment.id,
                 lead_id=enrollment.lead_id,
                 sequence=sequence,
                 step=step,
                 facts=facts,
                 tz=tz,
-                message_id=delivery.message_id,
-                attempts=delivery.attempts,
+                message_id=message_id,
+                attempts=attempts,
             )
         raise RuntimeError(f"enrollment {enrollment.id}: no progress")  # pragma: no cover
 
@@ -378,7 +506,7 @@ class Dispatcher:
         return times
 
     def _events(
-        self, session: Session, enrollments: list[Enrollment], sequences: dict[int, Sequence]
+        self, session: Session, enrollments: list[Claimed], sequences: dict[int, Sequence]
     ) -> dict[int, list[EventFact]]:
         wanted = [e for e in enrollments if _needs_events(sequences[e.id])]
         if not wanted:
@@ -399,25 +527,17 @@ class Dispatcher:
     # --- delivering -------------------------------------------------------------
 
     def _deliver(self, jobs: list[Job], now: datetime, report: TickReport) -> None:
-        """Send chunk after chunk; the next chunk renders while SMTP carries this one.
-
-        Only one chunk is ever `sending` at a time, so a crash leaves at most one
-        chunk uncertain; the overlap keeps the SMTP connection busy, which is where
-        the time should go.
-        """
-        chunks = [jobs[start : start + CHUNK] for start in range(0, len(jobs), CHUNK)]
-        for job in chunks[0]:
-            self._render(job, now)
-        for index, chunk in enumerate(chunks):
-            ready = self._hand_over(chunk, now, report)
-            sending = self._sender.submit(self._send_all, ready)
-            if index + 1 < len(chunks):
-                for job in chunks[index + 1]:
+        """Render, hand over, send and record these jobs (the tick does it batch by batch)."""
+        flow = _Flow(self, now)
+        try:
+            for start in range(0, len(jobs), CHUNK):
+                chunk = jobs[start : start + CHUNK]
+                for job in chunk:
                     self._render(job, now)
-            self._record(chunk, sending.result(), now, report)
-
-    def _send_all(self, ready: list[Job]) -> dict[int, SendResult]:
-        return {job.delivery_id: self.mailer.send(job.message) for job in ready if job.message}
+                flow.send(chunk)
+        finally:
+            flow.drain()
+        report.add(flow.report)
 
     def _render(self, job: Job, now: datetime) -> None:
         lead = job.facts.lead
@@ -481,7 +601,9 @@ class Dispatcher:
             required = self.settings.consent_required
             suppressed = {
                 lead.id: reason
-                for lead in session.scalars(select(Lead).where(Lead.id.in_(lead_ids)))
+                for lead in session.execute(
+                    select(*SUPPRESSION_COLUMNS).where(Lead.id.in_(lead_ids))
+                )
                 if (reason := _suppression(lead, decisions.get(lead.id), required)) is not None
             }
             for job in chunk:
@@ -521,73 +643,71 @@ class Dispatcher:
         now: datetime,
         report: TickReport,
     ) -> None:
-        with self.sessions.begin() as session:
-            live = [job for job in chunk if job.error != "skipped"]
-            # Two queries for the whole chunk, not two per email.
-            delivery_rows = {
-                d.id: d
-                for d in session.scalars(
-                    select(Delivery).where(Delivery.id.in_([j.delivery_id for j in live]))
-                )
-            }
-            enrollment_rows = {
-                e.id: e
-                for e in session.scalars(
-                    select(Enrollment).where(Enrollment.id.in_([j.enrollment_id for j in live]))
-                )
-            }
-            for job in live:
-                delivery = delivery_rows[job.delivery_id]
-                enrollment = enrollment_rows[job.enrollment_id]
-                delivery.updated_at = now
-                if job.rendered is not None:
-                    delivery.subject = job.rendered.subject[:500]
-                result = results.get(job.delivery_id)
-                if result is None:  # render error: nothing left the building
-                    delivery.status = "failed"
-                    delivery.last_error = job.error
-                    enrollment.due_at = None
-                    enrollment.note = f"blocked: delivery {delivery.id} {job.error}"
-                    report.failed += 1
-                elif isinstance(result, Sent | Uncertain):
-                    delivery.status = "sent" if isinstance(result, Sent) else "uncertain"
-                    delivery.sent_at = now
-                    delivery.lease_until = None
-                    if isinstance(result, Uncertain):
-                        delivery.last_error = result.reason
-                        report.uncertain += 1
-                    else:
-                        report.sent += 1
-                    self._continue(enrollment, job, now, report)
-                elif (
-                    isinstance(result, RetryLater)
-                    and delivery.attempts < self.settings.max_attempts
-                ):
-                    delivery.status = "retry"
-                    delivery.last_error = result.reason
-                    delivery.next_attempt_at = now + backoff(delivery.attempts)
-                    enrollment.due_at = delivery.next_attempt_at
-                    report.retried += 1
-                else:
-                    delivery.status = "failed"
-                    delivery.last_error = (
-                        f"{result.code} {result.reason}"
-                        if isinstance(result, Rejected)
-                        else f"gave up after {delivery.attempts} attempts: {result.reason}"
-                    )
-                    report.failed += 1
-                    if isinstance(result, Rejected) and result.bounce:
-                        lead = session.get(Lead, job.lead_id)
-                        assert lead is not None
-                        lead.bounced_at = now
-                        leave(session, job.lead_id, "bounced", now)
-                    else:
-                        enrollment.due_at = None
-                        enrollment.note = f"blocked: delivery {delivery.id} failed"
+        """Write what SMTP answered and where each lead goes next.
 
-    def _continue(
-        self, enrollment: Enrollment, job: Job, now: datetime, report: TickReport
-    ) -> None:
+        Two executemany UPDATEs for the whole chunk: loading the rows as objects to
+        change a few columns cost a fifth of the engine's time.
+        """
+        delivery_rows: list[dict[str, Any]] = []
+        enrollment_rows: list[dict[str, Any]] = []
+        bounced: list[Job] = []
+        for job in chunk:
+            if job.error == "skipped":
+                continue
+            delivery: dict[str, Any] = {"id": job.delivery_id, "updated_at": now}
+            enrollment: dict[str, Any] = {"id": job.enrollment_id}
+            if job.rendered is not None:
+                delivery["subject"] = job.rendered.subject[:500]
+            result = results.get(job.delivery_id)
+            attempts = job.attempts + 1  # counted when the chunk was handed over
+            if result is None:  # render error: nothing left the building
+                delivery.update(status="failed", last_error=job.error)
+                enrollment.update(
+                    due_at=None, note=f"blocked: delivery {job.delivery_id} {job.error}"
+                )
+                report.failed += 1
+            elif isinstance(result, Sent | Uncertain):
+                delivery.update(status="sent", sent_at=now, lease_until=None)
+                if isinstance(result, Uncertain):
+                    delivery.update(status="uncertain", last_error=result.reason)
+                    report.uncertain += 1
+                else:
+                    report.sent += 1
+                enrollment.update(self._continue(job, now, report))
+            elif isinstance(result, RetryLater) and attempts < self.settings.max_attempts:
+                retry_at = now + backoff(attempts)
+                delivery.update(status="retry", last_error=result.reason, next_attempt_at=retry_at)
+                enrollment.update(due_at=retry_at)
+                report.retried += 1
+            else:
+                delivery.update(
+                    status="failed",
+                    last_error=f"{result.code} {result.reason}"
+                    if isinstance(result, Rejected)
+                    else f"gave up after {attempts} attempts: {result.reason}",
+                )
+                report.failed += 1
+                if isinstance(result, Rejected) and result.bounce:
+                    bounced.append(job)
+                else:
+                    enrollment.update(
+                        due_at=None, note=f"blocked: delivery {job.delivery_id} failed"
+                    )
+            delivery_rows.append(delivery)
+            if len(enrollment) > 1:
+                enrollment_rows.append(enrollment)
+        with self.sessions.begin() as session:
+            if delivery_rows:
+                session.execute(update(Delivery), delivery_rows)
+            if enrollment_rows:
+                session.execute(update(Enrollment), enrollment_rows)
+            for job in bounced:
+                lead = session.get(Lead, job.lead_id)
+                assert lead is not None
+                lead.bounced_at = now
+                leave(session, job.lead_id, "bounced", now)
+
+    def _continue(self, job: Job, now: datetime, report: TickReport) -> dict[str, Any]:
         """Walk on after a settled email, so waits start counting from the send."""
         facts = settle(job.facts, job.step.id)
         holidays = window_holidays(
@@ -596,13 +716,50 @@ class Dispatcher:
         position = after_send(job.step, now)
         outcome = walk(job.sequence, position, facts, now, job.tz, holidays).outcome
         if isinstance(outcome, Finish):
-            _finish(enrollment, outcome, now)
             report.finished += 1
-        elif isinstance(outcome, Sleep):
-            _sleep(enrollment, outcome)
-        else:
-            _place(enrollment, outcome.position)
-            enrollment.due_at = now  # another email right away: the next batch takes it
+            return _finished(outcome, now)
+        if isinstance(outcome, Sleep):
+            return _slept(outcome)
+        # Another email right away: the next batch takes it.
+        return {**_placed(outcome.position), "due_at": now}
+
+
+class _Flow:
+    """Keeps the SMTP connection busy: the tick's thread claims and renders the next
+    chunks while the sender thread carries this one.
+
+    A chunk is marked `sending` (suppression re-checked) just before it joins the
+    sender's queue, and at most `IN_FLIGHT` chunks are ever `sending`: a crash leaves
+    at most `IN_FLIGHT * CHUNK` deliveries uncertain. Waiting for the previous chunk
+    before handing over the next, as this once did, left SMTP idle for a third of the
+    time (every record, hand-over, claim and first render).
+    """
+
+    def __init__(self, dispatcher: Dispatcher, now: datetime):
+        self.dispatcher = dispatcher
+        self.now = now
+        self.report = TickReport()
+        self.pending: deque[tuple[list[Job], Future[dict[int, SendResult]]]] = deque()
+
+    def send(self, chunk: list[Job]) -> None:
+        while self.pending and (len(self.pending) >= IN_FLIGHT or self.pending[0][1].done()):
+            self._record_oldest()
+        ready = self.dispatcher._hand_over(chunk, self.now, self.report)
+        self.pending.append((chunk, self.dispatcher._sender.submit(self._send_all, ready)))
+
+    def drain(self) -> None:
+        while self.pending:
+            self._record_oldest()
+
+    def _record_oldest(self) -> None:
+        chunk, sending = self.pending[0]
+        results = sending.result()
+        self.pending.popleft()
+        self.dispatcher._record(chunk, results, self.now, self.report)
+
+    def _send_all(self, ready: list[Job]) -> dict[int, SendResult]:
+        mailer = self.dispatcher.mailer
+        return {job.delivery_id: mailer.send(job.message) for job in ready if job.message}
 
 
 def sender_of(settings: Settings) -> Sender:
@@ -616,28 +773,50 @@ def sender_of(settings: Settings) -> Sender:
     )
 
 
-def _place(enrollment: Enrollment, position: Position) -> None:
-    enrollment.step_id = position.step_id
-    enrollment.step_started_at = position.started_at
-    enrollment.waiting_for = None
+def _placed(position: Position) -> dict[str, Any]:
+    return {
+        "step_id": position.step_id,
+        "step_started_at": position.started_at,
+        "waiting_for": None,
+    }
 
 
-def _sleep(enrollment: Enrollment, outcome: Sleep) -> None:
-    _place(enrollment, outcome.position)
-    enrollment.due_at = outcome.until
-    enrollment.waiting_for = outcome.waiting_for
-    enrollment.note = None
+def _slept(outcome: Sleep) -> dict[str, Any]:
+    return {
+        **_placed(outcome.position),
+        "due_at": outcome.until,
+        "waiting_for": outcome.waiting_for,
+        "note": None,
+    }
 
 
-def _finish(enrollment: Enrollment, outcome: Finish, now: datetime) -> None:
-    _place(enrollment, outcome.position)
-    enrollment.status = "completed"
-    enrollment.due_at = None
-    enrollment.left_at = now
-    enrollment.exit_reason = outcome.reason
+def _finished(outcome: Finish, now: datetime) -> dict[str, Any]:
+    return {
+        **_placed(outcome.position),
+        "status": "completed",
+        "due_at": None,
+        "left_at": now,
+        "exit_reason": outcome.reason,
+    }
 
 
-def _suppression(lead: Lead, consent: bool | None, consent_required: bool) -> str | None:
+def _apply(enrollment: Claimed, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        setattr(enrollment, name, value)
+
+
+class Suppressible(Protocol):
+    unsubscribed_at: datetime | None
+    bounced_at: datetime | None
+    stage: str
+    category: str | None
+
+
+# What `_suppression` reads, when the rest of the lead is not needed.
+SUPPRESSION_COLUMNS = (Lead.id, Lead.unsubscribed_at, Lead.bounced_at, Lead.stage, Lead.category)
+
+
+def _suppression(lead: Suppressible, consent: bool | None, consent_required: bool) -> str | None:
     """Why this lead must not be mailed now, or None."""
     if lead.unsubscribed_at is not None:
         return "unsubscribed"

@@ -7,15 +7,37 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from nurture.core.intake import LeadInput
 from nurture.core.profile import LeadProfile, Rep
 from nurture.models import Consent, Event, FieldHistory, Lead, Suppression
 
+# What `profile_of` reads: a select of these gives rows it takes as well as leads.
+PROFILE_COLUMNS = (
+    Lead.email,
+    Lead.first_name,
+    Lead.last_name,
+    Lead.company,
+    Lead.job_title,
+    Lead.company_size,
+    Lead.country,
+    Lead.timezone,
+    Lead.locale,
+    Lead.source,
+    Lead.campaign,
+    Lead.stage,
+    Lead.score,
+    Lead.tags,
+    Lead.fields,
+    Lead.rep_name,
+    Lead.rep_email,
+    Lead.rep_phone,
+)
 
-def profile_of(lead: Lead) -> LeadProfile:
+
+def profile_of(lead: Lead | Row[Any]) -> LeadProfile:
     rep = None
     if lead.rep_name and lead.rep_email:
         rep = Rep(name=lead.rep_name, email=lead.rep_email, phone=lead.rep_phone)

@@ -6,20 +6,50 @@ and a tampered or truncated token reads as None, never as an error.
 
 from __future__ import annotations
 
+import hmac
+
 from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous.encoding import base64_encode
+
+
+class _Signing:
+    """itsdangerous' URL-safe token for a delivery id, signed with the key derived once.
+
+    `URLSafeSerializer.dumps` derives the key again for every token, and the dispatcher
+    signs three per email. The tokens are byte for byte the serializer's (checked when
+    this is built; on any difference the serializer itself signs), so `loads` reads them.
+    """
+
+    def __init__(self, serializer: URLSafeSerializer):
+        self.serializer = serializer
+        signer = serializer.make_signer()
+        self._key = signer.derive_key()
+        self._digest = signer.digest_method().name  # a name: hmac.digest's fast path
+        self._fast = all(self._sign(n) == serializer.dumps(n) for n in (0, 7, 123_456_789))
+
+    def _sign(self, delivery_id: int) -> str:
+        payload = base64_encode(str(delivery_id).encode("ascii"))
+        signature = base64_encode(hmac.digest(self._key, payload, self._digest))
+        return (payload + b"." + signature).decode("ascii")
+
+    def dumps(self, delivery_id: int) -> str:
+        # Longer payloads may be zlib-compressed by the serializer: leave those to it.
+        if self._fast and 0 <= delivery_id < 10**9:
+            return self._sign(delivery_id)
+        return str(self.serializer.dumps(delivery_id))
 
 
 class Tokens:
     def __init__(self, secret_key: str):
-        self._unsubscribe = URLSafeSerializer(secret_key, salt="nurture.unsubscribe")
-        self._open = URLSafeSerializer(secret_key, salt="nurture.open")
-        self._click = URLSafeSerializer(secret_key, salt="nurture.click")
+        self._unsubscribe = _Signing(URLSafeSerializer(secret_key, salt="nurture.unsubscribe"))
+        self._open = _Signing(URLSafeSerializer(secret_key, salt="nurture.open"))
+        self._click = _Signing(URLSafeSerializer(secret_key, salt="nurture.click"))
 
     def open(self, delivery_id: int) -> str:
-        return str(self._open.dumps(delivery_id))
+        return self._open.dumps(delivery_id)
 
     def read_open(self, token: str) -> int | None:
-        return _integer(_load(self._open, token))
+        return _integer(_load(self._open.serializer, token))
 
     def click(self, delivery_id: int) -> str:
         """One token per delivery; the link index travels beside it in the path.
@@ -27,16 +57,16 @@ class Tokens:
         Safe because a click can only reach a URL stored for that delivery, and
         cheaper than signing every link of every email.
         """
-        return str(self._click.dumps(delivery_id))
+        return self._click.dumps(delivery_id)
 
     def read_click(self, token: str) -> int | None:
-        return _integer(_load(self._click, token))
+        return _integer(_load(self._click.serializer, token))
 
     def unsubscribe(self, delivery_id: int) -> str:
-        return str(self._unsubscribe.dumps(delivery_id))
+        return self._unsubscribe.dumps(delivery_id)
 
     def read_unsubscribe(self, token: str) -> int | None:
-        return _integer(_load(self._unsubscribe, token))
+        return _integer(_load(self._unsubscribe.serializer, token))
 
 
 def _load(serializer: URLSafeSerializer, token: str) -> object:

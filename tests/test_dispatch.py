@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -13,6 +14,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from nurture.core.intake import parse_lead
+from nurture.dispatch import CHUNK, IN_FLIGHT
 from nurture.enrollment import on_event, unsubscribe
 from nurture.leads import find_lead, upsert_lead
 from nurture.mail import MemoryMailer, Rejected, RetryLater, Uncertain
@@ -294,3 +296,43 @@ def test_reentry_policy(build: Any, folders: Any, reentry: str, enrolled_again: 
         runtime.dispatcher.tick(T0 + timedelta(days=12))
         steps = [step for _, step, _ in deliveries(runtime)]
         assert steps == ["first", "second", "first"]  # a new cycle gets its emails again
+
+
+class _WatchingMailer(MemoryMailer):
+    """Holds the first message until the next chunk is `sending` too, and records how
+    many deliveries were `sending` whenever a message went out."""
+
+    def __init__(self, runtime: Any = None) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.in_hands: list[int] = []
+
+    def _sending(self) -> int:
+        with self.runtime.sessions() as session:
+            statuses = session.scalars(select(Delivery.status)).all()
+        return statuses.count("sending")
+
+    def send(self, message: Any) -> Any:
+        if not self.in_hands:
+            deadline = datetime.now(UTC) + timedelta(seconds=20)
+            while self._sending() <= CHUNK and datetime.now(UTC) < deadline:
+                threading.Event().wait(0.01)  # the tick's thread, not a schedule
+        self.in_hands.append(self._sending())
+        return super().send(message)
+
+
+def test_the_next_chunk_is_ready_while_smtp_carries_one(build: Any, folders: Any) -> None:
+    """SMTP never waits for the worker's bookkeeping, yet at most two chunks are at risk."""
+    sequence_file(folders[0], "news")
+    mailer = _WatchingMailer()
+    runtime = build(mailer)
+    mailer.runtime = runtime
+    leads = 3 * CHUNK + 5
+    for number in range(leads):
+        enter(runtime, f"reader{number}@example.com")
+    report = runtime.dispatcher.tick(T0)
+    assert report.sent == leads and len(mailer.messages) == leads
+    # The first chunk's first email left while the second chunk was already handed over.
+    assert mailer.in_hands[0] == IN_FLIGHT * CHUNK
+    assert max(mailer.in_hands) <= IN_FLIGHT * CHUNK
+    assert [status for _, _, status in deliveries(runtime)] == ["sent"] * leads

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import default
 from email.utils import parsedate_to_datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nurture.core.message import (
     InvalidAddress,
     InvalidHeader,
     MessageError,
     OutgoingEmail,
+    _qp,
+    build,
     build_message,
+    clean_text,
     make_message_id,
     serialize,
 )
@@ -267,3 +274,29 @@ def test_message_id_is_stable_per_delivery_key() -> None:
 def test_message_id_domain_is_checked(domain: str) -> None:
     with pytest.raises(ValueError, match="domain"):
         make_message_id("17/welcome", domain)
+
+
+@settings(max_examples=300, deadline=None)
+@given(subject=st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=90))
+def test_short_subject_lines_are_what_the_email_package_folds(subject: str) -> None:
+    """The fast path for short ASCII headers writes exactly what `email.header` writes."""
+    built = build(replace(EMAIL, subject=subject)).data.decode("ascii")
+    cleaned = clean_text(subject)
+    folded = Header(cleaned, "us-ascii", header_name="Subject").encode(linesep="\r\n")
+    assert f"\r\nSubject: {folded}\r\n" in built
+    assert build_message(replace(EMAIL, subject=subject))["Subject"] == cleaned
+
+
+@settings(max_examples=500, deadline=None)
+@given(body=st.text(alphabet=st.sampled_from("ab =\t.é€😀<>\"'\r\n" + "y" * 30), max_size=400))
+def test_bodies_are_quoted_printable_as_a_whole(body: str) -> None:
+    """Encoding line by line (remembered lines) gives what encoding the whole body gives."""
+    whole = binascii.b2a_qp(
+        ("\r\n".join(body.splitlines()) + "\r\n").encode(), quotetabs=False, istext=True
+    )
+    for _ in range(2):  # the second time from the remembered lines
+        assert _qp(body) == whole
+    parsed = build_message(replace(EMAIL, text=body or "x"))
+    plain = parsed.get_body(("plain",))
+    assert plain is not None
+    assert plain.get_content().splitlines() == (body or "x").splitlines()

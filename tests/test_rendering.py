@@ -170,6 +170,23 @@ def test_the_sandbox_refuses_internals(root: Path) -> None:
         TemplateCatalog(root).render("guide", "en", context())
 
 
+@pytest.mark.parametrize(
+    "unsafe",
+    [
+        "{{ lead.__class__ }}",
+        "{{ lead.first_name.__class__ }}",
+        "{% set x = [] %}{{ x.append(1) }}",
+    ],
+)
+def test_the_sandbox_refuses_internals_every_time(root: Path, unsafe: str) -> None:
+    """Verdicts are remembered per type and name: the second email is refused as well."""
+    write_email(root, "guide", html="{{ lead.first_name }} " + unsafe)
+    catalog = TemplateCatalog(root)
+    for _ in range(2):
+        with pytest.raises(RenderError, match=r"body\.html:1:"):
+            catalog.render("guide", "en", context())
+
+
 # --- locale and subject ---------------------------------------------------------
 
 

@@ -156,9 +156,30 @@ def _none_as_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with its verdict on each attribute remembered.
+
+    The checks look only at the object's type and the attribute's name, and they ran
+    for every `{{ lead.first_name }}` of every email: a quarter of the rendering time.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._verdicts: dict[tuple[type, str], bool] = {}
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        key = (type(obj), attr)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = super().is_safe_attribute(obj, attr, value)
+            if len(self._verdicts) < 10_000:  # bounded, whatever templates ask for
+                self._verdicts[key] = verdict
+        return verdict
+
+
 def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
     # No loader: templates cannot include or extend files; the layout is the shared part.
-    return ImmutableSandboxedEnvironment(
+    return _Sandbox(
         undefined=StrictUndefined,
         autoescape=autoescape,
         trim_blocks=True,
