@@ -620,17 +620,20 @@ class Dispatcher:
                 elif job.rendered is not None:
                     ready.append(job)
             if ready:
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id.in_([job.delivery_id for job in ready]))
-                    .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-                # The links are stored before the email leaves: a click may come at once.
+                # One row version per delivery: the state, and the links stored before
+                # the email leaves (a click may come at once). The lease keeps
+                # `attempts` as the claim read it.
                 session.execute(
                     update(Delivery),
                     [
-                        {"id": job.delivery_id, "links": job.links, "honeypot": job.honeypot}
+                        {
+                            "id": job.delivery_id,
+                            "status": "sending",
+                            "attempts": job.attempts + 1,
+                            "updated_at": now,
+                            "links": job.links,
+                            "honeypot": job.honeypot,
+                        }
                         for job in ready
                     ],
                 )

@@ -7,6 +7,7 @@ and a tampered or truncated token reads as None, never as an error.
 from __future__ import annotations
 
 import hmac
+from functools import lru_cache
 
 from itsdangerous import BadData, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
@@ -67,6 +68,12 @@ class Tokens:
 
     def read_unsubscribe(self, token: str) -> int | None:
         return _integer(_load(self._unsubscribe.serializer, token))
+
+
+@lru_cache(maxsize=8)
+def tokens_for(secret_key: str) -> Tokens:
+    """One `Tokens` per key: building one derives and checks three keys, too much per hit."""
+    return Tokens(secret_key)
 
 
 def _load(serializer: URLSafeSerializer, token: str) -> object:

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from nurture.core.links import add_utm, safe_redirect_target
 from nurture.runtime import Runtime
-from nurture.tracking import Tokens
+from nurture.tracking import Tokens, tokens_for
 from nurture.web import request_now, runtime
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ NO_STORE = {"Cache-Control": "no-store, max-age=0", "Referrer-Policy": "no-refer
 
 
 def _tokens() -> Tokens:
-    return Tokens(runtime().secret_key)
+    return tokens_for(runtime().secret_key)
 
 
 def _client_ip() -> str:

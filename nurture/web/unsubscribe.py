@@ -12,14 +12,14 @@ from sqlalchemy import select
 from nurture.enrollment import unsubscribe
 from nurture.models import Delivery, Lead
 from nurture.scores import score_event
-from nurture.tracking import Tokens
+from nurture.tracking import tokens_for
 from nurture.web import request_now, runtime
 
 blueprint = Blueprint("unsubscribe", __name__, template_folder="templates")
 
 
 def _delivery_id(token: str) -> int | None:
-    return Tokens(runtime().secret_key).read_unsubscribe(token)
+    return tokens_for(runtime().secret_key).read_unsubscribe(token)
 
 
 def _page(template: str, status: int = 200, **context: object) -> Response:
