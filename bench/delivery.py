@@ -23,7 +23,6 @@ import contextlib
 import cProfile
 import io
 import os
-import platform
 import pstats
 import shutil
 import signal
@@ -33,10 +32,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from machine import machine_facts
 from scenario import NOW, SECRET, SEQUENCE_ID, bench_settings
 from smtp_sink import HOST, SinkProcess
 from sqlalchemy import func, select, text
@@ -64,36 +63,9 @@ def expect(condition: bool, message: str) -> None:
 
 
 def machine(postgres_admin: str | None) -> list[tuple[str, str]]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = "unknown"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    facts = [
-        ("CPU", f"{cpu}, {os.cpu_count()} cores"),
-        ("memory", memory),
-        ("OS", platform.platform()),
-        ("Python", platform.python_version()),
-        ("SQLite", sqlite3.sqlite_version),
-    ]
-    if postgres_admin is not None:
-        import psycopg
-
-        with psycopg.connect(postgres_admin, connect_timeout=10) as connection:
-            row = connection.execute("SHOW server_version").fetchone()
-            facts.append(("PostgreSQL", str(row[0]) if row else "unknown"))
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("SQLAlchemy", "psycopg", "Jinja2", "premailer", "aiosmtpd")
+    return machine_facts(
+        postgres_admin, ("SQLAlchemy", "psycopg", "Jinja2", "premailer", "aiosmtpd")
     )
-    facts.append(("packages", versions))
-    return facts
 
 
 def postgres_cpu(database: str) -> float:

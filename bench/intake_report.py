@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import platform
 import pstats
-import sqlite3
 import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -14,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from intake_cpu import Usage
+from machine import machine_facts
 
 ROOT = Path(__file__).resolve().parent.parent
 NAN = float("nan")
@@ -70,32 +67,8 @@ def cpu_table(measures: list[Measure]) -> str:
 
 
 def machine(postgres_admin: str | None, server: str) -> list[tuple[str, str]]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = "unknown"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    facts = [
-        ("CPU", f"{cpu}, {os.cpu_count()} cores"),
-        ("memory", memory),
-        ("OS", platform.platform()),
-        ("Python", platform.python_version()),
-        ("SQLite", sqlite3.sqlite_version),
-    ]
-    if postgres_admin is not None:
-        import psycopg
-
-        with psycopg.connect(postgres_admin, connect_timeout=10) as connection:
-            row = connection.execute("SHOW server_version").fetchone()
-            facts.append(("PostgreSQL", str(row[0]) if row else "unknown"))
     names = ("SQLAlchemy", "psycopg", "Flask", "Werkzeug", "gunicorn", "email-validator")
-    facts.append(("packages", ", ".join(f"{n} {version(n)}" for n in names)))
+    facts = machine_facts(postgres_admin, names)
     facts.append(("server", server))
     facts.append(("tree", _tree()))
     return facts

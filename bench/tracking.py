@@ -24,12 +24,9 @@ traffic stays on 127.0.0.1. docs/performance.md ("Tracking routes") reads the fi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import platform
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -38,9 +35,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
+from machine import machine_facts
 from tracking_data import Database, Processing, environment, process_hits, seed, tally, write_paths
 from tracking_load import BIN, Load, Server, Snapshot, cpu_shares, run_wrk
 from tracking_profile import hot_spots, start_profile
@@ -63,36 +60,11 @@ def say(message: str) -> None:
 
 
 def machine(postgres_admin: str | None, args: argparse.Namespace) -> list[tuple[str, str]]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory = "unknown"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
-    facts = [
-        ("CPU", f"{cpu}, {os.cpu_count()} cores"),
-        ("memory", memory),
-        ("OS", platform.platform()),
-        ("Python", platform.python_version()),
-        ("SQLite", sqlite3.sqlite_version),
-    ]
-    if postgres_admin is not None:
-        import psycopg
-
-        with psycopg.connect(postgres_admin, connect_timeout=10) as connection:
-            row = connection.execute("SHOW server_version").fetchone()
-            facts.append(("PostgreSQL", str(row[0]) if row else "unknown"))
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("gunicorn", "Flask", "Werkzeug", "SQLAlchemy", "psycopg", "itsdangerous")
+    facts = machine_facts(
+        postgres_admin,
+        ("gunicorn", "Flask", "Werkzeug", "SQLAlchemy", "psycopg", "itsdangerous"),
     )
-    facts.append(("packages", versions))
     facts.append(("load generator", (wrk.stdout or wrk.stderr).split("Copyright")[0].strip()))
     facts.append(
         (

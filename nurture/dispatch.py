@@ -136,7 +136,16 @@ class Claimed:
         "left_at",
         "exit_reason",
     )
-    WRITTEN = COLUMNS[4:8] + COLUMNS[8:10] + COLUMNS[11:]  # all but ids, version, entry
+    WRITTEN = (  # what a walk may change
+        "status",
+        "step_id",
+        "step_started_at",
+        "due_at",
+        "waiting_for",
+        "note",
+        "left_at",
+        "exit_reason",
+    )
 
     def changes(self) -> dict[str, Any]:
         return {"id": self.id, **{name: getattr(self, name) for name in self.WRITTEN}}
@@ -237,11 +246,7 @@ class Dispatcher:
                 jobs = self._claim(now, report)
                 batches += 1
                 total.add(report)
-                for start in range(0, len(jobs), CHUNK):
-                    chunk = jobs[start : start + CHUNK]
-                    for job in chunk:
-                        self._render(job, now)
-                    flow.send(chunk)
+                flow.deliver(jobs)
                 if report.claimed == 0:
                     break
         finally:
@@ -530,11 +535,7 @@ class Dispatcher:
         """Render, hand over, send and record these jobs (the tick does it batch by batch)."""
         flow = _Flow(self, now)
         try:
-            for start in range(0, len(jobs), CHUNK):
-                chunk = jobs[start : start + CHUNK]
-                for job in chunk:
-                    self._render(job, now)
-                flow.send(chunk)
+            flow.deliver(jobs)
         finally:
             flow.drain()
         report.add(flow.report)
@@ -743,6 +744,14 @@ class _Flow:
         self.now = now
         self.report = TickReport()
         self.pending: deque[tuple[list[Job], Future[dict[int, SendResult]]]] = deque()
+
+    def deliver(self, jobs: list[Job]) -> None:
+        """Render chunk after chunk, each handed to the sender as soon as it is ready."""
+        for start in range(0, len(jobs), CHUNK):
+            chunk = jobs[start : start + CHUNK]
+            for job in chunk:
+                self.dispatcher._render(job, self.now)
+            self.send(chunk)
 
     def send(self, chunk: list[Job]) -> None:
         while self.pending and (len(self.pending) >= IN_FLIGHT or self.pending[0][1].done()):
