@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,6 +83,18 @@ def skip_locked(engine_or_session: Engine | Session, query: Select[Any]) -> Sele
     if bind.dialect.name == "postgresql":
         return query.with_for_update(skip_locked=True)
     return query
+
+
+def plan_afresh(session: Session) -> None:
+    """Plan this transaction's statements for the tables as they are now (PostgreSQL).
+
+    psycopg prepares a statement run five times, and PostgreSQL may then keep one
+    generic plan for it: planned while `deliveries` held a few rows, a read by lead
+    went on scanning the whole table once it held 100,000. Transaction-scoped, so a
+    pooled connection (or PgBouncer) keeps its defaults.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def alembic_config(url: str) -> Any:

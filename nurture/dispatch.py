@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.config import Settings
@@ -48,7 +48,7 @@ from nurture.core.message import Envelope, MessageError, OutgoingEmail, build, m
 from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
-from nurture.db import skip_locked
+from nurture.db import plan_afresh, skip_locked
 from nurture.enrollment import leave
 from nurture.leads import PROFILE_COLUMNS, profile_of
 from nurture.mail import Mailer, Rejected, RetryLater, SendResult, Sent, Uncertain
@@ -264,13 +264,24 @@ class Dispatcher:
         """
         jobs: list[Job] = []
         with self.sessions.begin() as session:
-            query = (
-                select(*(getattr(Enrollment, name) for name in Claimed.COLUMNS))
-                .where(Enrollment.status == "active", Enrollment.due_at <= now)
-                .order_by(Enrollment.priority.desc(), Enrollment.due_at, Enrollment.id)
-                .limit(self.settings.batch_size)
-            )
-            enrollments = [Claimed(*row) for row in session.execute(skip_locked(session, query))]
+            plan_afresh(session)
+            enrollments: list[Claimed] = []
+            # Highest priority first, then oldest due: one index range per priority, so
+            # no batch sorts every due row (100,000 due at once) and no claim walks the
+            # rows that are not due yet (millions waiting in normal running).
+            for priority in priorities(session):
+                wanted = self.settings.batch_size - len(enrollments)
+                if wanted == 0:
+                    break
+                query = (
+                    select(*(getattr(Enrollment, name) for name in Claimed.COLUMNS))
+                    .where(*_due(now), Enrollment.priority == priority)
+                    .order_by(Enrollment.due_at, Enrollment.id)
+                    .limit(wanted)
+                )
+                enrollments.extend(
+                    Claimed(*row) for row in session.execute(skip_locked(session, query))
+                )
             report.claimed = len(enrollments)
             if not enrollments:
                 return jobs
@@ -856,14 +867,37 @@ def consents(session: Session, lead_ids: Iterable[int]) -> dict[int, bool]:
     return found
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (Enrollment.status == "active", Enrollment.due_at <= now)
+
+
+def priorities(session: Session) -> list[int]:
+    """The priorities active enrollments hold, highest first.
+
+    A loose index scan of `ix_enrollments_claim`: one probe per priority, however many
+    enrollments each holds (sequences set a handful of priorities).
+    """
+    found: list[int] = []
+    while True:
+        query = select(Enrollment.priority).where(Enrollment.status == "active")
+        if found:
+            query = query.where(Enrollment.priority < found[-1])
+        priority = session.scalar(query.order_by(Enrollment.priority.desc()).limit(1))
+        if priority is None:
+            return found
+        found.append(priority)
+
+
 def due_count(session: Session, now: datetime) -> int:
-    return int(
+    """Enrollments due at `now`: counted per priority, each an index range."""
+    return sum(
         session.scalar(
             select(func.count())
             .select_from(Enrollment)
-            .where(Enrollment.status == "active", Enrollment.due_at <= now)
+            .where(*_due(now), Enrollment.priority == priority)
         )
         or 0
+        for priority in priorities(session)
     )
 
 

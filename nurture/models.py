@@ -139,7 +139,7 @@ class Enrollment(Base):
     __tablename__ = "enrollments"
     __table_args__ = (
         UniqueConstraint("lead_id", "sequence_id", "cycle"),
-        Index("ix_enrollments_due", "status", "due_at"),
+        Index("ix_enrollments_claim", "status", "priority", "due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,6 +160,9 @@ class Enrollment(Base):
     exit_reason: Mapped[str | None] = mapped_column(String(200))
 
 
+ATTENTION_WHERE = "status IN ('retry', 'failed', 'uncertain')"
+
+
 class Delivery(Base):
     """One email of one step to one lead. The unique key is the guard against twice."""
 
@@ -167,7 +170,15 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id"),
         Index("ix_deliveries_lead_sent", "lead_id", "sent_at"),
-        Index("ix_deliveries_status", "status"),
+        # Only the deliveries an operator must look at: most rows end `sent` and stay
+        # out of it, so sending writes no entry here and no read by lead is tempted
+        # to walk every sent row through it.
+        Index(
+            "ix_deliveries_attention",
+            "status",
+            sqlite_where=text(ATTENTION_WHERE),
+            postgresql_where=text(ATTENTION_WHERE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

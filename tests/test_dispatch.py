@@ -14,7 +14,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from nurture.core.intake import parse_lead
-from nurture.dispatch import CHUNK, IN_FLIGHT
+from nurture.dispatch import CHUNK, IN_FLIGHT, due_count
 from nurture.enrollment import on_event, unsubscribe
 from nurture.leads import find_lead, upsert_lead
 from nurture.mail import MemoryMailer, Rejected, RetryLater, Uncertain
@@ -336,3 +336,28 @@ def test_the_next_chunk_is_ready_while_smtp_carries_one(build: Any, folders: Any
     assert mailer.in_hands[0] == IN_FLIGHT * CHUNK
     assert max(mailer.in_hands) <= IN_FLIGHT * CHUNK
     assert [status for _, _, status in deliveries(runtime)] == ["sent"] * leads
+
+
+def test_a_batch_takes_the_highest_priority_first_then_the_oldest_due(
+    build: Any, folders: Any
+) -> None:
+    sequence_file(folders[0], "urgent", trigger="hot", priority=90)
+    sequence_file(folders[0], "casual", trigger="warm", priority=10)
+    sequence_file(folders[0], "background", trigger="cold", priority=-5)
+    mailer = MemoryMailer()
+    runtime = build(mailer, batch_size=3)
+    arrivals = [("c1", "cold"), ("w1", "warm"), ("h1", "hot"), ("w2", "warm"), ("h2", "hot")]
+    arrivals += [("c2", "cold"), ("w3", "warm")]
+    for minute, (name, event) in enumerate(arrivals):
+        enter(runtime, f"{name}@example.com", event, T0 + timedelta(minutes=minute))
+    now = T0 + timedelta(hours=1)
+    with runtime.sessions() as session:
+        assert due_count(session, now) == 7
+        assert due_count(session, T0 + timedelta(minutes=3)) == 4
+    sent: list[list[str]] = []
+    for _ in range(3):
+        before = len(mailer.messages)
+        runtime.dispatcher.tick(now, max_batches=1)
+        sent.append([m["To"].addresses[0].username for m in mailer.messages[before:]])
+    # Each batch of three is filled across priorities, highest first, oldest due first.
+    assert sent == [["h1", "h2", "w1"], ["w2", "w3", "c1"], ["c2"]]

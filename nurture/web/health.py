@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
+from nurture.dispatch import due_count
 from nurture.hits import waiting
 from nurture.models import CrmPush, Delivery, Enrollment, Promotion, TrackingHit
 from nurture.web import request_now, runtime
@@ -36,11 +37,7 @@ def metrics() -> Response:
             select(Enrollment.status, func.count()).group_by(Enrollment.status)
         ):
             lines.append(f'nurture_enrollments{{status="{status}"}} {count}')
-        due = session.scalar(
-            select(func.count())
-            .select_from(Enrollment)
-            .where(Enrollment.status == "active", Enrollment.due_at <= now)
-        )
+        due = due_count(session, now)
         lines.append("# HELP nurture_due_steps Enrollments due now and not yet processed.")
         lines.append("# TYPE nurture_due_steps gauge")
         lines.append(f"nurture_due_steps {due or 0}")
