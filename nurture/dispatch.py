@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.config import Settings
@@ -48,7 +48,7 @@ from nurture.core.message import Envelope, MessageError, OutgoingEmail, build, m
 from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
-from nurture.db import plan_afresh, skip_locked
+from nurture.db import among, insert_rows, plan_afresh, skip_locked, update_rows
 from nurture.enrollment import leave
 from nurture.leads import PROFILE_COLUMNS, profile_of
 from nurture.mail import Mailer, Rejected, RetryLater, SendResult, Sent, Uncertain
@@ -291,7 +291,9 @@ class Dispatcher:
             leads = {
                 lead.id: lead
                 for lead in session.execute(
-                    select(*SUPPRESSION_COLUMNS, *PROFILE_COLUMNS).where(Lead.id.in_(lead_ids))
+                    select(*SUPPRESSION_COLUMNS, *PROFILE_COLUMNS).where(
+                        among(session, Lead.id, lead_ids)
+                    )
                 )
             }
             known = select(*(getattr(Delivery, name) for name in Known.COLUMNS))
@@ -299,7 +301,9 @@ class Dispatcher:
                 (d.enrollment_id, d.step_id): d
                 for d in (
                     Known(*row)
-                    for row in session.execute(known.where(Delivery.enrollment_id.in_(ids)))
+                    for row in session.execute(
+                        known.where(among(session, Delivery.enrollment_id, ids))
+                    )
                 )
             }
             settled: dict[int, frozenset[str]] = {}
@@ -353,18 +357,15 @@ class Dispatcher:
                 walked.append(enrollment)
                 if job is not None:
                     jobs.append(job)
-            if walked:
-                session.execute(update(Enrollment), [e.changes() for e in walked])
-            if changed:
-                session.execute(update(Delivery), changed)
+            update_rows(session, Enrollment, [e.changes() for e in walked])
+            update_rows(session, Delivery, changed)
             if created:
-                new_ids = session.scalars(
-                    insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True),
-                    created,
-                ).all()
+                returned = ("id", "enrollment_id", "step_id")
                 by_key = {
-                    (row["enrollment_id"], row["step_id"]): new_id
-                    for row, new_id in zip(created, new_ids, strict=True)
+                    (enrollment_id, step_id): new_id
+                    for new_id, enrollment_id, step_id in insert_rows(
+                        session, Delivery, created, returned
+                    )
                 }
                 for job in jobs:
                     if job.delivery_id == 0:
@@ -494,7 +495,7 @@ class Dispatcher:
             select(Delivery.enrollment_id, Delivery.step_id, Event.name)
             .join(Event, Event.delivery_id == Delivery.id)
             .where(
-                Delivery.enrollment_id.in_(ids),
+                among(session, Delivery.enrollment_id, ids),
                 Event.name.in_(("email_clicked", "email_opened")),
                 # Branches follow people: scanner clicks and machine opens don't count.
                 Event.classification == "human",
@@ -512,7 +513,7 @@ class Dispatcher:
         times: dict[int, list[datetime]] = defaultdict(list)
         rows = session.execute(
             select(Delivery.lead_id, Delivery.sent_at, Delivery.updated_at).where(
-                Delivery.lead_id.in_(list(lead_ids)),
+                among(session, Delivery.lead_id, lead_ids),
                 Delivery.status.in_(COUNTED_BY_CAP),
                 moment > since,
             )
@@ -531,7 +532,8 @@ class Dispatcher:
         found: dict[int, list[EventFact]] = defaultdict(list)
         rows = session.scalars(
             select(Event).where(
-                Event.lead_id.in_({e.lead_id for e in wanted}), Event.occurred_at >= since
+                among(session, Event.lead_id, {e.lead_id for e in wanted}),
+                Event.occurred_at >= since,
             )
         )
         for event in rows:
@@ -614,7 +616,7 @@ class Dispatcher:
             suppressed = {
                 lead.id: reason
                 for lead in session.execute(
-                    select(*SUPPRESSION_COLUMNS).where(Lead.id.in_(lead_ids))
+                    select(*SUPPRESSION_COLUMNS).where(among(session, Lead.id, lead_ids))
                 )
                 if (reason := _suppression(lead, decisions.get(lead.id), required)) is not None
             }
@@ -635,8 +637,9 @@ class Dispatcher:
                 # One row version per delivery: the state, and the links stored before
                 # the email leaves (a click may come at once). The lease keeps
                 # `attempts` as the claim read it.
-                session.execute(
-                    update(Delivery),
+                update_rows(
+                    session,
+                    Delivery,
                     [
                         {
                             "id": job.delivery_id,
@@ -712,10 +715,8 @@ class Dispatcher:
             if len(enrollment) > 1:
                 enrollment_rows.append(enrollment)
         with self.sessions.begin() as session:
-            if delivery_rows:
-                session.execute(update(Delivery), delivery_rows)
-            if enrollment_rows:
-                session.execute(update(Enrollment), enrollment_rows)
+            update_rows(session, Delivery, delivery_rows)
+            update_rows(session, Enrollment, enrollment_rows)
             for job in bounced:
                 lead = session.get(Lead, job.lead_id)
                 assert lead is not None
@@ -859,7 +860,7 @@ def consents(session: Session, lead_ids: Iterable[int]) -> dict[int, bool]:
     found: dict[int, bool] = {}
     rows = session.execute(
         select(Consent.lead_id, Consent.granted)
-        .where(Consent.lead_id.in_(list(lead_ids)), Consent.purpose == "marketing")
+        .where(among(session, Consent.lead_id, lead_ids), Consent.purpose == "marketing")
         .order_by(Consent.at, Consent.id)
     )
     for lead_id, granted in rows:
