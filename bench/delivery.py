@@ -251,15 +251,11 @@ class Databases:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def seed(databases: Databases, kind: str, size: int, sink_url: str, prototypes: list[str]) -> float:
+def seed(databases: Databases, kind: str, size: int, sink_url: str) -> float:
     """The `seed` database with `size` due enrollments; returns the seeding time."""
     url = databases.create(kind, "seed")
     upgrade(url)
     runtime = Runtime(bench_settings(url, sink_url))
-    if "claim-index" in prototypes:
-        from prototypes import add_claim_index
-
-        add_claim_index(runtime.engine)
     started = time.perf_counter()
     seed_due(runtime, SEQUENCE_ID, size, NOW)
     seconds = time.perf_counter() - started
@@ -577,7 +573,7 @@ def run_row(
     tag = f"[{kind} {size:,}]"
     if "engine" in args.phases or "naive" in args.phases:
         say(f"\n{tag} seeding {size:,} due enrollments")
-        seconds = seed(databases, kind, size, sink.url, args.prototype)
+        seconds = seed(databases, kind, size, sink.url)
         say(f"{tag} seeded in {seconds:.1f} s")
         for phase in ("engine", "naive"):
             if phase in args.phases:
@@ -741,7 +737,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--prototype",
         nargs="+",
         default=[],
-        choices=("claim-index", "smtp-pipelining", "header-cache"),
+        choices=("smtp-pipelining",),
         help="try a proposed engine change (bench/prototypes.py)",
     )
     parser.add_argument(
@@ -755,9 +751,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("none", "shared", "split"),
         default="none",
         help="CPU placement of benchmark and sink (default: %(default)s; see docs/performance.md)",
-    )
-    parser.add_argument(
-        "--switch-interval", type=float, default=None, help="sys.setswitchinterval, in seconds"
     )
     parser.add_argument(
         "--timeout", type=float, default=1800, help="seconds per phase (default: %(default)s)"
@@ -785,12 +778,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A stopped benchmark still drops its databases (the `finally` below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.switch_interval is not None:
-        sys.setswitchinterval(args.switch_interval)
-    if "header-cache" in args.prototype:
-        from prototypes import cache_headers
-
-        cache_headers()
     postgres_admin = args.postgres_admin if "postgres" in args.databases else None
     print("Delivery benchmark: due steps -> rendered -> delivered to a local SMTP sink\n")
     for name, value in machine(postgres_admin):

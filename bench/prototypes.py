@@ -1,39 +1,24 @@
 """Changes the engine could make, tried from the outside to measure them (`--prototype`).
 
 None of this is the engine's code; each prototype is the smallest stand-in for a change
-proposed in docs/performance.md, good enough for the benchmark's happy path:
+worth measuring, good enough for the benchmark's happy path:
 
-- `claim-index`: an index matching the claim's ORDER BY, so a claim reads its batch from
-  the index instead of sorting every due row (created in the benchmark's databases).
 - `smtp-pipelining`: MAIL, RCPT and DATA sent in one write (RFC 2920), and dot-stuffing
   with `bytes.replace`: two round trips per message instead of four. The raw limit then
-  uses the same conversation, so it stays the limit of the engine's client.
-- `header-cache`: encoded header lines cached by (name, value): subjects repeat across
-  leads, and RFC 2047 encoding is the slowest part of building a message.
+  uses the same conversation, so it stays the limit of the engine's client. Only servers
+  that announce PIPELINING get it: the minimal sink does (`--sink fast`), aiosmtpd does
+  not.
 """
 
 from __future__ import annotations
 
-import functools
 import smtplib
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import Engine, text
-
 from nurture.mail import Rejected, RetryLater, SendResult, Sent, SmtpMailer, Uncertain
 
-NAMES = ("claim-index", "smtp-pipelining", "header-cache")
-
-CLAIM_INDEX = (
-    "CREATE INDEX IF NOT EXISTS ix_enrollments_claim "
-    "ON enrollments (status, priority DESC, due_at, id)"
-)
-
-
-def add_claim_index(engine: Engine) -> None:
-    with engine.begin() as connection:
-        connection.execute(text(CLAIM_INDEX))
+NAMES = ("smtp-pipelining",)
 
 
 def stuffed(payload: bytes) -> bytes:
@@ -112,14 +97,3 @@ class PipeliningSmtpMailer(SmtpMailer):
             connection.rset()
         except (smtplib.SMTPException, OSError):
             self._drop()
-
-
-def cache_headers() -> bool:
-    """Cache the message builder's encoded header lines; False if this tree has none."""
-    from nurture.core import message
-
-    header = getattr(message, "_header", None)
-    if header is None or hasattr(header, "cache_info"):
-        return header is not None
-    message._header = functools.lru_cache(maxsize=4096)(header)  # type: ignore[attr-defined]
-    return True

@@ -62,10 +62,6 @@ def engine_worker(
     out: Any,
     release: Any,
 ) -> None:
-    if "header-cache" in prototypes:
-        from prototypes import cache_headers
-
-        cache_headers()
     settings = bench_settings(url, sink_url, batch_size)
     runtime = Runtime(settings, mailer_factory(sink_url, prototypes))
     dispatcher = runtime.dispatcher
