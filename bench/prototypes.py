@@ -3,8 +3,8 @@
 None of this is the engine's code; each prototype is the smallest stand-in for a change
 worth measuring, good enough for the benchmark's happy path:
 
-- `smtp-pipelining`: MAIL, RCPT and DATA sent in one write (RFC 2920), and dot-stuffing
-  with `bytes.replace`: two round trips per message instead of four. The raw limit then
+- `smtp-pipelining`: MAIL, RCPT and DATA sent in one write (RFC 2920): two round trips
+  per message instead of four. The raw limit then
   uses the same conversation, so it stays the limit of the engine's client. Only servers
   that announce PIPELINING get it: the minimal sink does (`--sink fast`), aiosmtpd does
   not.
@@ -16,19 +16,17 @@ import smtplib
 from email.message import EmailMessage
 from typing import Any
 
-from nurture.mail import Rejected, RetryLater, SendResult, Sent, SmtpMailer, Uncertain
+from nurture.mail import (
+    Rejected,
+    RetryLater,
+    SendResult,
+    Sent,
+    SmtpMailer,
+    Uncertain,
+    dot_stuffed,
+)
 
 NAMES = ("smtp-pipelining",)
-
-
-def stuffed(payload: bytes) -> bytes:
-    """RFC 5321 dot-stuffing and the end-of-data marker, without a regex."""
-    data = payload.replace(b"\n.", b"\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
 
 
 def _code_text(reply: tuple[int, bytes]) -> str:
@@ -71,7 +69,7 @@ class PipeliningSmtpMailer(SmtpMailer):
             self._end_transaction(data)
             return RetryLater(f"DATA refused: {_code_text(data)}")
         try:
-            connection.send(stuffed(envelope.data))
+            connection.send(dot_stuffed(envelope.data))
         except (smtplib.SMTPException, OSError) as error:
             self._drop()
             return RetryLater(f"connection lost before the end of the data: {error}")

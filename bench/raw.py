@@ -21,6 +21,7 @@ from nurture.core import message as builder
 from nurture.core.message import OutgoingEmail, make_message_id
 from nurture.core.profile import LeadProfile
 from nurture.core.rendering import EmailContext, Sender, TemplateCatalog
+from nurture.mail import dot_stuffed
 
 _PLACEHOLDER_ID = "0" * 32
 
@@ -79,14 +80,6 @@ def _model(catalog: TemplateCatalog, sender: Sender, locale: str, now: datetime)
     )
 
 
-def _stuffed(payload: bytes) -> bytes:
-    """Dot-stuffing and the end-of-data marker, as the engine's SMTP client does them."""
-    stuffed = re.sub(rb"(?m)^\.", b"..", payload)
-    if not stuffed.endswith(b"\r\n"):
-        stuffed += b"\r\n"
-    return stuffed + b".\r\n"
-
-
 def build_payloads(
     catalog: TemplateCatalog, sender: Sender, count: int, now: datetime, first: int = 1
 ) -> list[tuple[str, bytes]]:
@@ -102,7 +95,7 @@ def build_payloads(
             .replace(b"Lead0", f"Lead{n}".encode())
             .replace(_PLACEHOLDER_ID.encode(), message_id.encode())
         )
-        payloads.append((f"lead{n}@load.example", _stuffed(data)))
+        payloads.append((f"lead{n}@load.example", dot_stuffed(data)))
     return payloads
 
 

@@ -5,6 +5,7 @@ The `smtp_server` fixtures live in tests/smtp_server.py (tests/conftest.py alrea
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nurture.core.message import OutgoingEmail, build_message, make_message_id
 from nurture.mail import (
@@ -28,6 +31,7 @@ from nurture.mail import (
     SmtpMailer,
     SmtpTarget,
     Uncertain,
+    dot_stuffed,
     mailer_from_settings,
 )
 
@@ -447,3 +451,17 @@ def test_mailer_is_chosen_from_settings(tmp_path: Path) -> None:
     assert isinstance(mailer_from_settings("smtp://mail.example.com", tmp_path), SmtpMailer)
     with pytest.raises(ValueError, match="port"):
         mailer_from_settings("smtp://mail.example.com:x", tmp_path)
+
+
+@given(
+    st.lists(
+        st.sampled_from([b".", b"..", b"\r\n", b"\n", b"\r", b"a", b"=2E", b".\r\n", b" ."]),
+        max_size=40,
+    ).map(b"".join)
+)
+def test_dot_stuffing_doubles_every_period_that_opens_a_line(payload: bytes) -> None:
+    # The reference: a period at the start of any line (after LF, or first) is doubled.
+    expected = re.sub(rb"(?m)^\.", b"..", payload)
+    if not expected.endswith(b"\r\n"):
+        expected += b"\r\n"
+    assert dot_stuffed(payload) == expected + b".\r\n"
