@@ -311,7 +311,6 @@ class Dispatcher:
                 if delivery.status in SETTLED:
                     settled[enrollment_id] = settled.get(enrollment_id, frozenset()) | {step_id}
             engaged = self._engagement(session, ids)
-            decisions = consents(session, lead_ids)
             cap_times = self._cap_times(session, lead_ids, now)
             sequences = {
                 e.id: self.content.pinned(session, e.sequence_id, e.version) for e in enrollments
@@ -323,9 +322,7 @@ class Dispatcher:
             for enrollment in enrollments:
                 lead = leads[enrollment.lead_id]
                 sequence = sequences[enrollment.id]
-                suppressed = _suppression(
-                    lead, decisions.get(lead.id), self.settings.consent_required
-                )
+                suppressed = _suppression(lead, self.settings.consent_required)
                 if suppressed is not None:
                     leave(session, lead.id, suppressed, now, [enrollment.sequence_id])
                     report.finished += 1
@@ -606,56 +603,57 @@ class Dispatcher:
             job.rendered = None
             job.error = f"message error: {error}"
 
-    def _hand_over(self, chunk: list[Job], now: datetime, report: TickReport) -> list[Job]:
+    def _hand_over(
+        self, session: Session, chunk: list[Job], now: datetime, report: TickReport
+    ) -> list[Job]:
         """Re-check suppression, then mark the chunk `sending` just before SMTP sees it."""
         ready: list[Job] = []
-        with self.sessions.begin() as session:
-            lead_ids = {job.lead_id for job in chunk}
-            decisions = consents(session, lead_ids)
-            required = self.settings.consent_required
-            suppressed = {
-                lead.id: reason
-                for lead in session.execute(
-                    select(*SUPPRESSION_COLUMNS).where(among(session, Lead.id, lead_ids))
+        lead_ids = {job.lead_id for job in chunk}
+        required = self.settings.consent_required
+        suppressed = {
+            lead.id: reason
+            for lead in session.execute(
+                select(*SUPPRESSION_COLUMNS).where(among(session, Lead.id, lead_ids))
+            )
+            if (reason := _suppression(lead, required)) is not None
+        }
+        for job in chunk:
+            if job.lead_id in suppressed:
+                reason = suppressed[job.lead_id] or "suppressed"
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == job.delivery_id)
+                    .values(status="skipped", last_error=reason, updated_at=now)
                 )
-                if (reason := _suppression(lead, decisions.get(lead.id), required)) is not None
-            }
-            for job in chunk:
-                if job.lead_id in suppressed:
-                    reason = suppressed[job.lead_id] or "suppressed"
-                    session.execute(
-                        update(Delivery)
-                        .where(Delivery.id == job.delivery_id)
-                        .values(status="skipped", last_error=reason, updated_at=now)
-                    )
-                    leave(session, job.lead_id, reason, now)
-                    report.skipped += 1
-                    job.error = "skipped"
-                elif job.rendered is not None:
-                    ready.append(job)
-            if ready:
-                # One row version per delivery: the state, and the links stored before
-                # the email leaves (a click may come at once). The lease keeps
-                # `attempts` as the claim read it.
-                update_rows(
-                    session,
-                    Delivery,
-                    [
-                        {
-                            "id": job.delivery_id,
-                            "status": "sending",
-                            "attempts": job.attempts + 1,
-                            "updated_at": now,
-                            "links": job.links,
-                            "honeypot": job.honeypot,
-                        }
-                        for job in ready
-                    ],
-                )
+                leave(session, job.lead_id, reason, now)
+                report.skipped += 1
+                job.error = "skipped"
+            elif job.rendered is not None:
+                ready.append(job)
+        if ready:
+            # One row version per delivery: the state, and the links stored before
+            # the email leaves (a click may come at once). The lease keeps
+            # `attempts` as the claim read it.
+            update_rows(
+                session,
+                Delivery,
+                [
+                    {
+                        "id": job.delivery_id,
+                        "status": "sending",
+                        "attempts": job.attempts + 1,
+                        "updated_at": now,
+                        "links": job.links,
+                        "honeypot": job.honeypot,
+                    }
+                    for job in ready
+                ],
+            )
         return ready
 
     def _record(
         self,
+        session: Session,
         chunk: list[Job],
         results: dict[int, SendResult],
         now: datetime,
@@ -714,14 +712,13 @@ class Dispatcher:
             delivery_rows.append(delivery)
             if len(enrollment) > 1:
                 enrollment_rows.append(enrollment)
-        with self.sessions.begin() as session:
-            update_rows(session, Delivery, delivery_rows)
-            update_rows(session, Enrollment, enrollment_rows)
-            for job in bounced:
-                lead = session.get(Lead, job.lead_id)
-                assert lead is not None
-                lead.bounced_at = now
-                leave(session, job.lead_id, "bounced", now)
+        update_rows(session, Delivery, delivery_rows)
+        update_rows(session, Enrollment, enrollment_rows)
+        for job in bounced:
+            lead = session.get(Lead, job.lead_id)
+            assert lead is not None
+            lead.bounced_at = now
+            leave(session, job.lead_id, "bounced", now)
 
     def _continue(self, job: Job, now: datetime, report: TickReport) -> dict[str, Any]:
         """Walk on after a settled email, so waits start counting from the send."""
@@ -766,20 +763,35 @@ class _Flow:
             self.send(chunk)
 
     def send(self, chunk: list[Job]) -> None:
-        while self.pending and (len(self.pending) >= IN_FLIGHT or self.pending[0][1].done()):
-            self._record_oldest()
-        ready = self.dispatcher._hand_over(chunk, self.now, self.report)
+        """Record what SMTP has finished and hand this chunk over, in one transaction
+        (one commit per chunk instead of two)."""
+        settled = self._settled(keep=IN_FLIGHT - 1)
+        with self.dispatcher.sessions.begin() as session:
+            self._record(session, settled)
+            ready = self.dispatcher._hand_over(session, chunk, self.now, self.report)
         self.pending.append((chunk, self.dispatcher._sender.submit(self._send_all, ready)))
 
     def drain(self) -> None:
-        while self.pending:
-            self._record_oldest()
+        settled = self._settled(keep=0)
+        if settled:
+            with self.dispatcher.sessions.begin() as session:
+                self._record(session, settled)
 
-    def _record_oldest(self) -> None:
-        chunk, sending = self.pending[0]
-        results = sending.result()
-        self.pending.popleft()
-        self.dispatcher._record(chunk, results, self.now, self.report)
+    def _settled(self, keep: int) -> list[tuple[list[Job], dict[int, SendResult]]]:
+        """The chunks SMTP is done with, oldest first: all that have finished, and as
+        many more (waiting for them) as leave at most `keep` pending."""
+        settled = []
+        while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
+            chunk, sending = self.pending[0]
+            settled.append((chunk, sending.result()))
+            self.pending.popleft()
+        return settled
+
+    def _record(
+        self, session: Session, settled: list[tuple[list[Job], dict[int, SendResult]]]
+    ) -> None:
+        for chunk, results in settled:
+            self.dispatcher._record(session, chunk, results, self.now, self.report)
 
     def _send_all(self, ready: list[Job]) -> dict[int, SendResult]:
         mailer = self.dispatcher.mailer
@@ -834,14 +846,33 @@ class Suppressible(Protocol):
     bounced_at: datetime | None
     stage: str
     category: str | None
+    consent: bool | None  # the latest marketing decision, if any
 
+
+# The latest marketing consent decision, read with the lead (one index probe each).
+LATEST_CONSENT = (
+    select(Consent.granted)
+    .where(Consent.lead_id == Lead.id, Consent.purpose == "marketing")
+    .order_by(Consent.at.desc(), Consent.id.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("consent")
+)
 
 # What `_suppression` reads, when the rest of the lead is not needed.
-SUPPRESSION_COLUMNS = (Lead.id, Lead.unsubscribed_at, Lead.bounced_at, Lead.stage, Lead.category)
+SUPPRESSION_COLUMNS = (
+    Lead.id,
+    Lead.unsubscribed_at,
+    Lead.bounced_at,
+    Lead.stage,
+    Lead.category,
+    LATEST_CONSENT,
+)
 
 
-def _suppression(lead: Suppressible, consent: bool | None, consent_required: bool) -> str | None:
+def _suppression(lead: Suppressible, consent_required: bool) -> str | None:
     """Why this lead must not be mailed now, or None."""
+    consent = lead.consent
     if lead.unsubscribed_at is not None:
         return "unsubscribed"
     if lead.bounced_at is not None:
@@ -853,19 +884,6 @@ def _suppression(lead: Suppressible, consent: bool | None, consent_required: boo
     if consent_required and consent is not True:
         return "no consent"
     return None
-
-
-def consents(session: Session, lead_ids: Iterable[int]) -> dict[int, bool]:
-    """The latest marketing consent decision of each lead that has one."""
-    found: dict[int, bool] = {}
-    rows = session.execute(
-        select(Consent.lead_id, Consent.granted)
-        .where(among(session, Consent.lead_id, lead_ids), Consent.purpose == "marketing")
-        .order_by(Consent.at, Consent.id)
-    )
-    for lead_id, granted in rows:
-        found[lead_id] = granted  # later rows overwrite earlier ones
-    return found
 
 
 def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:

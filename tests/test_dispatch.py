@@ -227,9 +227,10 @@ def test_worker_lost_mid_send_marks_uncertain_and_lost_claims_are_taken_over(
     for job in jobs:
         dispatcher._render(job, T0)
     # The worker marks g's chunk as handed to SMTP, then dies; h was only claimed.
-    dispatcher._hand_over(
-        [j for j in jobs if j.facts.lead.email == "g@example.com"], T0, TickReport()
-    )
+    with runtime.sessions.begin() as session:
+        dispatcher._hand_over(
+            session, [j for j in jobs if j.facts.lead.email == "g@example.com"], T0, TickReport()
+        )
     assert dispatcher.tick(T0 + timedelta(seconds=30)).claimed == 0  # leases still held
     report = dispatcher.tick(T0 + timedelta(seconds=61))
     assert report.uncertain == 1 and report.sent == 1
