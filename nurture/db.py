@@ -146,8 +146,9 @@ def update_rows(session: Session, model: type[Any], rows: Iterable[dict[str, Any
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row), []).append(row)
+    postgres = _dialect(session) == "postgresql"
     for names, group in groups.items():
-        if _dialect(session) == "postgresql":
+        if postgres:
             session.execute(_unnest_update(table, names), _arrays(table, group, names))
         else:
             session.execute(_keyed_update(table, names), [_keyed(row) for row in group])

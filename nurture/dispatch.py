@@ -105,7 +105,8 @@ class Job:
 
 @dataclass
 class Claimed:
-    """An enrollment as the claim reads it; what `_advance` changes is written in one go."""
+    """An enrollment as the claim reads it (fields named and ordered as the columns read);
+    what `_advance` changes is written in one go."""
 
     id: int
     lead_id: int
@@ -121,21 +122,6 @@ class Claimed:
     left_at: datetime | None
     exit_reason: str | None
 
-    COLUMNS = (
-        "id",
-        "lead_id",
-        "sequence_id",
-        "version",
-        "status",
-        "step_id",
-        "step_started_at",
-        "due_at",
-        "waiting_for",
-        "note",
-        "entered_at",
-        "left_at",
-        "exit_reason",
-    )
     WRITTEN = (  # what a walk may change
         "status",
         "step_id",
@@ -164,16 +150,10 @@ class Known:
     last_error: str | None
     next_attempt_at: datetime | None
 
-    COLUMNS = (
-        "id",
-        "enrollment_id",
-        "step_id",
-        "status",
-        "attempts",
-        "message_id",
-        "last_error",
-        "next_attempt_at",
-    )
+
+def _selected(model: type[Any], row: type[Any]) -> list[Any]:
+    """The model's columns named like the row type's fields, in their order."""
+    return [getattr(model, f.name) for f in fields(row)]
 
 
 def backoff(attempts: int) -> timedelta:
@@ -274,7 +254,7 @@ class Dispatcher:
                 if wanted == 0:
                     break
                 query = (
-                    select(*(getattr(Enrollment, name) for name in Claimed.COLUMNS))
+                    select(*_selected(Enrollment, Claimed))
                     .where(*_due(now), Enrollment.priority == priority)
                     .order_by(Enrollment.due_at, Enrollment.id)
                     .limit(wanted)
@@ -296,7 +276,7 @@ class Dispatcher:
                     )
                 )
             }
-            known = select(*(getattr(Delivery, name) for name in Known.COLUMNS))
+            known = select(*_selected(Delivery, Known))
             deliveries: dict[tuple[int, str], Known] = {
                 (d.enrollment_id, d.step_id): d
                 for d in (

@@ -11,7 +11,7 @@ from nurture.db import among, insert_rows, update_rows
 from nurture.models import Delivery, Enrollment, Lead
 from nurture.runtime import Runtime
 
-T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # the night Paris moves to summer time
+T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 
 
 def _lead_and_enrollments(runtime: Runtime, count: int) -> list[int]:

@@ -18,7 +18,7 @@ from nurture.dispatch import CHUNK, IN_FLIGHT, due_count
 from nurture.enrollment import on_event, unsubscribe
 from nurture.leads import find_lead, upsert_lead
 from nurture.mail import MemoryMailer, Rejected, RetryLater, Uncertain
-from nurture.models import Delivery, Enrollment, Lead
+from nurture.models import Consent, Delivery, Enrollment, Lead
 from nurture.runtime import Runtime
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -253,6 +253,44 @@ def test_disqualified_lead_is_not_mailed(build: Any, folders: Any) -> None:
     assert report.sent == 0 and mailer.messages == []
     with runtime.sessions() as session:
         assert session.scalars(select(Enrollment.exit_reason)).one() == "disqualified"
+
+
+def test_only_the_latest_consent_decision_counts(build: Any, folders: Any) -> None:
+    sequence_file(folders[0], "two")
+    mailer = MemoryMailer()
+    runtime = build(mailer, consent_required=True)
+    # granted then withdrawn; withdrawn then granted again; never asked.
+    decisions = {"w@example.com": [True, False], "g@example.com": [False, True]}
+    for email in ("w@example.com", "g@example.com", "n@example.com"):
+        enter(runtime, email)
+    with runtime.sessions.begin() as session:
+        for email, granted in decisions.items():
+            lead = session.scalars(select(Lead).where(Lead.email == email)).one()
+            for minutes, decision in enumerate(granted):
+                session.add(
+                    Consent(
+                        lead_id=lead.id,
+                        purpose="marketing",
+                        granted=decision,
+                        source="form",
+                        at=T0 - timedelta(minutes=10 - minutes),
+                    )
+                )
+    runtime.dispatcher.tick(T0)
+    assert [m["To"].addresses[0].username for m in mailer.messages] == ["g"]
+    with runtime.sessions() as session:
+        reasons = dict(
+            session.execute(
+                select(Lead.email, Enrollment.exit_reason).join(
+                    Enrollment, Enrollment.lead_id == Lead.id
+                )
+            ).all()
+        )
+    assert reasons == {
+        "w@example.com": "consent withdrawn",
+        "g@example.com": None,
+        "n@example.com": "no consent",
+    }
 
 
 def test_send_window_skips_the_leads_public_holidays(build: Any, folders: Any) -> None:
