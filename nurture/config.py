@@ -30,6 +30,23 @@ class FrequencyCap:
 
 
 @dataclass(frozen=True)
+class UncertainPolicy:
+    """What becomes of an email whose SMTP answer was lost, if no operator settles it.
+
+    `action` is "hold" (wait for an operator), "sent" (treat as delivered) or "skip"
+    (treat as not delivered, never resent); `after` is how long it waits first.
+    """
+
+    action: str
+    after: timedelta | None
+
+    def __str__(self) -> str:
+        if self.after is None:
+            return self.action
+        return f"{self.action}-after:{self.after.total_seconds() / 3600:g}h"
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/nurture.sqlite"
     smtp_url: str | None = None
@@ -53,6 +70,9 @@ class Settings:
     tick_seconds: float = 30.0
     batch_size: int = 200
     lease_seconds: int = 300
+    shutdown_grace_seconds: float = 30.0  # SIGTERM: time to finish what is on the wire
+    uncertain_policy: UncertainPolicy = UncertainPolicy("sent", timedelta(hours=24))
+    journal_dir: Path | None = None  # see journal_folder
     max_attempts: int = 8
     host: str = "127.0.0.1"
     port: int = 5000
@@ -165,6 +185,14 @@ def _frequency_cap(value: str) -> FrequencyCap:
     return FrequencyCap(int(match.group(1)), int(match.group(2)))
 
 
+def _uncertain_policy(value: str) -> UncertainPolicy:
+    match = re.fullmatch(r"\s*(hold|sent|skip)(?:-after:\s*(\d+(?:\.\d+)?)\s*h)?\s*", value)
+    if not match or (match.group(1) == "hold") != (match.group(2) is None):
+        raise ValueError('expected "hold", "sent-after:HOURSh" or "skip-after:HOURSh"')
+    hours = match.group(2)
+    return UncertainPolicy(match.group(1), timedelta(hours=float(hours)) if hours else None)
+
+
 def _boolean(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -210,6 +238,9 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "tick_seconds": _positive_float,
     "batch_size": _positive_int,
     "lease_seconds": _positive_int,
+    "shutdown_grace_seconds": _positive_float,
+    "uncertain_policy": _uncertain_policy,
+    "journal_dir": _path,
     "max_attempts": _positive_int,
     "host": str,
     "port": _positive_int,
@@ -292,3 +323,15 @@ def spool_folder(settings: Settings) -> Path:
     if settings.database_url.startswith("sqlite:///") and database and database != ":memory:":
         return Path(database).with_name("spool")
     return Path("var/spool")
+
+
+def journal_folder(settings: Settings) -> Path:
+    """Where each worker notes what it put on the wire and what SMTP answered: the
+    setting, else (on SQLite) a `journal` folder next to the database, else
+    `var/journal`. It must outlive the process (a volume in a container)."""
+    if settings.journal_dir is not None:
+        return settings.journal_dir
+    database = settings.database_url.removeprefix("sqlite:///")
+    if settings.database_url.startswith("sqlite:///") and database and database != ":memory:":
+        return Path(database).with_name("journal")
+    return Path("var/journal")

@@ -1,0 +1,35 @@
+"""The time an entry point read, carried forward by the real time elapsed since.
+
+Entry points read the wall clock once and pass `now` down; long work (a tick that
+sends for minutes) must still stamp leases, signatures and records with the time it
+really is. A `Clock` starts from the `now` it was given and adds what the monotonic
+clock measured since, so a test that passes a fixed `now` (or freezes time) sees that
+`now`, and a worker sees the time advancing.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+
+class Clock:
+    def __init__(self, start: datetime, started: float | None = None) -> None:
+        """`started`: the monotonic reading that goes with `start` (default: now)."""
+        if start.tzinfo is None:
+            raise ValueError(f"naive datetime refused: {start!r}")
+        self.start = start
+        self.started = time.monotonic() if started is None else started
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.started)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since `start`, by the monotonic clock."""
+        return time.monotonic() - self.started
+
+
+def clock_of(now: datetime | Clock) -> Clock:
+    """A clock for code that accepts either a fixed `now` or a running clock."""
+    return now if isinstance(now, Clock) else Clock(now)
