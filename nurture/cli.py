@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
@@ -107,28 +106,47 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
 @cli.command()
 @click.pass_context
 def worker(ctx: click.Context) -> None:
-    """Scheduler and dispatcher only; run as many as you like on PostgreSQL."""
+    """Scheduler and dispatcher only; run as many as you like on PostgreSQL.
+
+    SIGTERM or SIGINT stops it gracefully (see NURTURE_SHUTDOWN_GRACE_SECONDS).
+    """
+    import os
+
     from nurture.scheduler import HITS_SECONDS, make_scheduler
+    from nurture.shutdown import finish, stop_on_signals
 
     runtime = _runtime(ctx)
     _prepare(runtime)
+    grace = runtime.settings.shutdown_grace_seconds
     click.echo(
         f"nurture worker: ticking every {runtime.settings.tick_seconds:g}s,"
         f" tracking hits every {HITS_SECONDS:g}s"
     )
-    scheduler = make_scheduler(runtime, blocking=True)
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        scheduler.start()
+    stopping = stop_on_signals(
+        runtime,
+        lambda name: click.echo(f"nurture worker: {name}: stopping (grace {grace:g}s)"),
+    )
+    scheduler = make_scheduler(runtime, blocking=False)
+    scheduler.start()
+    while not stopping.wait(1.0):
+        pass
+    if not finish(lambda: scheduler.shutdown(wait=True), grace):
+        click.echo(f"nurture worker: still busy after {grace:g}s; leaving (see the journal)")
+        logging.shutdown()
+        os._exit(1)  # the stuck SMTP thread would hold the interpreter's exit
+    click.echo("nurture worker: stopped")  # the runtime closes with the command
 
 
 @cli.command()
 @click.pass_context
 def tick(ctx: click.Context) -> None:
-    """Process everything due now, once, and exit."""
+    """Process everything due now, once, and exit (SIGTERM/SIGINT: stop gracefully)."""
     from nurture.scheduler import work
+    from nurture.shutdown import stop_on_signals
 
     runtime = _runtime(ctx)
     _prepare(runtime)
+    stop_on_signals(runtime, lambda name: click.echo(f"nurture tick: {name}: stopping"))
     for line in work(runtime, _now()):
         click.echo(line)
 
@@ -432,62 +450,122 @@ def leads_show(ctx: click.Context, email: str) -> None:
 
 @cli.group()
 def deliveries() -> None:
-    """Deliveries an operator must look at (uncertain, failed)."""
+    """Deliveries an operator must look at (held, uncertain, failed, retrying)."""
+
+
+_LISTED = ("claimed", "sending", "uncertain", "failed", "retry")
+
+
+def _delivery_filters(
+    status: str, since: str | None, sequence: str | None, transient: bool, ids: tuple[int, ...]
+) -> dict[str, Any]:
+    from nurture.deliveries import ATTENTION, HELD
+
+    statuses = {"all": _LISTED, "held": HELD, "attention": ATTENTION}.get(status, (status,))
+    return {
+        "statuses": statuses,
+        "since": _parse_time(since) if since else None,
+        "sequence": sequence,
+        "transient": transient,
+        "ids": ids,
+    }
+
+
+def _row_line(row: Any, now: datetime) -> str:
+    line = (
+        f"{row.id:>8} {row.status:<9} {row.to_email:<32} {row.sequence_id}/{row.step_id}"
+        f" attempts {row.attempts} <{row.message_id}>"
+    )
+    if row.status in ("claimed", "sending"):
+        left = (row.lease_until - now).total_seconds() if row.lease_until else 0
+        state = f"lease {left:.0f}s left" if left > 0 else "lease ended: holder gone"
+        line += f" held by {row.claimed_by or '-'} ({state})"
+    if row.relay_reply:
+        line += f" relay: {row.queue_id or row.relay_reply}"
+    if row.last_error:
+        line += f": {row.last_error}"
+    return line
+
+
+_STATUS = click.Choice(["all", "held", "attention", *_LISTED])
 
 
 @deliveries.command("list")
-@click.option("--status", type=click.Choice(["uncertain", "failed", "retry", "all"]), default="all")
+@click.option("--status", type=_STATUS, default="all", show_default=True)
+@click.option("--since", help="Changed at or after this time (ISO 8601 with offset).")
+@click.option("--sequence", help="Only this sequence.")
+@click.option("--transient", is_flag=True, help="Only failures for a passing reason.")
 @click.pass_context
-def deliveries_list(ctx: click.Context, status: str) -> None:
-    from nurture.models import Delivery
+def deliveries_list(
+    ctx: click.Context, status: str, since: str | None, sequence: str | None, transient: bool
+) -> None:
+    """Held rows with their holder and lease; the others with Message-ID and relay answer."""
+    from nurture.deliveries import listed
 
     runtime = _runtime(ctx)
-    wanted = ("uncertain", "failed", "retry") if status == "all" else (status,)
+    now = _now()
     with runtime.sessions() as session:
-        rows = session.scalars(
-            select(Delivery).where(Delivery.status.in_(wanted)).order_by(Delivery.id)
-        ).all()
-        for d in rows:
-            click.echo(
-                f"{d.id:>8} {d.status:<9} {d.to_email:<32} {d.sequence_id}/{d.step_id} "
-                f"attempts {d.attempts}: {d.last_error or ''}"
-            )
-        click.echo(f"{len(rows)} deliveries")
+        rows = listed(session, **_delivery_filters(status, since, sequence, transient, ()))
+    for row in rows:
+        click.echo(_row_line(row, now))
+    click.echo(f"{len(rows)} deliveries")
 
 
 @deliveries.command("resolve")
-@click.argument("delivery_id", type=int)
-@click.option("--resend", "action", flag_value="resend", help="Send it again (after checking).")
-@click.option("--sent", "action", flag_value="sent", help="Confirmed delivered: move on.")
+@click.argument("delivery_ids", nargs=-1, type=int)
+@click.option("--uncertain", "status", flag_value="uncertain", help="Every uncertain delivery.")
+@click.option("--failed", "status", flag_value="failed", help="Every failed delivery.")
+@click.option("--since", help="Only those changed at or after this time (ISO 8601).")
+@click.option("--sequence", help="Only this sequence.")
+@click.option("--transient", is_flag=True, help="Only failures for a passing reason.")
+@click.option("--resend", "action", flag_value="resend", help="Send it again (lead still there).")
+@click.option("--mark-sent", "action", flag_value="mark-sent", help="Confirmed delivered.")
+@click.option("--sent", "action", flag_value="mark-sent", hidden=True)
 @click.option("--skip", "action", flag_value="skip", help="Do not send: move on.")
+@click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
 @click.pass_context
-def deliveries_resolve(ctx: click.Context, delivery_id: int, action: str | None) -> None:
-    """Settle an uncertain or failed delivery; the lead's enrollment resumes."""
-    from nurture.models import Delivery, Enrollment
+def deliveries_resolve(
+    ctx: click.Context,
+    delivery_ids: tuple[int, ...],
+    status: str | None,
+    since: str | None,
+    sequence: str | None,
+    transient: bool,
+    action: str | None,
+    dry_run: bool,
+) -> None:
+    """Settle uncertain, failed or retrying deliveries, by id or in bulk with filters;
+    each lead resumes at once (after --mark-sent or --skip it moves on; after --resend
+    the email goes again)."""
+    from nurture.deliveries import ATTENTION, ResolveError, listed, resolve
 
     if action is None:
-        raise click.UsageError("choose --resend, --sent or --skip")
+        raise click.UsageError("choose --resend, --mark-sent or --skip")
+    if not delivery_ids and status is None:
+        raise click.UsageError("give delivery ids, or --uncertain / --failed with filters")
+    filters = _delivery_filters(status or "attention", since, sequence, transient, delivery_ids)
     runtime = _runtime(ctx)
     now = _now()
     with runtime.sessions.begin() as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None or delivery.status not in ("uncertain", "failed", "retry"):
-            raise click.ClickException("no uncertain, failed or retrying delivery with that id")
-        enrollment = session.get(Enrollment, delivery.enrollment_id)
-        assert enrollment is not None
-        if action == "resend":
-            # Only a lead still held at that email can get it again; never rewind a journey.
-            if enrollment.status != "active" or enrollment.step_id != delivery.step_id:
-                raise click.ClickException("the lead has moved on; use --sent or --skip")
-            delivery.status = "retry"
-            delivery.next_attempt_at = now
-        else:
-            delivery.status = "sent" if action == "sent" else "skipped"
-        delivery.updated_at = now
-        if enrollment.status == "active":
-            enrollment.due_at = now
-            enrollment.note = None
-    click.echo(f"delivery {delivery_id}: {action}")
+        rows = listed(session, **filters)
+        missing = sorted(set(delivery_ids) - {row.id for row in rows})
+        if missing:
+            statuses = ", ".join(ATTENTION)
+            raise click.ClickException(
+                f"no {statuses} delivery with id {', '.join(map(str, missing))}"
+            )
+        if dry_run:
+            for row in rows:
+                click.echo(f"would {action}: " + _row_line(row, now))
+            click.echo(f"{len(rows)} deliveries would be changed (dry run)")
+            return
+        try:
+            changed = resolve(session, rows, action, now)
+        except ResolveError as error:
+            raise click.ClickException(str(error)) from None
+    for delivery_id in changed:
+        click.echo(f"delivery {delivery_id}: {action}")
+    click.echo(f"{len(changed)} deliveries: {action}")
 
 
 # --- scoring and the CRM ----------------------------------------------------------------

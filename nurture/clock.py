@@ -30,6 +30,14 @@ class Clock:
         return time.monotonic() - self.started
 
 
+class FixedClock(Clock):
+    """Always `start`: what a caller that passed a plain `now` asked for."""
+
+    def __call__(self) -> datetime:
+        return self.start
+
+
 def clock_of(now: datetime | Clock) -> Clock:
-    """A clock for code that accepts either a fixed `now` or a running clock."""
-    return now if isinstance(now, Clock) else Clock(now)
+    """The clock for code that accepts a running clock or a plain `now` (which then
+    stays fixed: the caller chose the time, as tests and simulations do)."""
+    return now if isinstance(now, Clock) else FixedClock(now)

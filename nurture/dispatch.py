@@ -1,15 +1,12 @@
-"""The dispatcher: claim what is due, walk each lead forward, send, record.
+"""The dispatcher: claim what is due, walk each lead forward, and send (`nurture.sending`).
 
-Delivery states (one row per enrollment and email step, unique):
-
-    claimed --(chunk handed to SMTP)--> sending --> sent
-       |                                   |------> retry (4xx / network before DATA)
-       |                                   |------> failed (5xx, or retries exhausted)
-       |                                   '------> uncertain (connection lost after DATA)
-       '--(lead unsubscribed meanwhile)--> skipped
-
-A worker that dies leaves `claimed` rows (never handed over: claimed again once the
-lease ends) or `sending` rows (maybe delivered: marked uncertain, never resent blindly).
+A claim holds a delivery under this worker's token and a lease computed at that claim,
+renewed by a heartbeat while the worker works (`nurture.leases`). Another worker takes a
+delivery over only once its lease ran out, that is once its holder is really gone: a
+`claimed` row is claimed again; a `sending` row is settled from the holder's journal
+when it is on this machine, else marked uncertain (maybe delivered: never resent
+blindly). A lead waits at an uncertain email until an operator or the policy
+(`NURTURE_UNCERTAIN_POLICY`) resolves it.
 """
 
 from __future__ import annotations
@@ -17,19 +14,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import random
-from collections import defaultdict, deque
+import threading
+import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.config import Settings
+from nurture.clock import Clock, clock_of
+from nurture.config import Settings, journal_folder
 from nurture.content import Content
 from nurture.core.cap import cap_release
 from nurture.core.journey import (
@@ -50,17 +50,21 @@ from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, W
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
 from nurture.db import among, insert_rows, plan_afresh, skip_locked, update_rows
 from nurture.enrollment import leave
+from nurture.journal import Journal, orphans, parse
 from nurture.leads import PROFILE_COLUMNS, profile_of
-from nurture.mail import Mailer, Rejected, RetryLater, SendResult, Sent, Uncertain
+from nurture.leases import Heartbeat, new_holder
+from nurture.mail import Mailer, SendResult
 from nurture.models import Consent, Delivery, Enrollment, Event, Lead
+from nurture.relay import RelayPause
+from nurture.sending import CHUNK, IN_FLIGHT, Flow, backoff, settle_journal, uncertain_hold
 from nurture.tracking import Tokens, click_url, open_url, unsubscribe_url
+
+__all__ = ["CHUNK", "IN_FLIGHT", "Dispatcher", "TickReport", "backoff"]
 
 log = logging.getLogger(__name__)
 
-SETTLED = ("sent", "uncertain", "skipped")
+SETTLED = ("sent", "skipped")
 COUNTED_BY_CAP = ("claimed", "sending", "sent", "uncertain")
-CHUNK = 25  # messages handed to SMTP per commit: bounds what a crash can leave uncertain
-IN_FLIGHT = 2  # chunks `sending` at once: one on the wire, the next one waiting for it
 
 
 @dataclass
@@ -73,6 +77,10 @@ class TickReport:
     uncertain: int = 0
     skipped: int = 0
     finished: int = 0
+    held: int = 0  # waiting at an uncertain email, or for a live holder
+    released: int = 0  # given back unsent (shutdown, relay outage before the hand-over)
+    paused: int = 0  # not attempted: the relay was unavailable
+    lost: int = 0  # leases lost before the hand-over or the record: left to the new holder
 
     def add(self, other: TickReport) -> None:
         for f in fields(self):
@@ -101,6 +109,10 @@ class Job:
     honeypot: int | None = None
     error: str | None = None
     events: list[str] = field(default_factory=list)
+    handed_over: bool = False
+    on_wire: bool = False  # the SMTP thread began sending it (and said so in the journal)
+    result: SendResult | None = None
+    outage: str | None = None  # not attempted: the relay was unavailable
 
 
 @dataclass
@@ -149,17 +161,15 @@ class Known:
     message_id: str
     last_error: str | None
     next_attempt_at: datetime | None
+    claimed_by: str | None
+    lease_until: datetime | None
+    updated_at: datetime
+    sent_at: datetime | None
 
 
 def _selected(model: type[Any], row: type[Any]) -> list[Any]:
     """The model's columns named like the row type's fields, in their order."""
     return [getattr(model, f.name) for f in fields(row)]
-
-
-def backoff(attempts: int) -> timedelta:
-    """1 min, 2, 4 ... capped at 4 hours, with a little jitter so retries spread out."""
-    base = min(60 * 2 ** max(attempts - 1, 0), 4 * 3600)
-    return timedelta(seconds=base * random.uniform(0.9, 1.1))
 
 
 def _needs_events(sequence: Sequence) -> bool:
@@ -194,6 +204,16 @@ class Dispatcher:
         # Message-IDs must differ between installations (and after a database reset):
         # derive a tag from the secret key, never reveal the key itself.
         self._id_tag = hmac.new(secret_key.encode(), b"message-id", hashlib.sha256).hexdigest()[:16]
+        self.holder = new_holder()
+        self.journal = Journal(journal_folder(settings), self.holder)
+        self.relay = RelayPause()
+        self.stopping = threading.Event()  # stop claiming and handing over
+        self.give_up = threading.Event()  # the grace period is over: start nothing more
+        self._deadline: float | None = None
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
 
     @property
     def mailer(self) -> Mailer:
@@ -205,34 +225,82 @@ class Dispatcher:
         """Send one message outside a tick, on the thread that owns the SMTP connection."""
         return self._sender.submit(self.mailer.send, message).result()
 
+    def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; what is on the wire may finish within `grace` seconds (the
+        setting by default), the rest is released at once. Safe from a signal handler."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        self._deadline = time.monotonic() + grace
+        self.stopping.set()
+
     def close(self) -> None:
         if self._mailer is not None:
-            self._sender.submit(self._mailer.close).result()
+            try:
+                wait = None if self._deadline is None else max(self._deadline - time.monotonic(), 1)
+                self._sender.submit(self._mailer.close).result(timeout=wait)
+            except FutureTimeout:  # the SMTP thread is stuck on the wire: leave it
+                log.warning("SMTP connection still busy at shutdown; not waiting for it")
             self._mailer = None
+        if not self.give_up.is_set():
+            self.journal.close(settled=True)
 
     # --- the tick -------------------------------------------------------------
 
-    def tick(self, now: datetime, max_batches: int | None = None) -> TickReport:
-        """Process everything due at `now`, batch after batch, then return."""
+    def tick(self, now: datetime | Clock, max_batches: int | None = None) -> TickReport:
+        """Process everything due, batch after batch, then return.
+
+        `now` is when the tick began; each batch reads the clock again (a tick can send
+        for minutes), so leases and records carry the time they are really made.
+        """
+        clock = clock_of(now)
         self.content.reload()
         with self.sessions.begin() as session:
-            self.content.store_versions(session, now)
+            self.content.store_versions(session, clock())
         total = TickReport()
-        flow = _Flow(self, now)
+        self.recover(clock())
+        self.journal.open()
+        flow = Flow(self, clock)
         batches = 0
-        try:
-            while max_batches is None or batches < max_batches:
-                report = TickReport()
-                jobs = self._claim(now, report)
-                batches += 1
-                total.add(report)
-                flow.deliver(jobs)
-                if report.claimed == 0:
-                    break
-        finally:
-            flow.drain()  # what SMTP took is recorded, whatever stopped the tick
+        with Heartbeat(self.sessions, self.holder, self.lease, clock):
+            try:
+                while max_batches is None or batches < max_batches:
+                    if self.stopping.is_set() or self.relay.paused(clock()):
+                        break
+                    report = TickReport()
+                    jobs = self._claim(clock(), report)
+                    batches += 1
+                    total.add(report)
+                    flow.deliver(jobs)
+                    if report.claimed == 0:
+                        break
+            finally:
+                # What SMTP took is recorded, whatever stopped the tick.
+                if flow.drain(self._deadline):
+                    self.journal.clear()
         total.add(flow.report)
         return total
+
+    def recover(self, now: datetime) -> dict[str, int]:
+        """Settle, from their journals, the `sending` deliveries of dead workers on this
+        machine, and this worker's own left from a tick that failed (none in flight
+        between ticks)."""
+        counts = {"recorded": 0, "uncertain": 0, "released": 0}
+        folder = journal_folder(self.settings)
+        with orphans(folder, own=self.journal.path) as found:
+            for path, entries in found:
+                with self.sessions.begin() as session:
+                    done = settle_journal(self, session, entries, now)
+                log.info("journal %s settled: %s", path.name, done)
+                for key in counts:
+                    counts[key] += done[key]
+        if self.journal.path.exists():
+            entries = parse(self.journal.path.read_bytes())
+            if entries.started:
+                with self.sessions.begin() as session:
+                    done = settle_journal(self, session, entries, now)
+                for key in counts:
+                    counts[key] += done[key]
+                self.journal.clear()
+        return counts
 
     # --- claiming -------------------------------------------------------------
 
@@ -363,6 +431,13 @@ class Dispatcher:
         report: TickReport,
     ) -> Job | None:
         position = Position(enrollment.step_id, enrollment.step_started_at)
+        here = deliveries.get((enrollment.id, enrollment.step_id))
+        if here is not None and here.status in SETTLED:
+            # Settled while the lead waited here (a journal, an operator, the policy):
+            # the next steps count from when it was sent.
+            current = sequence.step(enrollment.step_id)
+            if isinstance(current, EmailStep):
+                position = after_send(current, here.sent_at or here.updated_at)
         holidays = window_holidays(sequence.window, facts.lead.country, (now.year, now.year + 1))
         for _ in range(len(sequence.steps) + 2):
             result = walk(sequence, position, facts, now, tz, holidays)
@@ -378,20 +453,42 @@ class Dispatcher:
             step = outcome.step
             _apply(enrollment, _placed(outcome.position))
             delivery = deliveries.get((enrollment.id, step.id))
+            if (
+                delivery is not None
+                and delivery.status in ("claimed", "sending")
+                and delivery.claimed_by is not None
+                and delivery.lease_until is not None
+                and delivery.lease_until > now
+            ):
+                # Its holder (maybe this worker, a batch ago) is alive: its heartbeat renews
+                # the lease. Not ours to take.
+                enrollment.due_at = delivery.lease_until
+                report.held += 1
+                return None
             if delivery is not None and delivery.status == "sending":
-                # Handed to SMTP by a worker that died before recording the answer.
+                # Handed to SMTP by a worker that is gone, whose journal is not on this
+                # machine: maybe delivered.
                 delivery.status = "uncertain"
+                delivery.updated_at = now
                 changed.append(
                     {
                         "id": delivery.id,
                         "status": "uncertain",
-                        "last_error": "worker stopped during the SMTP hand-off; not resent",
+                        "lease_until": None,
+                        "last_error": f"worker {delivery.claimed_by} stopped during the SMTP"
+                        " hand-off and its journal is not on this machine; not resent",
                         "updated_at": now,
                     }
                 )
                 report.uncertain += 1
+            if delivery is not None and delivery.status == "uncertain":
+                settled = self._resolve_uncertain(delivery, now, changed)
+                if settled is None:
+                    _apply(enrollment, uncertain_hold(self, delivery.id, delivery.updated_at))
+                    report.held += 1
+                    return None
                 facts = settle(facts, step.id)
-                position = after_send(step, now)
+                position = after_send(step, settled)
                 continue
             if delivery is not None and delivery.status == "failed":
                 enrollment.due_at = None
@@ -418,8 +515,13 @@ class Dispatcher:
                 enrollment.note = "deferred: frequency cap"
                 report.deferred += 1
                 return None
-            lease = now + timedelta(seconds=self.settings.lease_seconds)
-            claim = {"status": "claimed", "lease_until": lease, "updated_at": now}
+            lease = now + self.lease
+            claim = {
+                "status": "claimed",
+                "lease_until": lease,
+                "claimed_by": self.holder,
+                "updated_at": now,
+            }
             if delivery is None:
                 message_id = make_message_id(
                     f"{self._id_tag}/{enrollment.id}/{step.id}/{enrollment.entered_at}",
@@ -465,6 +567,20 @@ class Dispatcher:
                 attempts=attempts,
             )
         raise RuntimeError(f"enrollment {enrollment.id}: no progress")  # pragma: no cover
+
+    def _resolve_uncertain(
+        self, delivery: Known, now: datetime, changed: list[dict[str, Any]]
+    ) -> datetime | None:
+        """Apply the uncertain policy once its time has come: when the email counts as
+        sent (or skipped), else None (the lead keeps waiting)."""
+        policy = self.settings.uncertain_policy
+        if policy.after is None or delivery.updated_at + policy.after > now:
+            return None
+        status = "sent" if policy.action == "sent" else "skipped"
+        note = f"{delivery.last_error or 'uncertain'}; {status} by policy ({policy})"
+        changed.append({"id": delivery.id, "status": status, "last_error": note, "updated_at": now})
+        delivery.status = status
+        return delivery.sent_at or delivery.updated_at
 
     def _engagement(self, session: Session, ids: list[int]) -> dict[str, dict[int, frozenset[str]]]:
         found: dict[str, dict[int, set[str]]] = {"email_clicked": {}, "email_opened": {}}
@@ -521,14 +637,21 @@ class Dispatcher:
 
     # --- delivering -------------------------------------------------------------
 
-    def _deliver(self, jobs: list[Job], now: datetime, report: TickReport) -> None:
+    def _deliver(self, jobs: list[Job], now: datetime | Clock, report: TickReport) -> None:
         """Render, hand over, send and record these jobs (the tick does it batch by batch)."""
-        flow = _Flow(self, now)
+        flow = Flow(self, clock_of(now))
         try:
             flow.deliver(jobs)
         finally:
-            flow.drain()
+            flow.drain(self._deadline)
         report.add(flow.report)
+
+    def _hand_over(
+        self, session: Session, chunk: list[Job], now: datetime, report: TickReport
+    ) -> list[Job]:
+        from nurture.sending import hand_over
+
+        return hand_over(self, session, chunk, now, report)
 
     def _render(self, job: Job, now: datetime) -> None:
         lead = job.facts.lead
@@ -582,200 +705,6 @@ class Dispatcher:
         except MessageError as error:  # e.g. an address SMTP could not carry
             job.rendered = None
             job.error = f"message error: {error}"
-
-    def _hand_over(
-        self, session: Session, chunk: list[Job], now: datetime, report: TickReport
-    ) -> list[Job]:
-        """Re-check suppression, then mark the chunk `sending` just before SMTP sees it."""
-        ready: list[Job] = []
-        lead_ids = {job.lead_id for job in chunk}
-        required = self.settings.consent_required
-        suppressed = {
-            lead.id: reason
-            for lead in session.execute(
-                select(*SUPPRESSION_COLUMNS).where(among(session, Lead.id, lead_ids))
-            )
-            if (reason := _suppression(lead, required)) is not None
-        }
-        for job in chunk:
-            if job.lead_id in suppressed:
-                reason = suppressed[job.lead_id] or "suppressed"
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == job.delivery_id)
-                    .values(status="skipped", last_error=reason, updated_at=now)
-                )
-                leave(session, job.lead_id, reason, now)
-                report.skipped += 1
-                job.error = "skipped"
-            elif job.rendered is not None:
-                ready.append(job)
-        if ready:
-            # One row version per delivery: the state, and the links stored before
-            # the email leaves (a click may come at once). The lease keeps
-            # `attempts` as the claim read it.
-            update_rows(
-                session,
-                Delivery,
-                [
-                    {
-                        "id": job.delivery_id,
-                        "status": "sending",
-                        "attempts": job.attempts + 1,
-                        "updated_at": now,
-                        "links": job.links,
-                        "honeypot": job.honeypot,
-                    }
-                    for job in ready
-                ],
-            )
-        return ready
-
-    def _record(
-        self,
-        session: Session,
-        chunk: list[Job],
-        results: dict[int, SendResult],
-        now: datetime,
-        report: TickReport,
-    ) -> None:
-        """Write what SMTP answered and where each lead goes next.
-
-        Two executemany UPDATEs for the whole chunk: loading the rows as objects to
-        change a few columns cost a fifth of the engine's time.
-        """
-        delivery_rows: list[dict[str, Any]] = []
-        enrollment_rows: list[dict[str, Any]] = []
-        bounced: list[Job] = []
-        for job in chunk:
-            if job.error == "skipped":
-                continue
-            delivery: dict[str, Any] = {"id": job.delivery_id, "updated_at": now}
-            enrollment: dict[str, Any] = {"id": job.enrollment_id}
-            if job.rendered is not None:
-                delivery["subject"] = job.rendered.subject[:500]
-            result = results.get(job.delivery_id)
-            attempts = job.attempts + 1  # counted when the chunk was handed over
-            if result is None:  # render error: nothing left the building
-                delivery.update(status="failed", last_error=job.error)
-                enrollment.update(
-                    due_at=None, note=f"blocked: delivery {job.delivery_id} {job.error}"
-                )
-                report.failed += 1
-            elif isinstance(result, Sent | Uncertain):
-                delivery.update(status="sent", sent_at=now, lease_until=None)
-                if isinstance(result, Uncertain):
-                    delivery.update(status="uncertain", last_error=result.reason)
-                    report.uncertain += 1
-                else:
-                    report.sent += 1
-                enrollment.update(self._continue(job, now, report))
-            elif isinstance(result, RetryLater) and attempts < self.settings.max_attempts:
-                retry_at = now + backoff(attempts)
-                delivery.update(status="retry", last_error=result.reason, next_attempt_at=retry_at)
-                enrollment.update(due_at=retry_at)
-                report.retried += 1
-            else:
-                delivery.update(
-                    status="failed",
-                    last_error=f"{result.code} {result.reason}"
-                    if isinstance(result, Rejected)
-                    else f"gave up after {attempts} attempts: {result.reason}",
-                )
-                report.failed += 1
-                if isinstance(result, Rejected) and result.bounce:
-                    bounced.append(job)
-                else:
-                    enrollment.update(
-                        due_at=None, note=f"blocked: delivery {job.delivery_id} failed"
-                    )
-            delivery_rows.append(delivery)
-            if len(enrollment) > 1:
-                enrollment_rows.append(enrollment)
-        update_rows(session, Delivery, delivery_rows)
-        update_rows(session, Enrollment, enrollment_rows)
-        for job in bounced:
-            lead = session.get(Lead, job.lead_id)
-            assert lead is not None
-            lead.bounced_at = now
-            leave(session, job.lead_id, "bounced", now)
-
-    def _continue(self, job: Job, now: datetime, report: TickReport) -> dict[str, Any]:
-        """Walk on after a settled email, so waits start counting from the send."""
-        facts = settle(job.facts, job.step.id)
-        holidays = window_holidays(
-            job.sequence.window, job.facts.lead.country, (now.year, now.year + 1)
-        )
-        position = after_send(job.step, now)
-        outcome = walk(job.sequence, position, facts, now, job.tz, holidays).outcome
-        if isinstance(outcome, Finish):
-            report.finished += 1
-            return _finished(outcome, now)
-        if isinstance(outcome, Sleep):
-            return _slept(outcome)
-        # Another email right away: the next batch takes it.
-        return {**_placed(outcome.position), "due_at": now}
-
-
-class _Flow:
-    """Keeps the SMTP connection busy: the tick's thread claims and renders the next
-    chunks while the sender thread carries this one.
-
-    A chunk is marked `sending` (suppression re-checked) just before it joins the
-    sender's queue, and at most `IN_FLIGHT` chunks are ever `sending`: a crash leaves
-    at most `IN_FLIGHT * CHUNK` deliveries uncertain. Waiting for the previous chunk
-    before handing over the next, as this once did, left SMTP idle for a third of the
-    time (every record, hand-over, claim and first render).
-    """
-
-    def __init__(self, dispatcher: Dispatcher, now: datetime):
-        self.dispatcher = dispatcher
-        self.now = now
-        self.report = TickReport()
-        self.pending: deque[tuple[list[Job], Future[dict[int, SendResult]]]] = deque()
-
-    def deliver(self, jobs: list[Job]) -> None:
-        """Render chunk after chunk, each handed to the sender as soon as it is ready."""
-        for start in range(0, len(jobs), CHUNK):
-            chunk = jobs[start : start + CHUNK]
-            for job in chunk:
-                self.dispatcher._render(job, self.now)
-            self.send(chunk)
-
-    def send(self, chunk: list[Job]) -> None:
-        """Record what SMTP has finished and hand this chunk over, in one transaction
-        (one commit per chunk instead of two)."""
-        settled = self._settled(keep=IN_FLIGHT - 1)
-        with self.dispatcher.sessions.begin() as session:
-            self._record(session, settled)
-            ready = self.dispatcher._hand_over(session, chunk, self.now, self.report)
-        self.pending.append((chunk, self.dispatcher._sender.submit(self._send_all, ready)))
-
-    def drain(self) -> None:
-        settled = self._settled(keep=0)
-        if settled:
-            with self.dispatcher.sessions.begin() as session:
-                self._record(session, settled)
-
-    def _settled(self, keep: int) -> list[tuple[list[Job], dict[int, SendResult]]]:
-        """The chunks SMTP is done with, oldest first: all that have finished, and as
-        many more (waiting for them) as leave at most `keep` pending."""
-        settled = []
-        while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
-            chunk, sending = self.pending[0]
-            settled.append((chunk, sending.result()))
-            self.pending.popleft()
-        return settled
-
-    def _record(
-        self, session: Session, settled: list[tuple[list[Job], dict[int, SendResult]]]
-    ) -> None:
-        for chunk, results in settled:
-            self.dispatcher._record(session, chunk, results, self.now, self.report)
-
-    def _send_all(self, ready: list[Job]) -> dict[int, SendResult]:
-        mailer = self.dispatcher.mailer
-        return {job.delivery_id: mailer.send(job.message) for job in ready if job.message}
 
 
 def sender_of(settings: Settings) -> Sender:

@@ -37,14 +37,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Sent:
-    """The server accepted the message."""
+    """The server accepted the message; `reply` is its answer (often with a queue id)."""
+
+    reply: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class RetryLater:
-    """Not accepted, and safe to try again: nothing was delivered."""
+    """Not accepted, and safe to try again: nothing was delivered.
+
+    `relay_down`: the relay itself is unavailable (no connection, or 421 "service not
+    available"), so every other message would meet the same answer: the dispatcher
+    pauses sending instead of spending each message's attempts.
+    """
 
     reason: str
+    relay_down: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,9 +66,14 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Uncertain:
-    """The connection failed after the data was sent: maybe delivered, never resend blindly."""
+    """The connection failed after the data was sent: maybe delivered, never resend blindly.
+
+    `last_reply`: the relay's last answer on that connection (the previous message's
+    queue id, say), to find this one in the relay's logs.
+    """
 
     reason: str
+    last_reply: str = field(default="", compare=False)
 
 
 SendResult: TypeAlias = Sent | RetryLater | Rejected | Uncertain
@@ -184,7 +197,8 @@ def _refusal(phase: str, code: int, reply: bytes | str) -> RetryLater | Rejected
     text = _reply_text(reply)
     reason = f"{phase} refused: {code} {text}"
     if not 500 <= code < 600:
-        return RetryLater(reason)
+        # 421: the service is closing the channel, whatever the message (RFC 5321 3.8).
+        return RetryLater(reason, relay_down=code == 421)
     enhanced = text.split(" ", 1)[0]
     if re.fullmatch(r"\d\.\d{1,3}\.\d{1,3}", enhanced):
         bounce = phase == "RCPT TO" and bool(_BAD_MAILBOX.fullmatch(enhanced))
@@ -230,6 +244,7 @@ class SmtpMailer:
         self.cooldown = cooldown
         self._connection: smtplib.SMTP | None = None
         self._failed: tuple[float, RetryLater] | None = None  # (monotonic time, outcome)
+        self._last_reply = ""  # the relay's last 2xx answer to a message's data
 
     def send(self, message: Envelope | EmailMessage) -> SendResult:
         envelope = message if isinstance(message, Envelope) else envelope_of(message)
@@ -247,7 +262,7 @@ class SmtpMailer:
             except (smtplib.SMTPException, OSError) as error:
                 self._drop()
                 if fresh:
-                    return RetryLater(f"connection lost at MAIL FROM: {error}")
+                    return RetryLater(f"connection lost at MAIL FROM: {error}", relay_down=True)
                 log.info("SMTP server closed the idle connection; reconnecting")
                 continue
             if code == 421 and not fresh:  # an idle-timeout notice, read late: reconnect
@@ -255,7 +270,9 @@ class SmtpMailer:
                 continue
             break
         else:
-            return RetryLater("SMTP server keeps closing the connection at MAIL FROM")
+            return RetryLater(
+                "SMTP server keeps closing the connection at MAIL FROM", relay_down=True
+            )
         if code // 100 != 2:
             return self._abort("MAIL FROM", code, reply)
         return self._recipient_and_data(opened, envelope.recipient, payload)
@@ -280,15 +297,18 @@ class SmtpMailer:
             code, reply = connection.getreply()
         except (smtplib.SMTPException, OSError) as error:
             self._drop()
-            return Uncertain(f"no reply after the data was sent: {error}")
+            return Uncertain(f"no reply after the data was sent: {error}", self._last_reply)
         if code // 100 == 2:
-            return Sent()
+            self._last_reply = f"{code} {_reply_text(reply)}"[:500]
+            return Sent(self._last_reply)
         if code == 421:
             self._drop()
         if code // 100 in (4, 5):
             return _refusal("DATA", code, reply)
         self._drop()
-        return Uncertain(f"unexpected reply after the data: {code} {_reply_text(reply)}")
+        return Uncertain(
+            f"unexpected reply after the data: {code} {_reply_text(reply)}", self._last_reply
+        )
 
     def _abort(self, phase: str, code: int, reply: bytes) -> RetryLater | Rejected:
         """End a refused transaction so the connection can carry the next message."""
@@ -343,12 +363,12 @@ class SmtpMailer:
                 f"{step} with {where} refused: {error.smtp_code} {_reply_text(error.smtp_error)}"
             )
             log.warning("SMTP: %s", reason)
-            return RetryLater(reason)
+            return RetryLater(reason, relay_down=True)
         except (smtplib.SMTPException, OSError) as error:
             _close_quietly(connection)
             reason = f"{step} with {where} failed: {error}"
             log.warning("SMTP: %s", reason)
-            return RetryLater(reason)
+            return RetryLater(reason, relay_down=True)
         log.debug("SMTP: connected to %s", where)
         self._connection = connection
         return connection

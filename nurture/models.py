@@ -161,6 +161,7 @@ class Enrollment(Base):
 
 
 ATTENTION_WHERE = "status IN ('retry', 'failed', 'uncertain')"
+HELD_WHERE = "status IN ('claimed', 'sending')"
 
 
 class Delivery(Base):
@@ -179,6 +180,14 @@ class Delivery(Base):
             sqlite_where=text(ATTENTION_WHERE),
             postgresql_where=text(ATTENTION_WHERE),
         ),
+        # The rows a worker holds right now (a few hundred at most): its heartbeat
+        # renews their leases by holder, and `deliveries list` shows them.
+        Index(
+            "ix_deliveries_held",
+            "claimed_by",
+            sqlite_where=text(HELD_WHERE),
+            postgresql_where=text(HELD_WHERE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -193,12 +202,14 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))  # the holder's token
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str] = mapped_column(String(300), unique=True)
     to_email: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str | None] = mapped_column(String(500))
     locale: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
+    relay_reply: Mapped[str | None] = mapped_column(String(500))  # the relay's last answer
     links: Mapped[list[str]] = mapped_column(  # the original URLs, by index
         JSONType, default=list, server_default=text("'[]'")
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
 class Runtime:
     settings: Settings
     mailer_factory: Callable[[], Mailer] | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        """Begin a graceful stop (SIGTERM, SIGINT): no new work; the email in hand
+        finishes within the grace period. Safe to call from a signal handler."""
+        self.stopping.set()
+        if "dispatcher" in self.__dict__:
+            self.dispatcher.stop()
 
     @cached_property
     def engine(self) -> Engine:
@@ -68,9 +77,12 @@ class Runtime:
     def dispatcher(self) -> Dispatcher:
         from nurture.dispatch import Dispatcher
 
-        return Dispatcher(
+        dispatcher = Dispatcher(
             self.settings, self.sessions, self.content, self.make_mailer, self.secret_key
         )
+        if self.stopping.is_set():
+            dispatcher.stop()
+        return dispatcher
 
     @cached_property
     def crm(self) -> CrmPusher:

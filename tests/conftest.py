@@ -85,6 +85,7 @@ def make_runtime(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Ru
             "templates_dir": ROOT / "templates",
             "outbox_dir": tmp_path / "outbox",
             "spool_dir": tmp_path / "spool",
+            "journal_dir": tmp_path / "journal",
             "base_url": "https://nurture.test",
         }
         values.update(overrides)

@@ -102,19 +102,32 @@ def test_smtp_failure_before_data_is_retried_with_backoff(build: Any, folders: A
     assert len({m["Message-ID"] for m, _ in mailer.attempts}) == 1
 
 
-def test_failure_after_data_is_uncertain_and_never_resent(build: Any, folders: Any) -> None:
+def test_failure_after_data_holds_the_lead_until_the_policy_settles_it(
+    build: Any, folders: Any
+) -> None:
     sequence_file(folders[0], "two")
     mailer = MemoryMailer([Uncertain("connection lost after DATA")])
-    runtime = build(mailer)
+    runtime = build(mailer)  # the default policy: treated as sent after 24 hours
     enter(runtime, "b@example.com")
     report = runtime.dispatcher.tick(T0)
     assert report.uncertain == 1
-    runtime.dispatcher.tick(T0 + timedelta(days=2))
+    # The lead waits at the uncertain email: the second one does not go out meanwhile.
+    runtime.dispatcher.tick(T0 + timedelta(hours=23))
+    assert deliveries(runtime) == [("b@example.com", "first", "uncertain")]
+    with runtime.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+        assert enrollment.step_id == "first"
+        assert enrollment.due_at == T0 + timedelta(hours=24)
+        assert (enrollment.note or "").startswith("held: delivery 1 uncertain")
+    runtime.dispatcher.tick(T0 + timedelta(hours=24, minutes=1))
     assert deliveries(runtime) == [
-        ("b@example.com", "first", "uncertain"),
+        ("b@example.com", "first", "sent"),
         ("b@example.com", "second", "sent"),
     ]
-    assert len(mailer.attempts) == 2
+    with runtime.sessions() as session:
+        first = session.scalars(select(Delivery).order_by(Delivery.id)).first()
+        assert first is not None and "sent by policy (sent-after:24h)" in (first.last_error or "")
+    assert len(mailer.attempts) == 2  # the uncertain email was never sent again
 
 
 def test_hard_bounce_stops_the_lead(build: Any, folders: Any) -> None:

@@ -1,0 +1,538 @@
+"""Sending claimed emails: hand-over, the SMTP thread, recording, and settling journals.
+
+Delivery states (one row per enrollment and email step, unique):
+
+    claimed --(chunk handed to SMTP)--> sending --> sent
+       |                                   |------> retry (4xx / network before DATA)
+       |                                   |------> failed (5xx, or retries exhausted)
+       |                                   '------> uncertain (connection lost after DATA)
+       |--(lead unsubscribed meanwhile)--> skipped
+       '--(released: shutdown, lost lease)--> claimed, lease ended: the next claim takes it
+
+Every write is fenced (`nurture.leases`): made only while this worker still holds the
+row. Every answer is in the journal (`nurture.journal`) before it is recorded, and
+recording is retried: a database blip never turns a delivered email into a doubt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from nurture.core.journey import Finish, Sleep, after_send, settle, walk
+from nurture.core.timing import window_holidays
+from nurture.db import among, update_rows
+from nurture.enrollment import leave
+from nurture.journal import Entries
+from nurture.leases import still_held
+from nurture.mail import Rejected, RetryLater, SendResult, Sent, Uncertain
+from nurture.models import Delivery, Enrollment, Lead
+
+if TYPE_CHECKING:
+    from nurture.dispatch import Dispatcher, Job, TickReport
+
+log = logging.getLogger(__name__)
+
+CHUNK = 25  # messages handed to SMTP per commit
+IN_FLIGHT = 2  # chunks handed over at once: one on the wire, the next one waiting for it
+RECORD_TRIES = 6  # a failed record is tried again after 0.5, 1, 2, 4, 8 s
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 min, 2, 4 ... capped at 4 hours, with a little jitter so retries spread out."""
+    import random
+
+    base = min(60 * 2 ** max(attempts - 1, 0), 4 * 3600)
+    return timedelta(seconds=base * random.uniform(0.9, 1.1))
+
+
+def queue_id(reply: str) -> str | None:
+    """The relay's queue id in a 250 answer ("250 2.0.0 Ok: queued as 4XyZ"), if any."""
+    words = reply.split()
+    for marker in ("as", "id", "id="):
+        if marker in words[:-1]:
+            return words[words.index(marker) + 1].strip("<>()")
+    return None
+
+
+def outcome_of(
+    result: SendResult, attempts: int, now: datetime, max_attempts: int
+) -> tuple[str, dict[str, Any]]:
+    """What the delivery row becomes for this answer (`attempts` counts this one), and
+    its kind: sent, uncertain, retry, paused, failed, bounced."""
+    if isinstance(result, Sent):
+        return "sent", {
+            "status": "sent",
+            "sent_at": now,
+            "lease_until": None,
+            "relay_reply": result.reply[:500] or None,
+            "last_error": None,
+        }
+    if isinstance(result, Uncertain):
+        return "uncertain", {
+            "status": "uncertain",
+            "sent_at": now,
+            "lease_until": None,
+            "last_error": result.reason,
+            "relay_reply": result.last_reply[:500] or None,
+        }
+    if isinstance(result, RetryLater) and result.relay_down:
+        # Not this message's fault: the attempt is not counted.
+        return "paused", {
+            "status": "retry",
+            "attempts": attempts - 1,
+            "last_error": f"relay unavailable: {result.reason}",
+            "lease_until": None,
+        }
+    if isinstance(result, RetryLater) and attempts < max_attempts:
+        return "retry", {
+            "status": "retry",
+            "last_error": result.reason,
+            "next_attempt_at": now + backoff(attempts),
+            "lease_until": None,
+        }
+    if isinstance(result, Rejected):
+        kind = "bounced" if result.bounce else "failed"
+        return kind, {
+            "status": "failed",
+            "last_error": f"{result.code} {result.reason}",
+            "lease_until": None,
+        }
+    return "failed", {
+        "status": "failed",
+        "last_error": f"gave up after {attempts} attempts: {result.reason}",
+        "lease_until": None,
+    }
+
+
+def release_values(now: datetime, attempts: int) -> dict[str, Any]:
+    """A claimed delivery given back untouched: the next claim (anyone's) takes it."""
+    return {
+        "status": "claimed",
+        "claimed_by": None,
+        "lease_until": now,
+        "attempts": attempts,
+        "updated_at": now,
+    }
+
+
+def uncertain_hold(dispatcher: Dispatcher, delivery_id: int, since: datetime) -> dict[str, Any]:
+    """The enrollment of an uncertain email waits at that step until it is resolved."""
+    policy = dispatcher.settings.uncertain_policy
+    due = None if policy.after is None else since + policy.after
+    then = "" if due is None else f"; {policy.action} by policy at {due:%Y-%m-%d %H:%M} UTC"
+    return {"due_at": due, "note": f"held: delivery {delivery_id} uncertain{then}"}
+
+
+class Flow:
+    """Keeps the SMTP connection busy: the tick's thread claims and renders the next
+    chunks while the sender thread carries this one.
+
+    A chunk is marked `sending` (lease and suppression re-checked) just before it joins
+    the sender's queue; at most `IN_FLIGHT` chunks are handed over at once, and the
+    journal tells which of their messages really went out.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, clock: Callable[[], datetime]):
+        self.dispatcher = dispatcher
+        self.clock = clock
+        from nurture.dispatch import TickReport
+
+        self.report: TickReport = TickReport()
+        self.pending: deque[tuple[list[Job], Future[None]]] = deque()
+        self.lock = threading.Lock()  # a job's start on the wire vs. a stop's deadline
+
+    # --- the tick's thread ---------------------------------------------------------
+
+    def deliver(self, jobs: list[Job]) -> None:
+        """Render chunk after chunk, each handed to the sender as soon as it is ready;
+        what a stop or a relay outage leaves unsent is released."""
+        dispatcher = self.dispatcher
+        for start in range(0, len(jobs), CHUNK):
+            chunk = jobs[start : start + CHUNK]
+            if dispatcher.stopping.is_set() or dispatcher.relay.paused(self.clock()):
+                self._release(jobs[start:])
+                return
+            now = self.clock()
+            for job in chunk:
+                dispatcher._render(job, now)
+            self.send(chunk)
+
+    def send(self, chunk: list[Job]) -> None:
+        """Record what SMTP has finished and hand this chunk over, in one transaction
+        (one commit per chunk instead of two)."""
+        settled = self._settled(keep=IN_FLIGHT - 1)
+        ready = self._in_transaction(
+            lambda session: self._record_and_hand_over(session, settled, chunk)
+        )
+        self.pending.append((chunk, self.dispatcher._sender.submit(self._send_all, ready)))
+
+    def drain(self, deadline: float | None = None) -> bool:
+        """Wait for SMTP (until `deadline`, monotonic) and record everything it answered.
+        False if something was still on the wire at the deadline: the journal keeps it."""
+        complete = True
+        settled: list[list[Job]] = []
+        while self.pending:
+            chunk, future = self.pending[0]
+            try:
+                timeout = None if deadline is None else max(deadline - time.monotonic(), 0)
+                future.result(timeout=timeout)
+            except FutureTimeout:
+                complete = False
+                with self.lock:  # nothing more starts on the wire from now on
+                    self.dispatcher.give_up.set()
+                    settled.extend(list(c) for c, _ in self.pending)
+                self.pending.clear()
+                break
+            settled.append(chunk)
+            self.pending.popleft()
+        if settled:
+            self._in_transaction(lambda session: self._record(session, settled))
+        return complete
+
+    def _settled(self, keep: int) -> list[list[Job]]:
+        """The chunks SMTP is done with, oldest first: all that have finished, and as
+        many more (waiting for them) as leave at most `keep` pending."""
+        settled = []
+        while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
+            chunk, sending = self.pending.popleft()
+            sending.result()
+            settled.append(chunk)
+        return settled
+
+    def _in_transaction(self, work: Callable[[Session], Any]) -> Any:
+        """Run `work` in a transaction, again after a database error (the answers it
+        records are in memory and in the journal meanwhile)."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                with self.dispatcher.sessions.begin() as session:
+                    return work(session)
+            except DBAPIError as error:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                log.warning("recording failed (%s); trying again", error.__class__.__name__)
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record_and_hand_over(
+        self, session: Session, settled: list[list[Job]], chunk: list[Job]
+    ) -> list[Job]:
+        self._record(session, settled)
+        return hand_over(self.dispatcher, session, chunk, self.clock(), self.report)
+
+    def _record(self, session: Session, settled: list[list[Job]]) -> None:
+        jobs = [job for chunk in settled for job in chunk]
+        if jobs:
+            record(self.dispatcher, session, jobs, self.clock(), self.report)
+
+    def _release(self, jobs: list[Job]) -> None:
+        if jobs:
+            self._in_transaction(
+                lambda session: record(self.dispatcher, session, jobs, self.clock(), self.report)
+            )
+
+    # --- the SMTP thread -------------------------------------------------------------
+
+    def _send_all(self, ready: list[Job]) -> None:
+        dispatcher = self.dispatcher
+        mailer = dispatcher.mailer
+        journal = dispatcher.journal
+        for job in ready:
+            if job.message is None:
+                continue
+            with self.lock:
+                if dispatcher.stopping.is_set() or dispatcher.give_up.is_set():
+                    return  # not on the wire: released when recorded
+                if dispatcher.relay.paused(self.clock()):
+                    job.outage = dispatcher.relay.reason
+                    continue
+                job.on_wire = True
+                journal.started(job.delivery_id)
+            result = mailer.send(job.message)
+            journal.answered(job.delivery_id, result)
+            job.result = result
+            if isinstance(result, RetryLater) and result.relay_down:
+                until = dispatcher.relay.down(self.clock(), result.reason)
+                log.warning("relay unavailable (%s): sending paused until %s", result, until)
+            elif not isinstance(result, RetryLater):
+                dispatcher.relay.up()
+
+
+def hand_over(
+    dispatcher: Dispatcher, session: Session, chunk: list[Job], now: datetime, report: TickReport
+) -> list[Job]:
+    """Check the lease and suppression, then mark the chunk `sending` just before SMTP
+    sees it. Jobs whose lease was lost are dropped: their new holder sends them."""
+    held = still_held(
+        session, dispatcher.holder, (job.delivery_id for job in chunk), ("claimed",), now
+    )
+    lost = [job for job in chunk if job.delivery_id not in held]
+    for job in lost:
+        job.error = "lease lost"
+        log.warning("delivery %d: lease lost before the hand-over; not sent", job.delivery_id)
+    report.lost += len(lost)
+    chunk = [job for job in chunk if job.delivery_id in held]
+    ready: list[Job] = []
+    from nurture.dispatch import SUPPRESSION_COLUMNS, _suppression
+
+    required = dispatcher.settings.consent_required
+    suppressed = {
+        lead.id: reason
+        for lead in session.execute(
+            select(*SUPPRESSION_COLUMNS).where(
+                among(session, Lead.id, {job.lead_id for job in chunk})
+            )
+        )
+        if (reason := _suppression(lead, required)) is not None
+    }
+    skipped: list[dict[str, Any]] = []
+    for job in chunk:
+        if job.lead_id in suppressed:
+            reason = suppressed[job.lead_id] or "suppressed"
+            skipped.append(
+                {
+                    "id": job.delivery_id,
+                    "status": "skipped",
+                    "last_error": reason,
+                    "updated_at": now,
+                }
+            )
+            leave(session, job.lead_id, reason, now)
+            report.skipped += 1
+            job.error = "skipped"
+        elif job.rendered is not None:
+            ready.append(job)
+    update_rows(session, Delivery, skipped)
+    # One row version per delivery: the state, and the links stored before the email
+    # leaves (a click may come at once).
+    update_rows(
+        session,
+        Delivery,
+        [
+            {
+                "id": job.delivery_id,
+                "status": "sending",
+                "attempts": job.attempts + 1,
+                "updated_at": now,
+                "links": job.links,
+                "honeypot": job.honeypot,
+            }
+            for job in ready
+        ],
+    )
+    for job in ready:
+        job.handed_over = True
+    return ready
+
+
+def record(
+    dispatcher: Dispatcher, session: Session, jobs: list[Job], now: datetime, report: TickReport
+) -> None:
+    """Write what SMTP answered and where each lead goes next, for the rows this worker
+    still holds: two statements per chunk, whatever its size."""
+    holder = dispatcher.holder
+    mine = still_held(
+        session,
+        holder,
+        (job.delivery_id for job in jobs if job.error not in ("skipped", "lease lost")),
+        ("claimed", "sending", "uncertain"),
+    )
+    at_step = _at_step(session, [job for job in jobs if job.delivery_id in mine])
+    delivery_rows: list[dict[str, Any]] = []
+    enrollment_rows: list[dict[str, Any]] = []
+    bounced: list[Job] = []
+    settings = dispatcher.settings
+    for job in jobs:
+        if job.delivery_id not in mine:
+            if job.error not in ("skipped", "lease lost"):
+                report.lost += 1
+                log.warning("delivery %d: lease lost; its new holder decides", job.delivery_id)
+            continue
+        delivery: dict[str, Any] = {"id": job.delivery_id, "updated_at": now}
+        enrollment: dict[str, Any] = {"id": job.enrollment_id}
+        moves = at_step.get(job.enrollment_id) == job.step.id
+        if job.rendered is not None:
+            delivery["subject"] = job.rendered.subject[:500]
+        result = job.result
+        if result is None and job.error is not None and job.rendered is None:
+            # A render error: nothing left the building.
+            delivery.update(status="failed", last_error=job.error, lease_until=None)
+            delivery["attempts"] = job.attempts + 1
+            enrollment.update(due_at=None, note=f"blocked: delivery {job.delivery_id} {job.error}")
+            report.failed += 1
+        elif result is None and job.outage is not None:
+            delivery.update(
+                status="retry",
+                attempts=job.attempts,
+                last_error=f"not attempted: relay unavailable ({job.outage})",
+                next_attempt_at=dispatcher.relay.until or now,
+                lease_until=None,
+            )
+            enrollment.update(due_at=dispatcher.relay.until or now)
+            report.paused += 1
+        elif result is None:
+            if job.on_wire:
+                continue  # still on the wire at the deadline: the journal settles it
+            delivery.update(release_values(now, job.attempts))
+            enrollment.update(due_at=now)
+            report.released += 1
+        else:
+            kind, values = outcome_of(result, job.attempts + 1, now, settings.max_attempts)
+            delivery.update(values)
+            if kind == "sent":
+                report.sent += 1
+                enrollment.update(_continue(job, now, report))
+            elif kind == "uncertain":
+                report.uncertain += 1
+                enrollment.update(uncertain_hold(dispatcher, job.delivery_id, now))
+            elif kind == "paused":
+                until = dispatcher.relay.until or now
+                delivery["next_attempt_at"] = until
+                enrollment.update(due_at=until)
+                report.paused += 1
+            elif kind == "retry":
+                enrollment.update(due_at=delivery["next_attempt_at"])
+                report.retried += 1
+            else:
+                report.failed += 1
+                if kind == "bounced":
+                    bounced.append(job)
+                else:
+                    enrollment.update(
+                        due_at=None, note=f"blocked: delivery {job.delivery_id} failed"
+                    )
+        delivery_rows.append(delivery)
+        if len(enrollment) > 1 and moves:
+            enrollment_rows.append(enrollment)
+    update_rows(session, Delivery, delivery_rows)
+    update_rows(session, Enrollment, enrollment_rows)
+    for job in bounced:
+        lead = session.get(Lead, job.lead_id)
+        assert lead is not None
+        lead.bounced_at = now
+        leave(session, job.lead_id, "bounced", now)
+
+
+def _at_step(session: Session, jobs: list[Job]) -> dict[int, str]:
+    """Where each of these jobs' active enrollments stands now (locked): a lead moves on
+    only from the step its email was sent for."""
+    ids = {job.enrollment_id for job in jobs}
+    if not ids:
+        return {}
+    query = select(Enrollment.id, Enrollment.step_id).where(
+        among(session, Enrollment.id, ids), Enrollment.status == "active"
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {row.id: row.step_id for row in session.execute(query)}
+
+
+def _continue(job: Job, now: datetime, report: TickReport) -> dict[str, Any]:
+    """Walk on after a settled email, so waits start counting from the send."""
+    from nurture.dispatch import _finished, _placed, _slept
+
+    facts = settle(job.facts, job.step.id)
+    holidays = window_holidays(
+        job.sequence.window, job.facts.lead.country, (now.year, now.year + 1)
+    )
+    position = after_send(job.step, now)
+    outcome = walk(job.sequence, position, facts, now, job.tz, holidays).outcome
+    if isinstance(outcome, Finish):
+        report.finished += 1
+        return _finished(outcome, now)
+    if isinstance(outcome, Sleep):
+        return _slept(outcome)
+    # Another email right away: the next batch takes it.
+    return {**_placed(outcome.position), "due_at": now}
+
+
+def settle_journal(
+    dispatcher: Dispatcher, session: Session, entries: Entries, now: datetime
+) -> dict[str, int]:
+    """Settle the `sending` deliveries of a journal's holder exactly, as it would have:
+    answers recorded, the message on the wire uncertain, the rest released. Each lead
+    concerned is walked again by the next claim (due now)."""
+    holder = entries.holder
+    counts = {"recorded": 0, "uncertain": 0, "released": 0}
+    if holder is None:
+        return counts
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.status,
+            Delivery.attempts,
+            Delivery.enrollment_id,
+            Delivery.lead_id,
+            Delivery.step_id,
+        ).where(
+            Delivery.claimed_by == holder,
+            Delivery.status.in_(("sending", "uncertain")),
+        )
+    ).all()
+    started = set(entries.started)
+    delivery_rows: list[dict[str, Any]] = []
+    touched: dict[int, str] = {}
+    settings = dispatcher.settings
+    for row in rows:
+        answer = entries.answers.get(row.id)
+        if answer is not None:
+            kind, values = outcome_of(answer, row.attempts, now, settings.max_attempts)
+            if kind == "paused":
+                values["next_attempt_at"] = now
+            delivery_rows.append({"id": row.id, "updated_at": now, **values})
+            counts["recorded"] += 1
+            if kind == "bounced":
+                lead = session.get(Lead, row.lead_id)
+                if lead is not None and lead.bounced_at is None:
+                    lead.bounced_at = now
+                    leave(session, row.lead_id, "bounced", now)
+        elif row.id in started:
+            if row.status == "sending":
+                delivery_rows.append(
+                    {
+                        "id": row.id,
+                        "status": "uncertain",
+                        "updated_at": now,
+                        "lease_until": None,
+                        "last_error": f"worker {holder} stopped with this email on the wire;"
+                        " the relay's answer was lost",
+                    }
+                )
+                counts["uncertain"] += 1
+        elif row.status == "sending":
+            delivery_rows.append({"id": row.id, **release_values(now, max(row.attempts - 1, 0))})
+            counts["released"] += 1
+        else:
+            continue
+        touched[row.enrollment_id] = row.step_id
+    update_rows(session, Delivery, delivery_rows)
+    if touched:
+        at = {
+            e.id: e.step_id
+            for e in session.execute(
+                select(Enrollment.id, Enrollment.step_id).where(
+                    among(session, Enrollment.id, touched), Enrollment.status == "active"
+                )
+            )
+        }
+        update_rows(
+            session,
+            Enrollment,
+            [
+                {"id": eid, "due_at": now, "note": None}
+                for eid, step in touched.items()
+                if at.get(eid) == step
+            ],
+        )
+    return counts
