@@ -2,7 +2,7 @@
 
 A row is written by `enqueue` in the same transaction as the change it reports, so
 nothing is pushed that did not happen and nothing that happened is lost. A worker
-tick calls `CrmPusher.deliver_due(now)`:
+tick calls `CrmPusher.deliver_due(clock)` with the `Clock` it started at its `now`:
 
     pending --2xx--------------------------------------------> delivered
        |----3xx, other 4xx, 5xx, timeout, refused -----------> pending, backed off
@@ -12,7 +12,9 @@ tick calls `CrmPusher.deliver_due(now)`:
     dead --replay--> pending (same webhook-id, attempts from zero)
 
 Every attempt of a row carries the same `webhook-id` and the same body bytes: the
-receiver deduplicates on the id. Delivery is at least once (a worker killed after the
+receiver deduplicates on the id. Each attempt is signed with the time it leaves, not
+the tick's start: a tick whose emails took minutes would otherwise send timestamps a
+receiver refuses as too old. Delivery is at least once (a worker killed after the
 POST but before recording it sends again when its lease ends). The contract for the
 receiving side is in docs/crm.md.
 """
@@ -30,7 +32,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from http.client import HTTPException
@@ -43,6 +45,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from nurture import __version__
+from nurture.clock import Clock
 from nurture.config import ConfigError, Settings
 from nurture.db import skip_locked
 from nurture.models import CrmPush, EndpointState
@@ -468,6 +471,16 @@ class PushReport:
         return f"{text} ({self.held_reason})" if self.held_reason else text
 
 
+def _reader(now: datetime | Clock) -> Callable[[], datetime]:
+    """What `deliver_due` reads the time from: a `Clock` runs on; a fixed `now` stays
+    fixed for the whole call (`clock_of` would run it on, so a caller that passes a
+    time would no longer find exactly that time recorded)."""
+    if isinstance(now, Clock):
+        return now
+    fixed: datetime = now
+    return lambda: fixed
+
+
 @dataclass(frozen=True)
 class _Claimed:
     id: int
@@ -510,17 +523,25 @@ class CrmPusher:
                 " `nurture crm secret`"
             )
 
-    def deliver_due(self, now: datetime, limit: int = 100) -> PushReport:
-        """Send up to `limit` pushes due at `now`, one attempt each; record each outcome."""
+    def deliver_due(self, now: datetime | Clock, limit: int = 100) -> PushReport:
+        """Send up to `limit` due pushes, one attempt each; record each outcome.
+
+        `now` is a fixed time, or a running `Clock` read at each step: each claim
+        takes its lease from the time of the claim, each attempt is signed with the
+        time just before its POST, each outcome is recorded at the time of the answer.
+        """
+        read = _reader(now)
         report = PushReport()
+        # The budget counts from this call, not from the clock's start: a tick that
+        # reaches the CRM late still gets its full minute of sending.
         started = time.monotonic()
         claimed = 0
         while claimed < limit and time.monotonic() - started < BUDGET:
-            batch = self._claim(now, min(CHUNK, limit - claimed), report)
+            batch = self._claim(read(), min(CHUNK, limit - claimed), report)
             if not batch:
                 break
             claimed += len(batch)
-            if self._send(batch, now, report):
+            if self._send(batch, read, report):
                 break
         if report.attempted or report.held:
             log.info("CRM pushes: %s", report)
@@ -568,22 +589,28 @@ class CrmPusher:
 
     # --- sending and recording -----------------------------------------------------------
 
-    def _send(self, batch: list[_Claimed], now: datetime, report: PushReport) -> bool:
+    def _send(
+        self, batch: list[_Claimed], read: Callable[[], datetime], report: PushReport
+    ) -> bool:
         """Attempt each claimed push; True when the endpoint said to stop for now."""
         assert self.url is not None and self.signer is not None
         for index, push in enumerate(batch):
+            # Read per attempt: the ones before it may each have waited for a timeout.
             headers = {
                 "content-type": "application/json",
                 "user-agent": USER_AGENT,
-                **signed_headers(self.signer, push.webhook_id, now, push.body),
+                **signed_headers(self.signer, push.webhook_id, read(), push.body),
             }
             answer: Response | TransportError
             try:
                 answer = self.transport.post(self.url, push.body, headers, self.timeout)
             except TransportError as error:
                 answer = error
-            outcome = judge(answer, push.attempts + 1, now)
-            self._record(push, outcome, now, report)
+            # Read again: a Retry-After or a backoff counts from the answer, which may
+            # have taken the whole timeout.
+            answered_at = read()
+            outcome = judge(answer, push.attempts + 1, answered_at)
+            self._record(push, outcome, answered_at, report)
             if outcome.stop:
                 self._release(batch[index + 1 :], report)
                 return True

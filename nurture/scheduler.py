@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from nurture.clock import Clock
 from nurture.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ def work(runtime: Runtime, now: datetime) -> list[str]:
     from nurture.digest import send_digests
     from nurture.feedback import escalate_overdue
 
+    # Started with the tick and read by the CRM part at each push, so a push sent
+    # after minutes of emails is still signed with the time it leaves.
+    clock = Clock(now)
     lines: list[str] = []
 
     def escalate() -> str:
@@ -60,13 +64,16 @@ def work(runtime: Runtime, now: datetime) -> list[str]:
 
     parts = (
         ("hits", lambda: track(runtime, now)),
-        ("tick", lambda: str(runtime.dispatcher.tick(now))),
+        ("tick", lambda: str(runtime.dispatcher.tick(clock))),
         ("retention", retention),
-        ("crm", lambda: str(runtime.crm.deliver_due(now))),
+        ("crm", lambda: str(runtime.crm.deliver_due(clock))),
         ("sla", escalate),
         ("digest", lambda: f"{send_digests(runtime, now)} sent"),
     )
     for name, part in parts:
+        if runtime.stopping.is_set():
+            lines.append(f"{name}: not started (stopping)")
+            continue
         try:
             lines.append(f"{name}: {part()}")
         except Exception:  # one failing part must not stop the others, nor the metronome

@@ -9,7 +9,8 @@ Every request is recorded (method, path, headers, body) before it is answered, w
 two checks done by the `standardwebhooks` package: `signature_ok` (the signature
 matches the id, timestamp and body, whatever the timestamp) and `verified` (the
 package's full `verify`, which also wants the timestamp within 5 minutes of the real
-clock: true only for pushes stamped with the real time).
+clock: true only for pushes stamped with the real time). A `strict` receiver answers
+400 to a request that fails that verification, as a Standard Webhooks receiver does.
 
 Answers are scripted: `script(...)` queues answers used one per request, then
 `default` answers. An `Answer` (or `receiver.answer(...)`) may carry headers
@@ -74,8 +75,9 @@ class Request:
 class HttpReceiver:
     """A threaded `http.server` on a free port of 127.0.0.1; use as a context manager."""
 
-    def __init__(self, secret: str | None = TEST_WEBHOOK_SECRET) -> None:
+    def __init__(self, secret: str | None = TEST_WEBHOOK_SECRET, strict: bool = False) -> None:
         self.secret = secret
+        self.strict = strict
         self.default = Answer(200)
         self.lock = threading.Lock()
         self._script: list[Answer] = []
@@ -194,8 +196,12 @@ def _handler_for(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
-            answer = receiver._next_answer()
             signature_ok, verified, error = receiver.check(headers, body)
+            if receiver.strict and not verified:
+                # Refused before any work: the scripted answers are kept for later requests.
+                answer = Answer(400, body=(error or "verification failed").encode())
+            else:
+                answer = receiver._next_answer()
             receiver._record(
                 Request(
                     self.command, self.path, headers, body, answer.status,
@@ -226,7 +232,8 @@ def _handler_for(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def http_receiver_factory() -> Iterator[Callable[..., HttpReceiver]]:
-    """Start receivers with `http_receiver_factory(secret=...)`; all stop after the test."""
+    """Start receivers with `http_receiver_factory(secret=..., strict=...)`; all stop after
+    the test."""
     started: list[HttpReceiver] = []
 
     def start(**kwargs: Any) -> HttpReceiver:

@@ -8,7 +8,8 @@
 Faults (attributes, changeable while running): `reject_rcpt` answers 550 to RCPT for
 those addresses, `tempfail_mail` answers 451 to the next N MAIL FROM, `drop_after_data`
 closes the connection after the data arrives without replying, `stall_after_data`
-waits that many seconds before replying (for client timeouts). `auth=(user, password)`
+waits that many seconds before replying (for client timeouts), `unavailable` answers
+421 to every MAIL FROM (a relay out of service). `auth=(user, password)`
 requires AUTH (plain text allowed for tests). `tls_context` offers STARTTLS;
 `implicit_tls_context` makes the whole connection TLS (smtps).
 """
@@ -56,6 +57,8 @@ class _Handler:
     ) -> str:
         if self.server.auth is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        if self.server.unavailable:
+            return "421 4.3.2 Service not available, closing transmission channel"
         with self.server.lock:
             if self.server.tempfail_mail > 0:
                 self.server.tempfail_mail -= 1
@@ -147,6 +150,7 @@ class SmtpTestServer:
         self.tempfail_mail = tempfail_mail
         self.drop_after_data = drop_after_data
         self.stall_after_data = stall_after_data
+        self.unavailable = False  # answer 421 to every MAIL FROM, as a relay in trouble
         self.implicit_tls = implicit_tls_context is not None
         self.lock = threading.Lock()
         self.connections = 0

@@ -1,13 +1,15 @@
 """CRM pushes as the receiving CRM sees them: signed, retried for days with the same id,
 never followed through a redirect, stopped by 410, slowed by 429, dead-lettered and
-replayed; and never sent twice by two workers. A real HTTP receiver, a real database;
-time is passed as `now`."""
+replayed; and never sent twice by two workers; each attempt signed with its own time.
+A real HTTP receiver, a real database; time is passed as `now` or as a `Clock`, frozen
+where the test controls it."""
 
 from __future__ import annotations
 
 import socket
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -15,16 +17,19 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 from standardwebhooks.webhooks import Webhook
 
+from nurture.clock import Clock
 from nurture.config import ConfigError, Settings
 from nurture.crm import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
     CrmPusher,
     MemoryTransport,
+    PushReport,
     Response,
     TransportError,
     UrllibTransport,
@@ -42,6 +47,7 @@ from nurture.crm import (
 )
 from nurture.models import CrmPush, EndpointState
 from nurture.runtime import Runtime
+from nurture.scheduler import work
 
 if TYPE_CHECKING:
     from http_receiver import HttpReceiver
@@ -83,6 +89,24 @@ def attempt_until_settled(pusher: CrmPusher, runtime: Runtime, push: CrmPush) ->
         times.append(now)
         now = reload(runtime, push).next_attempt_at
     return times
+
+
+class SlowAnswers:
+    """The real transport, each answer taking `seconds` of frozen time: `advance` is
+    the frozen clock's `tick`. Keeps the frozen time at which each POST left."""
+
+    def __init__(self, advance: Callable[[float], object], seconds: float) -> None:
+        self.advance = advance
+        self.seconds = seconds
+        self.inner = UrllibTransport()
+        self.sent_at: list[datetime] = []
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
+        self.sent_at.append(datetime.now(UTC))
+        try:
+            return self.inner.post(url, body, headers, timeout)
+        finally:
+            self.advance(self.seconds)
 
 
 @pytest.fixture
@@ -134,6 +158,104 @@ def test_a_receiver_with_another_secret_rejects_the_signature(
     CrmPusher(runtime.settings, runtime.sessions).deliver_due(now)
     [request] = other.requests
     assert not request.signature_ok and request.error == "No matching signature found"
+
+
+# --- each attempt at its own time -------------------------------------------------------------
+
+
+def test_a_push_delayed_6_minutes_verifies_at_a_standard_receiver(
+    make_runtime: Callable[..., Runtime], http_receiver_factory: Callable[..., HttpReceiver]
+) -> None:
+    receiver = http_receiver_factory(strict=True)  # 400 to what `standardwebhooks` refuses
+    runtime = crm_runtime(make_runtime, receiver.url)
+    real_now = datetime.now(UTC)  # the receiver checks the timestamp against the real clock
+    # A tick that began 6 minutes ago: its emails took that long before the CRM's turn.
+    tick = Clock(real_now - timedelta(minutes=6), started=time.monotonic() - 360)
+    push = add_push(runtime, tick.start)
+
+    report = CrmPusher(runtime.settings, runtime.sessions).deliver_due(tick)
+
+    [request] = receiver.requests
+    assert request.verified, request.error
+    assert (request.status, request.webhook_id) == (200, push.webhook_id)
+    assert request.timestamp is not None and request.timestamp >= int(real_now.timestamp())
+    assert (report.delivered, report.retried) == (1, 0)
+    done = reload(runtime, push)
+    assert done.status == "delivered"
+    assert done.delivered_at is not None and done.delivered_at >= real_now
+
+
+def test_two_attempts_carry_the_same_id_and_each_the_time_it_left(
+    make_runtime: Callable[..., Runtime], http_receiver: HttpReceiver
+) -> None:
+    runtime = crm_runtime(make_runtime, http_receiver.url)
+    push = add_push(runtime)
+    http_receiver.script(http_receiver.answer(503, {"Retry-After": "120"}), 200)
+    answered_in = 2  # seconds the receiver takes to answer
+
+    with freeze_time(START + timedelta(minutes=4)) as frozen:
+        transport = SlowAnswers(frozen.tick, answered_in)
+        pusher = CrmPusher(runtime.settings, runtime.sessions, transport)
+        # The first tick began at START; its emails took 4 minutes.
+        assert pusher.deliver_due(Clock(START, started=time.monotonic() - 240)).retried == 1
+        due = reload(runtime, push).next_attempt_at
+        # Retry-After counts from the answer, not from the POST nor the tick's start.
+        assert due == START + timedelta(minutes=4, seconds=answered_in + 120)
+        # The next tick began when the push was due; its emails took 90 seconds.
+        frozen.move_to(due + timedelta(seconds=90))
+        assert pusher.deliver_due(Clock(due, started=time.monotonic() - 90)).delivered == 1
+
+    sent = [START + timedelta(minutes=4), due + timedelta(seconds=90)]
+    assert transport.sent_at == sent
+    first, second = http_receiver.requests
+    assert (first.status, second.status) == (503, 200)
+    assert [first.timestamp, second.timestamp] == [int(at.timestamp()) for at in sent]
+    assert first.timestamp != second.timestamp
+    assert first.webhook_id == second.webhook_id == push.webhook_id
+    assert first.body == second.body
+    assert first.verified and second.verified  # the receiver's clock was frozen too
+    done = reload(runtime, push)
+    assert (done.status, done.attempts) == ("delivered", 2)
+    assert done.delivered_at == sent[1] + timedelta(seconds=answered_in)
+
+
+def test_a_claim_takes_its_lease_from_the_time_of_the_claim(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    runtime = crm_runtime(make_runtime, "https://crm.example/hooks")
+    push = add_push(runtime)
+    crashing = CrmPusher(
+        runtime.settings, runtime.sessions, MemoryTransport([RuntimeError("worker killed")])
+    )
+    with freeze_time(START + timedelta(minutes=6)):
+        tick = Clock(START, started=time.monotonic() - 360)
+        with pytest.raises(RuntimeError):
+            crashing.deliver_due(tick)
+
+    # Counted from the tick's start, the 5-minute lease would have ended before the
+    # claim was made: another worker could have taken the push while it was being sent.
+    assert crashing.lease == timedelta(minutes=5)
+    assert reload(runtime, push).lease_until == START + timedelta(minutes=6) + crashing.lease
+
+
+def test_a_worker_tick_hands_the_crm_a_clock_started_at_its_now(
+    make_runtime: Callable[..., Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = make_runtime()
+    given: list[datetime | Clock] = []
+
+    def deliver_due(now: datetime | Clock, limit: int = 100) -> PushReport:
+        given.append(now)
+        return PushReport()
+
+    monkeypatch.setattr(runtime.crm, "deliver_due", deliver_due)
+    with freeze_time(START) as frozen:
+        lines = work(runtime, START)
+        [clock] = given
+        assert isinstance(clock, Clock) and clock() == START
+        frozen.tick(90)
+        assert clock() == START + timedelta(seconds=90)
+    assert "crm: delivered 0, retried 0, dead 0, released 0, held 0" in lines
 
 
 # --- retries ---------------------------------------------------------------------------------
