@@ -240,8 +240,7 @@ class Dispatcher:
             except FutureTimeout:  # the SMTP thread is stuck on the wire: leave it
                 log.warning("SMTP connection still busy at shutdown; not waiting for it")
             self._mailer = None
-        if not self.give_up.is_set():
-            self.journal.close(settled=True)
+        self.journal.close()
 
     # --- the tick -------------------------------------------------------------
 

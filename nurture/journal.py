@@ -110,6 +110,7 @@ class Journal:
         self.holder = holder
         self.path = self.folder / f"{_UNSAFE.sub('_', holder)}{SUFFIX}"
         self._fd: int | None = None
+        self.dirty = False  # holds notes the database may not have yet
 
     def open(self) -> int:
         """Open (and lock) the file now: it must exist before anything is handed over."""
@@ -123,6 +124,7 @@ class Journal:
         return self._fd
 
     def started(self, delivery_id: int) -> None:
+        self.dirty = True
         os.write(self.open(), b"S %d\n" % delivery_id)
 
     def answered(self, delivery_id: int, result: SendResult) -> None:
@@ -133,12 +135,14 @@ class Journal:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
             os.write(self._fd, f"H {self.holder}\n".encode())
+        self.dirty = False
 
-    def close(self, settled: bool) -> None:
-        """Release the file; remove it only if everything in it is recorded."""
+    def close(self) -> None:
+        """Release the file; remove it only if everything in it is recorded (else the
+        next worker on this machine settles it)."""
         if self._fd is None:
             return
-        if settled:
+        if not self.dirty:
             with contextlib.suppress(OSError):
                 self.path.unlink()
         os.close(self._fd)
