@@ -88,7 +88,14 @@ def make_read_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    # A database that hangs (a partition) must not hold a click for minutes: give up
+    # after 3 s and answer the page that retries by itself.
+    return create_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        connect_args={"connect_timeout": 3},
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -11,6 +11,10 @@ adds nothing.
 A process holds an exclusive `flock` on its file for as long as it lives. A file whose
 lock another process can take belongs to a process that died: `recover` ingests it and
 removes it. The folder must be local to the machine (`flock` over NFS is not reliable).
+
+When the folder cannot be written (missing and not creatable, read-only, a full disk),
+`record` inserts the hit straight into the database instead, the same row under the same
+kind of key; the failure is kept for `/healthz` and counted for `/metrics` (`check`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Integer, String, Text, bindparam, select, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
 from nurture.models import Delivery, TrackingHit, UTCDateTime
@@ -48,6 +53,19 @@ INTERVAL = 0.05  # seconds between two commits of the writer (SQLite)
 INTERVAL_POSTGRESQL = 0.25
 BATCH = 500  # lines waiting that wake the writer before its interval is up
 READ_LIMIT = 4 * 1024 * 1024  # bytes read (and committed) at once: a bounded transaction
+
+
+class Unrecorded(Exception):
+    """Neither the spool nor the database took the hit."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Where a hit went: the spool file, or straight into the database (`spooled` false)
+    because the spool could not take it."""
+
+    key: str
+    spooled: bool
 
 
 @dataclass(frozen=True)
@@ -256,6 +274,10 @@ class Spool:
         self._counter = itertools.count(1)
         self._waiting = 0
         self._thread: threading.Thread | None = None
+        # Why the last write to the spool failed; None once one succeeded.
+        self._failure: str | None = None
+        self.write_failures = 0  # hits this process could not write to its spool
+        self.direct = 0  # of those, hits inserted straight into the database instead
 
     @property
     def path(self) -> Path | None:
@@ -274,18 +296,134 @@ class Spool:
         agent: str,
         at: datetime,
     ) -> str:
-        """Write one hit down; when this returns it survives the process. Its key."""
+        """Write one hit down; when this returns it survives the process. Its key.
+
+        Raises OSError when the spool cannot take it (counted, and kept for `check`)."""
+        hit = self._hit(delivery, kind, link, url, method, ip, agent, at)
+        self._write(hit)
+        return hit.key
+
+    def record(
+        self,
+        delivery: int,
+        kind: str,
+        link: int | None,
+        url: str | None,
+        method: str,
+        ip: str,
+        agent: str,
+        at: datetime,
+    ) -> Recorded:
+        """`append`, or, when the spool cannot take the hit, insert it straight into the
+        database: the row the writer would have written, under its key, so a hit inserted
+        twice is kept once. Raises `Unrecorded` when the database cannot take it either."""
+        hit = self._hit(delivery, kind, link, url, method, ip, agent, at)
+        try:
+            self._write(hit)
+            return Recorded(hit.key, spooled=True)
+        except OSError as error:
+            failure = error
+        try:
+            # A transaction per hit, what the spool exists to avoid: slower, but kept.
+            ingest(self.engine, [hit])
+        except SQLAlchemyError as error:
+            raise Unrecorded(f"{failure}; and the database: {error}") from error
         with self._lock:
-            if self._file is None:
-                self._file = self._open()
-            key = f"{self._nonce}-{next(self._counter)}"
-            data = SpooledHit(key, delivery, kind, link, url, method, ip, agent, micros(at)).line()
-            while data:
-                data = data[os.write(self._file.fd, data) :]
+            self.direct += 1
+        return Recorded(hit.key, spooled=False)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last write to the spool failed, naming the folder; None once one
+        succeeded (or none was tried)."""
+        return self._failure
+
+    def check(self) -> str | None:
+        """None when a hit written now would reach the spool file; else why not, naming the
+        folder (for `/healthz`).
+
+        Touches the disk only while no hit has been written yet or the last write failed,
+        so a folder mended by hand shows healthy again without waiting for a reader: a
+        test file in the folder, or a blank line in the open file (the writer skips it).
+        """
+        with self._lock:
+            if self._file is not None and self._failure is None:
+                return None
+            try:
+                if self._file is None:
+                    self._probe()
+                else:
+                    self._append_bytes(self._file, b"\n")
+            except OSError as error:
+                self._failure = self._describe(error)
+            else:
+                self._failure = None
+            return self._failure
+
+    def _hit(
+        self,
+        delivery: int,
+        kind: str,
+        link: int | None,
+        url: str | None,
+        method: str,
+        ip: str,
+        agent: str,
+        at: datetime,
+    ) -> SpooledHit:
+        key = f"{self._nonce}-{next(self._counter)}"
+        return SpooledHit(key, delivery, kind, link, url, method, ip, agent, micros(at))
+
+    def _write(self, hit: SpooledHit) -> None:
+        data = hit.line()
+        with self._lock:
+            try:
+                if self._file is None:
+                    self._file = self._open()
+                self._append_bytes(self._file, data)
+            except OSError as error:
+                self.write_failures += 1
+                self._failure = self._describe(error)
+                raise
+            self._failure = None
             self._waiting += 1
             if self._waiting >= self.batch:
                 self._wake.set()
-        return key
+
+    @staticmethod
+    def _append_bytes(file: _File, data: bytes) -> None:
+        """One line at the end of the file, or nothing: a write cut short by a full disk
+        is taken back, or the next line would be glued to its fragment and lost with it.
+        The caller holds the lock, so the end of the file is this write's."""
+        if file.torn:
+            data = b"\n" + data  # the fragment becomes a line of its own, skipped
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(file.fd, data[written:])
+        except OSError:
+            if written:
+                try:
+                    os.ftruncate(file.fd, os.fstat(file.fd).st_size - written)
+                except OSError:
+                    file.torn = True
+            raise
+        file.torn = False
+
+    def _probe(self) -> None:
+        """Create, write and remove a file in the folder, as the first hit would."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # `.new`: removed by `recover` should this process die before removing it.
+        probe = self.folder / f"probe-{os.getpid()}-{self._nonce}{NEW}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"\n")
+        finally:
+            os.close(fd)
+            probe.unlink()
+
+    def _describe(self, error: OSError) -> str:
+        return f"spool folder {self.folder} cannot be written: {error.strerror or error}"
 
     def _open(self) -> _File:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -294,9 +432,15 @@ class Spool:
         name = f"{os.getpid()}-{self._nonce}-{next(self._counter)}"
         new = self.folder / f"{name}{NEW}"
         fd = os.open(new, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
         path = self.folder / f"{name}{SUFFIX}"
-        os.rename(new, path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(new, path)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                new.unlink()
+            raise
         if self._thread is None:
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="nurture-spool", daemon=True)
@@ -373,6 +517,7 @@ class _File:
     fd: int
     path: Path
     offset: int = 0  # bytes already in the database
+    torn: bool = False  # ends with a line cut short that could not be taken back
 
 
 def _forget(ref: weakref.ReferenceType[Spool]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from nurture.models import Delivery, TrackingHit
-from nurture.spool import Spool, ingest, parse, recover
+from nurture.spool import Spool, SpooledHit, ingest, micros, parse, recover
 
 if TYPE_CHECKING:
     from tracked_email import Tracked
@@ -184,3 +185,57 @@ def test_a_file_left_half_created_is_removed_only_once_it_is_stale(
     os.utime(old, (0, 0))  # a process that died between creating and locking it
     assert recover(folder, tracked.runtime.engine) == 0
     assert [p.name for p in folder.iterdir()] == [young.name]
+
+
+def test_a_line_cut_short_by_a_full_disk_is_taken_back(tracked: Tracked, tmp_path: Path) -> None:
+    with tracked.runtime.sessions() as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    spool = Spool(tmp_path / "filling", tracked.runtime.engine, interval=3600)
+
+    def hit(agent: str) -> str:
+        return spool.append(
+            delivery_id, "open", None, None, "GET", "10.0.0.1", agent, tracked.later
+        )
+
+    hit("before")
+    assert spool.flush() == 1  # the file is empty again
+    # Files may grow to 40 bytes only: the next line (about 150) is written in part, then
+    # the write fails, as on a disk that fills up (a fault root cannot write through).
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG rather than the signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (40, hard))
+    try:
+        with pytest.raises(OSError):
+            hit("cut short")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert spool.path is not None and spool.path.stat().st_size == 0  # the fragment is gone
+    assert spool.write_failures == 1
+    assert spool.failure is not None and str(tmp_path / "filling") in spool.failure
+    hit("after")  # would have been glued to the fragment, and lost with it
+    assert spool.check() is None
+    assert spool.flush() == 1
+    spool.close()
+    assert [agent for _, _, agent in rows(tracked)] == ["before", "after"]
+
+
+def test_a_hit_the_spool_cannot_take_is_inserted_once_under_its_key(
+    tracked: Tracked, tmp_path: Path
+) -> None:
+    with tracked.runtime.sessions() as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the spool folder's parent should be")
+    spool = Spool(blocker / "spool", tracked.runtime.engine, interval=3600)
+    fields = ("click", 1, "https://x.example/", "GET", "10.0.0.1", "a")
+    recorded = spool.record(delivery_id, *fields, tracked.later)
+    assert not recorded.spooled and spool.path is None
+    assert (spool.write_failures, spool.direct) == (1, 1)
+    assert spool.check() is not None and str(blocker / "spool") in spool.check()
+    # The same hit again (its request retried, or a spool line of it found later): kept once.
+    same = SpooledHit(recorded.key, delivery_id, *fields, micros(tracked.later))
+    ingest(tracked.runtime.engine, [same])
+    with tracked.runtime.sessions() as session:
+        assert session.scalars(select(TrackingHit.spool_key)).all() == [recorded.key]
+    spool.close()

@@ -2,28 +2,49 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.dispatch import due_count
 from nurture.hits import waiting
 from nurture.models import CrmPush, Delivery, Enrollment, Promotion, TrackingHit
 from nurture.web import request_now, runtime
+from nurture.web.tracking import faults
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/healthz")
 def healthz() -> Response:
-    with runtime().sessions() as session:
-        session.execute(text("SELECT 1"))
+    """`{"status": "ok"}`, or a 503 naming what fails: this process's spool folder (a
+    tracking hit could not be written there), the database."""
+    rt = runtime()
+    failing = {}
+    spool = rt.spool.check()
+    if spool is not None:
+        failing["spool"] = spool
+    try:
+        with rt.sessions() as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        log.warning("health: the database does not answer: %s", error)
+        # The driver's message names hosts and ports: kept for the log.
+        failing["database"] = f"does not answer ({type(error).__name__})"
+    if failing:
+        response = jsonify(status="failing", failing=failing)
+        response.status_code = 503
+        return response
     return jsonify(status="ok")
 
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
     now = request_now()
-    lines = []
+    lines = _spool_metrics()
     with runtime().sessions() as session:
         lines.append("# HELP nurture_deliveries Deliveries by status.")
         lines.append("# TYPE nurture_deliveries gauge")
@@ -70,3 +91,36 @@ def metrics() -> Response:
         lines.append("# TYPE nurture_sla_breached gauge")
         lines.append(f"nurture_sla_breached {breached or 0}")
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+def _spool_metrics() -> list[str]:
+    """This process's: each web process writes its own spool file and counts its own."""
+    spool = runtime().spool
+    unwritable = spool.check() is not None
+    tracking = faults()
+    return [
+        "# HELP nurture_spool_unwritable 1 when this process cannot write tracking hits to"
+        " its spool folder (they go straight to the database).",
+        "# TYPE nurture_spool_unwritable gauge",
+        f"nurture_spool_unwritable {int(unwritable)}",
+        "# HELP nurture_spool_write_failures_total Tracking hits this process could not"
+        " write to its spool folder.",
+        "# TYPE nurture_spool_write_failures_total counter",
+        f"nurture_spool_write_failures_total {spool.write_failures}",
+        "# HELP nurture_tracking_hits_direct_total Of those, hits inserted straight into the"
+        " database instead.",
+        "# TYPE nurture_tracking_hits_direct_total counter",
+        f"nurture_tracking_hits_direct_total {spool.direct}",
+        "# HELP nurture_tracking_hits_dropped_total Opens answered with the image but"
+        " recorded nowhere (neither the spool nor the database took them).",
+        "# TYPE nurture_tracking_hits_dropped_total counter",
+        f"nurture_tracking_hits_dropped_total {tracking.opens_dropped}",
+        "# HELP nurture_tracking_click_retry_pages_total Clicks answered with the page that"
+        " retries by itself: links_unavailable (the database could not give the delivery's"
+        " links), not_recorded (neither the spool nor the database took the hit).",
+        "# TYPE nurture_tracking_click_retry_pages_total counter",
+        *(
+            f'nurture_tracking_click_retry_pages_total{{reason="{reason}"}} {count}'
+            for reason, count in sorted(tracking.retry_pages.items())
+        ),
+    ]

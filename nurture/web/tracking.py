@@ -7,8 +7,12 @@
 - A hit is written to this process's spool file before the answer (nurture/spool.py)
   and nothing else happens in the request: a worker classifies it and records its
   event, score and promotion about a second later (nurture/hits.py).
-- Recording fails soft: a hit that cannot be written is logged, the reader still
-  gets the image or the page.
+- Recording fails soft. A spool that cannot be written sends the hit straight to the
+  database. When that fails too, the pixel still answers the image and counts the open
+  as dropped; a click answers a page that retries by itself (503) rather than lose it.
+- A click needs its delivery's links: from this process's cache, else one read. When the
+  database cannot answer that read, the same retry page, never an error.
+See docs/tracking.md, "Faults".
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request, url_for
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.core.links import add_utm, safe_redirect_target
 from nurture.runtime import Runtime
+from nurture.spool import Unrecorded
 from nurture.tracking import Tokens, tokens_for
 from nurture.web import request_now, runtime
 
@@ -33,6 +39,34 @@ blueprint = Blueprint("tracking", __name__, template_folder="templates")
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE = {"Cache-Control": "no-store, max-age=0", "Referrer-Policy": "no-referrer"}
+# A PostgreSQL restart takes seconds: the retry page asks again after this many.
+RETRY_AFTER = 5
+# The retry page is static apart from its own link: nothing on it may run.
+RETRY_PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'"
+
+
+class Faults:
+    """What this process answered without recording it or reaching the link, for /metrics.
+
+    Counters of this process since it started, like the spool's own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.opens_dropped = 0  # answered with the image, recorded nowhere
+        self.retry_pages: dict[str, int] = {"links_unavailable": 0, "not_recorded": 0}
+
+    def dropped(self) -> None:
+        with self._lock:
+            self.opens_dropped += 1
+
+    def retried(self, reason: str) -> None:
+        with self._lock:
+            self.retry_pages[reason] += 1
+
+
+def faults() -> Faults:
+    found: Faults = current_app.extensions.setdefault("nurture.tracking_faults", Faults())
+    return found
 
 
 def _tokens() -> Tokens:
@@ -53,9 +87,12 @@ def open_pixel(token: str) -> Response:
     delivery_id = _tokens().read_open(token)
     if delivery_id is not None:
         try:
-            _spool(delivery_id, "open", None, None)
+            _record(delivery_id, "open", None, None)
         except Exception:  # the image must always come back
-            log.exception("could not record an open for delivery %s", delivery_id)
+            # A 503 would not bring the open back: mail clients and image proxies do
+            # not fetch an image again, and a reader would see a broken image.
+            faults().dropped()
+            log.exception("open of delivery %s dropped: not recorded anywhere", delivery_id)
     return _pixel()
 
 
@@ -64,7 +101,12 @@ def click(token: str, link: int) -> Response:
     delivery_id = _tokens().read_click(token)
     if delivery_id is None:
         return _not_found()
-    row = _links(runtime(), delivery_id)
+    rt = runtime()
+    try:
+        row = _links(rt, delivery_id)
+    except (SQLAlchemyError, rt.reader.dialect.loaded_dbapi.Error) as error:
+        log.warning("links of delivery %s unavailable, retry page: %s", delivery_id, error)
+        return _retry_later("links_unavailable", token, link)
     if row is None or link >= len(row.links):
         return _not_found()
     target = safe_redirect_target(row.links[link])
@@ -80,8 +122,11 @@ def click(token: str, link: int) -> Response:
         },
     )
     try:
-        _spool(delivery_id, "click", link, target)
-    except Exception:  # the reader still goes where the link said
+        _record(delivery_id, "click", link, target)
+    except Unrecorded as error:  # the reader's retry will record it
+        log.error("click of delivery %s not recorded, retry page: %s", delivery_id, error)
+        return _retry_later("not_recorded", token, link)
+    except Exception:  # a bug, not a fault: a retry would meet it again
         log.exception("could not record a click for delivery %s", delivery_id)
     return Response(status=302, headers={"Location": target, **NO_STORE})
 
@@ -92,8 +137,21 @@ def _not_found() -> Response:
     return response
 
 
-def _spool(delivery_id: int, kind: str, link: int | None, url: str | None) -> None:
-    runtime().spool.append(
+def _retry_later(reason: str, token: str, link: int) -> Response:
+    """A page that asks again by itself: a meta refresh, since it may run no script."""
+    faults().retried(reason)
+    again = url_for("tracking.click", token=token, link=link)
+    page = render_template("click_retry.html", seconds=RETRY_AFTER, again=again)
+    response = Response(page, status=503)
+    response.headers.update(NO_STORE)
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    response.headers["Content-Security-Policy"] = RETRY_PAGE_POLICY
+    return response
+
+
+def _record(delivery_id: int, kind: str, link: int | None, url: str | None) -> None:
+    rt = runtime()
+    recorded = rt.spool.record(
         delivery_id,
         kind,
         link,
@@ -103,6 +161,14 @@ def _spool(delivery_id: int, kind: str, link: int | None, url: str | None) -> No
         request.user_agent.string or "",
         request_now(),
     )
+    if not recorded.spooled:
+        log.error(
+            "could not record %s for delivery %s in the spool (%s): written straight to"
+            " the database",
+            "an open" if kind == "open" else "a click",
+            delivery_id,
+            rt.spool.failure,
+        )
 
 
 class Links(NamedTuple):
