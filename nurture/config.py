@@ -317,21 +317,22 @@ def resolve_secret_key(settings: Settings) -> str:
 def spool_folder(settings: Settings) -> Path:
     """Where tracking hits wait for the database: the setting, else (on SQLite) a
     `spool` folder next to the database file, else `var/spool`."""
-    if settings.spool_dir is not None:
-        return settings.spool_dir
-    database = settings.database_url.removeprefix("sqlite:///")
-    if settings.database_url.startswith("sqlite:///") and database and database != ":memory:":
-        return Path(database).with_name("spool")
-    return Path("var/spool")
+    return _machine_folder(settings, settings.spool_dir, "spool")
 
 
 def journal_folder(settings: Settings) -> Path:
     """Where each worker notes what it put on the wire and what SMTP answered: the
     setting, else (on SQLite) a `journal` folder next to the database, else
     `var/journal`. It must outlive the process (a volume in a container)."""
-    if settings.journal_dir is not None:
-        return settings.journal_dir
+    return _machine_folder(settings, settings.journal_dir, "journal")
+
+
+def _machine_folder(settings: Settings, configured: Path | None, name: str) -> Path:
+    """A folder of this machine's processes: as configured, else beside the SQLite
+    file, else under `var/`."""
+    if configured is not None:
+        return configured
     database = settings.database_url.removeprefix("sqlite:///")
     if settings.database_url.startswith("sqlite:///") and database and database != ":memory:":
-        return Path(database).with_name("journal")
-    return Path("var/journal")
+        return Path(database).with_name(name)
+    return Path("var") / name
