@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql
@@ -159,6 +160,46 @@ def update_rows(session: Session, model: type[Any], rows: Iterable[dict[str, Any
             session.execute(_unnest_update(table, names), _arrays(table, group, names))
         else:
             session.execute(_keyed_update(table, names), [_keyed(row) for row in group])
+
+
+def update_held(
+    session: Session,
+    model: type[Any],
+    rows: list[dict[str, Any]],
+    condition: ColumnElement[bool],
+    sql: str,
+    params: dict[str, Any],
+    binds: tuple[BindParameter[Any], ...],
+) -> set[int]:
+    """UPDATE rows by `id` like `update_rows`, but only those that still meet a
+    condition (a holder's fence); returns the ids updated.
+
+    On PostgreSQL one `UPDATE … FROM unnest(…) WHERE … AND <sql> RETURNING id` (`sql`
+    names the table `t`, its parameters bound by `binds`): the fence costs no extra
+    round trip. On SQLite, whose writers are serialised, the ids that meet
+    `condition` are read first, then updated.
+    """
+    if not rows:
+        return set()
+    table: Table = model.__table__
+    names = tuple(rows[0])
+    if _dialect(session) == "postgresql":
+        statement = _fenced_update(table, names, sql, binds)
+        return set(session.scalars(statement, {**_arrays(table, rows, names), **params}))
+    ids = [row["id"] for row in rows]
+    held = set(session.scalars(select(table.c.id).where(table.c.id.in_(ids), condition)))
+    update_rows(session, model, [row for row in rows if row["id"] in held])
+    return held
+
+
+@lru_cache(maxsize=64)
+def _fenced_update(
+    table: Table, names: tuple[str, ...], sql: str, binds: tuple[BindParameter[Any], ...]
+) -> TextClause:
+    base = _unnest_update(table, names)
+    return text(f"{base.text} AND {sql} RETURNING t.id").bindparams(
+        *_array_params(table, names), *binds
+    )
 
 
 def insert_rows(

@@ -3,9 +3,10 @@
 A worker claims a delivery with its own token (`holder`) and a lease computed from the
 time of that claim. While it works, a heartbeat thread renews the leases of everything
 it holds, so a lease runs out only when its holder is really gone (killed, frozen, cut
-off from the database). Every write after the claim (hand-over, record) first locks the
-rows still held by this holder; a row whose lease was lost is left alone, and an email
-whose lease was lost is never handed to SMTP.
+off from the database). Every write after the claim is made only where this holder
+still holds the row (`update_if_held`, a condition of the UPDATE itself on PostgreSQL):
+a row whose lease was lost is left alone, and an email whose lease was lost is never
+handed to SMTP.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import BindParameter, String, bindparam, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
-from nurture.db import among
-from nurture.models import Delivery
+from nurture.db import update_held
+from nurture.models import Delivery, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +38,31 @@ def new_holder() -> str:
     return f"{socket.gethostname()[:48]}/{os.getpid()}/{secrets.token_hex(4)}"
 
 
-def still_held(
+_HOLDER = bindparam("_holder", type_=String())
+_STATES = bindparam("_states", type_=ARRAY(String()))
+_NOW = bindparam("_now", type_=UTCDateTime())
+
+
+def update_if_held(
     session: Session,
+    rows: list[dict[str, Any]],
     holder: str,
-    ids: Iterable[int],
     states: tuple[str, ...],
     now: datetime | None = None,
 ) -> set[int]:
-    """The deliveries among `ids` this holder still holds in one of `states` (and, with
-    `now`, whose lease has not run out), locked until the transaction ends."""
-    ids = list(ids)
-    if not ids:
-        return set()
-    query = select(Delivery.id).where(
-        among(session, Delivery.id, ids),
-        Delivery.claimed_by == holder,
-        Delivery.status.in_(states),
-    )
+    """Write these delivery rows (each to its own values, same columns) only where
+    this holder still holds them in one of `states` (and, with `now`, under a live
+    lease): the ids written. One statement on PostgreSQL."""
+    condition = (Delivery.claimed_by == holder) & Delivery.status.in_(states)
+    sql = "t.claimed_by = :_holder AND t.status = ANY(:_states)"
+    params: dict[str, Any] = {"_holder": holder, "_states": list(states)}
+    binds: tuple[BindParameter[Any], ...] = (_HOLDER, _STATES)
     if now is not None:
-        query = query.where(Delivery.lease_until > now)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return set(session.scalars(query))
+        condition &= Delivery.lease_until > now
+        sql += " AND t.lease_until > :_now"
+        params["_now"] = now
+        binds += (_NOW,)
+    return update_held(session, Delivery, rows, condition, sql, params, binds)
 
 
 def renew(session: Session, holder: str, until: datetime) -> int:

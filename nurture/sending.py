@@ -35,7 +35,7 @@ from nurture.core.timing import window_holidays
 from nurture.db import among, update_rows
 from nurture.enrollment import leave
 from nurture.journal import Entries
-from nurture.leases import still_held
+from nurture.leases import update_if_held
 from nurture.mail import Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import Delivery, Enrollment, Lead
 
@@ -272,18 +272,9 @@ class Flow:
 def hand_over(
     dispatcher: Dispatcher, session: Session, chunk: list[Job], now: datetime, report: TickReport
 ) -> list[Job]:
-    """Check the lease and suppression, then mark the chunk `sending` just before SMTP
-    sees it. Jobs whose lease was lost are dropped: their new holder sends them."""
-    held = still_held(
-        session, dispatcher.holder, (job.delivery_id for job in chunk), ("claimed",), now
-    )
-    lost = [job for job in chunk if job.delivery_id not in held]
-    for job in lost:
-        job.error = "lease lost"
-        log.warning("delivery %d: lease lost before the hand-over; not sent", job.delivery_id)
-    report.lost += len(lost)
-    chunk = [job for job in chunk if job.delivery_id in held]
-    ready: list[Job] = []
+    """Re-check suppression, then mark the chunk `sending` just before SMTP sees it,
+    only where this worker still holds the claim under a live lease. Jobs whose claim
+    was lost are dropped: their new holder decides."""
     from nurture.dispatch import SUPPRESSION_COLUMNS, _suppression
 
     required = dispatcher.settings.consent_required
@@ -296,29 +287,28 @@ def hand_over(
         )
         if (reason := _suppression(lead, required)) is not None
     }
-    skipped: list[dict[str, Any]] = []
-    for job in chunk:
-        if job.lead_id in suppressed:
-            reason = suppressed[job.lead_id] or "suppressed"
-            skipped.append(
-                {
-                    "id": job.delivery_id,
-                    "status": "skipped",
-                    "last_error": reason,
-                    "updated_at": now,
-                }
-            )
-            leave(session, job.lead_id, reason, now)
-            report.skipped += 1
-            job.error = "skipped"
-        elif job.rendered is not None:
-            ready.append(job)
-    update_rows(session, Delivery, skipped)
+    holder = dispatcher.holder
+    skipping = [job for job in chunk if job.lead_id in suppressed]
+    ready = [job for job in chunk if job.lead_id not in suppressed and job.rendered is not None]
+    skipped = update_if_held(
+        session,
+        [
+            {
+                "id": job.delivery_id,
+                "status": "skipped",
+                "last_error": suppressed[job.lead_id] or "suppressed",
+                "updated_at": now,
+            }
+            for job in skipping
+        ],
+        holder,
+        ("claimed",),
+        now,
+    )
     # One row version per delivery: the state, and the links stored before the email
     # leaves (a click may come at once).
-    update_rows(
+    sending = update_if_held(
         session,
-        Delivery,
         [
             {
                 "id": job.delivery_id,
@@ -330,10 +320,32 @@ def hand_over(
             }
             for job in ready
         ],
+        holder,
+        ("claimed",),
+        now,
     )
+    for job in skipping:
+        if job.delivery_id in skipped:
+            reason = suppressed[job.lead_id] or "suppressed"
+            leave(session, job.lead_id, reason, now)
+            report.skipped += 1
+            job.error = "skipped"
+        else:
+            _lost(job, report, "before the hand-over")
+    handed: list[Job] = []
     for job in ready:
-        job.handed_over = True
-    return ready
+        if job.delivery_id in sending:
+            job.handed_over = True
+            handed.append(job)
+        else:
+            _lost(job, report, "before the hand-over")
+    return handed
+
+
+def _lost(job: Job, report: TickReport, when: str) -> None:
+    job.error = "lease lost"
+    report.lost += 1
+    log.warning("delivery %d: lease lost %s; its new holder decides", job.delivery_id, when)
 
 
 def record(
@@ -341,27 +353,23 @@ def record(
 ) -> None:
     """Write what SMTP answered and where each lead goes next, for the rows this worker
     still holds: two statements per chunk, whatever its size."""
-    holder = dispatcher.holder
-    mine = still_held(
+    at_step = _held_at(
         session,
-        holder,
-        (job.delivery_id for job in jobs if job.error not in ("skipped", "lease lost")),
-        ("claimed", "sending", "uncertain"),
+        dispatcher.holder,
+        [job for job in jobs if job.error not in ("skipped", "lease lost")],
     )
-    at_step = _at_step(session, [job for job in jobs if job.delivery_id in mine])
     delivery_rows: list[dict[str, Any]] = []
     enrollment_rows: list[dict[str, Any]] = []
     bounced: list[Job] = []
     settings = dispatcher.settings
     for job in jobs:
-        if job.delivery_id not in mine:
+        if job.delivery_id not in at_step:
             if job.error not in ("skipped", "lease lost"):
-                report.lost += 1
-                log.warning("delivery %d: lease lost; its new holder decides", job.delivery_id)
+                _lost(job, report, "before the record")
             continue
         delivery: dict[str, Any] = {"id": job.delivery_id, "updated_at": now}
         enrollment: dict[str, Any] = {"id": job.enrollment_id}
-        moves = at_step.get(job.enrollment_id) == job.step.id
+        moves = at_step[job.delivery_id] == job.step.id
         if job.rendered is not None:
             delivery["subject"] = job.rendered.subject[:500]
         result = job.result
@@ -424,18 +432,27 @@ def record(
         leave(session, job.lead_id, "bounced", now)
 
 
-def _at_step(session: Session, jobs: list[Job]) -> dict[int, str]:
-    """Where each of these jobs' active enrollments stands now (locked): a lead moves on
-    only from the step its email was sent for."""
-    ids = {job.enrollment_id for job in jobs}
+def _held_at(session: Session, holder: str, jobs: list[Job]) -> dict[int, str | None]:
+    """The deliveries among these jobs this holder still holds, each with where its
+    lead's active enrollment stands now (None: no longer active): both rows locked, in
+    one read. A lead moves on only from the step its email was sent for."""
+    ids = [job.delivery_id for job in jobs]
     if not ids:
         return {}
-    query = select(Enrollment.id, Enrollment.step_id).where(
-        among(session, Enrollment.id, ids), Enrollment.status == "active"
+    query = (
+        select(Delivery.id, Enrollment.step_id, Enrollment.status)
+        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+        .where(
+            among(session, Delivery.id, ids),
+            Delivery.claimed_by == holder,
+            Delivery.status.in_(("claimed", "sending", "uncertain")),
+        )
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
-    return {row.id: row.step_id for row in session.execute(query)}
+    return {
+        row.id: row.step_id if row.status == "active" else None for row in session.execute(query)
+    }
 
 
 def _continue(job: Job, now: datetime, report: TickReport) -> dict[str, Any]:
@@ -467,19 +484,28 @@ def settle_journal(
     counts = {"recorded": 0, "uncertain": 0, "released": 0}
     if holder is None:
         return counts
-    rows = session.execute(
-        select(
-            Delivery.id,
-            Delivery.status,
-            Delivery.attempts,
-            Delivery.enrollment_id,
-            Delivery.lead_id,
-            Delivery.step_id,
-        ).where(
-            Delivery.claimed_by == holder,
-            Delivery.status.in_(("sending", "uncertain")),
+    columns = (
+        Delivery.id,
+        Delivery.status,
+        Delivery.attempts,
+        Delivery.enrollment_id,
+        Delivery.lead_id,
+        Delivery.step_id,
+    )
+    # Its `sending` rows (through the index of held rows), and those of its answers
+    # another worker marked uncertain meanwhile (by id).
+    rows = list(
+        session.execute(
+            select(*columns).where(Delivery.claimed_by == holder, Delivery.status == "sending")
         )
-    ).all()
+    )
+    rows += session.execute(
+        select(*columns).where(
+            among(session, Delivery.id, entries.answers),
+            Delivery.claimed_by == holder,
+            Delivery.status == "uncertain",
+        )
+    )
     started = set(entries.started)
     delivery_rows: list[dict[str, Any]] = []
     touched: dict[int, str] = {}

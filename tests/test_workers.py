@@ -369,3 +369,41 @@ def test_eight_workers_with_kills_deliver_every_step_exactly_once_or_held(
             f"<{m}>": s for m, s in session.execute(select(Delivery.message_id, Delivery.step_id))
         }
     assert all([step_of[m] for m in ids] == ["first", "second"] for ids in order.values())
+
+
+def test_a_database_restart_mid_send_marks_no_delivered_email_uncertain(
+    postgres_url: str, make_runtime: Any, content_dirs: tuple[Path, Path]
+) -> None:
+    """The worker reaches PostgreSQL through a proxy that drops every connection and
+    refuses new ones for three seconds, as a server restart does; answers the relay
+    gave meanwhile are recorded once the database is back."""
+    from tcp_proxy import TcpProxy
+
+    sequences, templates = content(content_dirs)
+    runtime = make_runtime(sequences_dir=sequences, templates_dir=templates)
+    leads = 300
+    seed_due(runtime, "burst", leads, datetime.now(UTC))
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    through = runtime.settings.database_url.replace(":5432/", f":{proxy.port}/")
+    try:
+        with SmtpTestServer(stall_after_data=0.005) as server:
+            env = worker_env(runtime, server.url, NURTURE_TICK_SECONDS="0.2")
+            env["NURTURE_DATABASE_URL"] = through
+            worker = spawn(env)
+            try:
+                wait_for(lambda: len(server.received) >= 150, 120, "the first emails")
+                proxy.cut()
+                time.sleep(3)  # the length of the outage, not a wait for a schedule
+                during = len(server.received)
+                proxy.restore()
+                wait_for(lambda: statuses(runtime)["sent"] >= leads * 2, 180, "every email")
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                code = worker.wait(timeout=60)
+            per_id = Counter(r.message["Message-ID"] for r in server.received)
+    finally:
+        proxy.close()
+    assert during >= 150  # what was on the wire went on while the database was away
+    assert statuses(runtime) == Counter({"sent": leads * 2})
+    assert len(per_id) == leads * 2 and max(per_id.values()) == 1
+    assert code == 0
