@@ -1,5 +1,6 @@
-"""Several engine workers, or several raw senders, at once: one process and one SMTP
-connection each, the way `nurture worker` is run on PostgreSQL (`--workers K`).
+"""Several engine workers, raw senders or tracking-hit processors at once: one process
+(and one SMTP connection) each, the way `nurture worker` is run on PostgreSQL
+(`--workers K`).
 
 Each child prepares (settings, templates, payloads), says it is ready, and waits for
 the start signal, so the clock covers only the work. Times are `time.monotonic()`,
@@ -11,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,12 @@ class WorkerResult:
     sent: int
     detail: str  # an engine worker's tick report
     message_ids: frozenset[str]  # what a raw sender sent, as the sink reports them
+    peak_mib: float = 0.0  # the child's peak resident memory (ru_maxrss), at the end
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux counts ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _wait(event: Any) -> bool:
@@ -78,7 +86,8 @@ def engine_worker(
             break
     finished = time.monotonic()
     cpu = time.process_time() - cpu
-    out.put(WorkerResult(started, finished, cpu, total.sent, str(total), frozenset()))
+    result = WorkerResult(started, finished, cpu, total.sent, str(total), frozenset(), peak_mib())
+    out.put(result)
     _wait(release)  # database connections stay open until their server CPU is read
     dispatcher.close()
     runtime.close()
@@ -108,7 +117,60 @@ def raw_sender(
     cpu = time.process_time()
     raw = run_raw(host, port, settings.sender_email, payloads, pipelining)
     cpu = time.process_time() - cpu
-    out.put(WorkerResult(raw.started, raw.finished, cpu, raw.sent, "", raw.message_ids))
+    out.put(WorkerResult(raw.started, raw.finished, cpu, raw.sent, "", raw.message_ids, peak_mib()))
+
+
+def hits_worker(url: str, deadline: float, ready: Any, go: Any, out: Any, release: Any) -> None:
+    """`nurture.hits.process` until no hit is left: what the worker's hits job does each
+    second. Workers share the waiting hits (`FOR UPDATE SKIP LOCKED`)."""
+    from sqlalchemy.exc import OperationalError
+
+    import nurture.hits
+    from nurture.hits import Processed, process
+
+    runtime = Runtime(bench_settings(url, "smtp://127.0.0.1:25"))
+    runtime.content.scoring  # noqa: B018 - rules parsed before the clock starts
+    # `process` loses the count of its committed batches when a later one raises: count
+    # each batch as it commits (one call per batch of 500, nothing measurable).
+    total = Processed()
+    one_batch = nurture.hits.process_batch
+
+    def counted(*args: Any, **kwargs: Any) -> Processed:
+        nonlocal total
+        done = one_batch(*args, **kwargs)
+        total += done
+        return done
+
+    nurture.hits.process_batch = counted
+    ready.put(True)
+    if not _wait(go):
+        return
+    cpu, started = time.process_time(), time.monotonic()
+    rolled_back, first = 0, ""
+    while time.monotonic() < deadline:
+        try:
+            done = process(runtime.sessions, runtime.content, runtime.settings, NOW)
+        except OperationalError as error:
+            # A batch rolled back (a deadlock with another worker's batch): the job's
+            # next run takes its hits again, as here at once.
+            rolled_back += 1
+            diag = getattr(error.orig, "diag", None)
+            first = first or " ".join(
+                str(part).splitlines()[0]
+                for part in (error.orig, getattr(diag, "context", None))
+                if part
+            )
+            continue
+        if done.done + done.failed == 0:
+            break
+    finished = time.monotonic()
+    cpu = time.process_time() - cpu
+    detail = f"{total}, {rolled_back} batches rolled back"
+    if first:
+        detail += f" (the first: {first})"
+    out.put(WorkerResult(started, finished, cpu, total.done, detail, frozenset(), peak_mib()))
+    _wait(release)  # database connections stay open until their server CPU is read
+    runtime.close()
 
 
 def together(

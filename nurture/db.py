@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
@@ -166,18 +166,20 @@ def update_held(
     session: Session,
     model: type[Any],
     rows: list[dict[str, Any]],
-    condition: ColumnElement[bool],
     sql: str,
     params: dict[str, Any],
     binds: tuple[BindParameter[Any], ...],
+    read: tuple[Any, ...],
+    keep: Callable[[Any], bool],
 ) -> set[int]:
     """UPDATE rows by `id` like `update_rows`, but only those that still meet a
     condition (a holder's fence); returns the ids updated.
 
     On PostgreSQL one `UPDATE … FROM unnest(…) WHERE … AND <sql> RETURNING id` (`sql`
     names the table `t`, its parameters bound by `binds`): the fence costs no extra
-    round trip. On SQLite, whose writers are serialised, the ids that meet
-    `condition` are read first, then updated.
+    round trip. On SQLite, whose writers are serialised, the rows are read by key
+    (`read`: the columns `keep` looks at) and those `keep` accepts are updated:
+    planned by the condition, SQLite would walk every row the holder holds.
     """
     if not rows:
         return set()
@@ -187,7 +189,8 @@ def update_held(
         statement = _fenced_update(table, names, sql, binds)
         return set(session.scalars(statement, {**_arrays(table, rows, names), **params}))
     ids = [row["id"] for row in rows]
-    held = set(session.scalars(select(table.c.id).where(table.c.id.in_(ids), condition)))
+    found = session.execute(select(table.c.id, *read).where(table.c.id.in_(ids)))
+    held = {row.id for row in found if keep(row)}
     update_rows(session, model, [row for row in rows if row["id"] in held])
     return held
 

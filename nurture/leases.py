@@ -53,16 +53,29 @@ def update_if_held(
     """Write these delivery rows (each to its own values, same columns) only where
     this holder still holds them in one of `states` (and, with `now`, under a live
     lease): the ids written. One statement on PostgreSQL."""
-    condition = (Delivery.claimed_by == holder) & Delivery.status.in_(states)
     sql = "t.claimed_by = :_holder AND t.status = ANY(:_states)"
     params: dict[str, Any] = {"_holder": holder, "_states": list(states)}
     binds: tuple[BindParameter[Any], ...] = (_HOLDER, _STATES)
     if now is not None:
-        condition &= Delivery.lease_until > now
         sql += " AND t.lease_until > :_now"
         params["_now"] = now
         binds += (_NOW,)
-    return update_held(session, Delivery, rows, condition, sql, params, binds)
+
+    def keep(row: Any) -> bool:
+        return holds(row, holder, states, now)
+
+    read = (Delivery.claimed_by, Delivery.status, Delivery.lease_until)
+    return update_held(session, Delivery, rows, sql, params, binds, read, keep)
+
+
+def holds(row: Any, holder: str, states: tuple[str, ...], now: datetime | None = None) -> bool:
+    """Whether a delivery row (claimed_by, status, lease_until) is this holder's, in
+    one of `states`, and (with `now`) under a live lease."""
+    return (
+        row.claimed_by == holder
+        and row.status in states
+        and (now is None or (row.lease_until is not None and row.lease_until > now))
+    )
 
 
 def renew(session: Session, holder: str, until: datetime) -> int:

@@ -35,7 +35,7 @@ from nurture.core.timing import window_holidays
 from nurture.db import among, update_rows
 from nurture.enrollment import leave
 from nurture.journal import Entries
-from nurture.leases import update_if_held
+from nurture.leases import holds, update_if_held
 from nurture.mail import Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import Delivery, Enrollment, Lead
 
@@ -352,7 +352,7 @@ def record(
     dispatcher: Dispatcher, session: Session, jobs: list[Job], now: datetime, report: TickReport
 ) -> None:
     """Write what SMTP answered and where each lead goes next, for the rows this worker
-    still holds: two statements per chunk, whatever its size."""
+    still holds: one locked read and two writes per chunk, whatever its size."""
     at_step = _held_at(
         session,
         dispatcher.holder,
@@ -439,19 +439,25 @@ def _held_at(session: Session, holder: str, jobs: list[Job]) -> dict[int, str | 
     ids = [job.delivery_id for job in jobs]
     if not ids:
         return {}
+    # Read by key and checked here: planned by the holder, a database would walk every
+    # row this worker holds (thousands, in a long tick) for each chunk.
     query = (
-        select(Delivery.id, Enrollment.step_id, Enrollment.status)
-        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-        .where(
-            among(session, Delivery.id, ids),
-            Delivery.claimed_by == holder,
-            Delivery.status.in_(("claimed", "sending", "uncertain")),
+        select(
+            Delivery.id,
+            Delivery.claimed_by,
+            Delivery.status,
+            Enrollment.step_id,
+            Enrollment.status.label("enrollment_status"),
         )
+        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+        .where(among(session, Delivery.id, ids))
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     return {
-        row.id: row.step_id if row.status == "active" else None for row in session.execute(query)
+        row.id: row.step_id if row.enrollment_status == "active" else None
+        for row in session.execute(query)
+        if holds(row, holder, ("claimed", "sending", "uncertain"))
     }
 
 
