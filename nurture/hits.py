@@ -147,19 +147,19 @@ def _handle(
     now: datetime,
 ) -> None:
     # One query each for the deliveries and leads of the batch; kept referenced so
-    # the session's identity map answers every later `get`.
-    deliveries = {
-        d.id: d
-        for d in session.scalars(
-            select(Delivery).where(Delivery.id.in_({h.delivery_id for h in hits}))
-        )
-    }
-    leads = {
-        lead.id: lead
-        for lead in session.scalars(
-            select(Lead).where(Lead.id.in_({d.lead_id for d in deliveries.values()}))
-        )
-    }
+    # the session's identity map answers every later `get`. On PostgreSQL both are
+    # locked up front, in id order: batches of several workers touching the same
+    # leads (a reader's open and click in two batches) then queue instead of
+    # deadlocking, which rolled back a batch of 500 after a second's wait.
+    lock = session.get_bind().dialect.name == "postgresql"
+    by_delivery = select(Delivery).where(Delivery.id.in_({h.delivery_id for h in hits}))
+    if lock:
+        by_delivery = by_delivery.order_by(Delivery.id).with_for_update()
+    deliveries = {d.id: d for d in session.scalars(by_delivery)}
+    by_lead = select(Lead).where(Lead.id.in_({d.lead_id for d in deliveries.values()}))
+    if lock:
+        by_lead = by_lead.order_by(Lead.id).with_for_update()
+    leads = {lead.id: lead for lead in session.scalars(by_lead)}
     for hit in hits:
         delivery = deliveries.get(hit.delivery_id)
         lead = leads.get(delivery.lead_id) if delivery is not None else None
