@@ -16,13 +16,13 @@ import hmac
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, or_, select
@@ -54,9 +54,21 @@ from nurture.journal import Journal, orphans, parse
 from nurture.leads import PROFILE_COLUMNS, profile_of
 from nurture.leases import Heartbeat, new_holder
 from nurture.mail import Mailer, SendResult
-from nurture.models import Consent, Delivery, Enrollment, Event, Lead
+from nurture.models import Delivery, Enrollment, Event, Lead
 from nurture.relay import RelayPause
-from nurture.sending import CHUNK, IN_FLIGHT, Flow, backoff, settle_journal, uncertain_hold
+from nurture.sending import (
+    CHUNK,
+    IN_FLIGHT,
+    Flow,
+    TickReport,
+    finished,
+    placed,
+    slept,
+    backoff,
+    settle_journal,
+    uncertain_hold,
+)
+from nurture.suppression import SUPPRESSION_COLUMNS, suppression_reason
 from nurture.tracking import Tokens, click_url, open_url, unsubscribe_url
 
 __all__ = ["CHUNK", "IN_FLIGHT", "Dispatcher", "TickReport", "backoff"]
@@ -65,29 +77,6 @@ log = logging.getLogger(__name__)
 
 SETTLED = ("sent", "skipped")
 COUNTED_BY_CAP = ("claimed", "sending", "sent", "uncertain")
-
-
-@dataclass
-class TickReport:
-    claimed: int = 0
-    sent: int = 0
-    deferred: int = 0
-    retried: int = 0
-    failed: int = 0
-    uncertain: int = 0
-    skipped: int = 0
-    finished: int = 0
-    held: int = 0  # waiting at an uncertain email, or for a live holder
-    released: int = 0  # given back unsent (shutdown, relay outage before the hand-over)
-    paused: int = 0  # not attempted: the relay was unavailable
-    lost: int = 0  # leases lost before the hand-over or the record: left to the new holder
-
-    def add(self, other: TickReport) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def __str__(self) -> str:
-        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
 
 
 @dataclass
@@ -109,7 +98,6 @@ class Job:
     honeypot: int | None = None
     error: str | None = None
     events: list[str] = field(default_factory=list)
-    handed_over: bool = False
     on_wire: bool = False  # the SMTP thread began sending it (and said so in the journal)
     result: SendResult | None = None
     outage: str | None = None  # not attempted: the relay was unavailable
@@ -278,26 +266,22 @@ class Dispatcher:
         total.add(flow.report)
         return total
 
-    def recover(self, now: datetime) -> dict[str, int]:
+    def recover(self, now: datetime) -> Counter[str]:
         """Settle, from their journals, the `sending` deliveries of dead workers on this
         machine, and this worker's own left from a tick that failed (none in flight
         between ticks)."""
-        counts = {"recorded": 0, "uncertain": 0, "released": 0}
-        folder = journal_folder(self.settings)
-        with orphans(folder, own=self.journal.path) as found:
+        counts: Counter[str] = Counter()
+        with orphans(journal_folder(self.settings), own=self.journal.path) as found:
             for path, entries in found:
                 with self.sessions.begin() as session:
                     done = settle_journal(self, session, entries, now)
                 log.info("journal %s settled: %s", path.name, done)
-                for key in counts:
-                    counts[key] += done[key]
+                counts.update(done)
         if self.journal.path.exists():
             entries = parse(self.journal.path.read_bytes())
             if entries.started:
                 with self.sessions.begin() as session:
-                    done = settle_journal(self, session, entries, now)
-                for key in counts:
-                    counts[key] += done[key]
+                    counts.update(settle_journal(self, session, entries, now))
                 self.journal.clear()
         return counts
 
@@ -369,7 +353,7 @@ class Dispatcher:
             for enrollment in enrollments:
                 lead = leads[enrollment.lead_id]
                 sequence = sequences[enrollment.id]
-                suppressed = _suppression(lead, self.settings.consent_required)
+                suppressed = suppression_reason(lead, self.settings.consent_required)
                 if suppressed is not None:
                     leave(session, lead.id, suppressed, now, [enrollment.sequence_id])
                     report.finished += 1
@@ -442,15 +426,15 @@ class Dispatcher:
             result = walk(sequence, position, facts, now, tz, holidays)
             outcome = result.outcome
             if isinstance(outcome, Finish):
-                _apply(enrollment, _finished(outcome, now))
+                _apply(enrollment, finished(outcome, now))
                 report.finished += 1
                 return None
             if isinstance(outcome, Sleep):
-                _apply(enrollment, _slept(outcome))
+                _apply(enrollment, slept(outcome))
                 return None
             assert isinstance(outcome, SendEmail)
             step = outcome.step
-            _apply(enrollment, _placed(outcome.position))
+            _apply(enrollment, placed(outcome.position))
             delivery = deliveries.get((enrollment.id, step.id))
             if (
                 delivery is not None
@@ -717,81 +701,9 @@ def sender_of(settings: Settings) -> Sender:
     )
 
 
-def _placed(position: Position) -> dict[str, Any]:
-    return {
-        "step_id": position.step_id,
-        "step_started_at": position.started_at,
-        "waiting_for": None,
-    }
-
-
-def _slept(outcome: Sleep) -> dict[str, Any]:
-    return {
-        **_placed(outcome.position),
-        "due_at": outcome.until,
-        "waiting_for": outcome.waiting_for,
-        "note": None,
-    }
-
-
-def _finished(outcome: Finish, now: datetime) -> dict[str, Any]:
-    return {
-        **_placed(outcome.position),
-        "status": "completed",
-        "due_at": None,
-        "left_at": now,
-        "exit_reason": outcome.reason,
-    }
-
-
 def _apply(enrollment: Claimed, values: dict[str, Any]) -> None:
     for name, value in values.items():
         setattr(enrollment, name, value)
-
-
-class Suppressible(Protocol):
-    unsubscribed_at: datetime | None
-    bounced_at: datetime | None
-    stage: str
-    category: str | None
-    consent: bool | None  # the latest marketing decision, if any
-
-
-# The latest marketing consent decision, read with the lead (one index probe each).
-LATEST_CONSENT = (
-    select(Consent.granted)
-    .where(Consent.lead_id == Lead.id, Consent.purpose == "marketing")
-    .order_by(Consent.at.desc(), Consent.id.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("consent")
-)
-
-# What `_suppression` reads, when the rest of the lead is not needed.
-SUPPRESSION_COLUMNS = (
-    Lead.id,
-    Lead.unsubscribed_at,
-    Lead.bounced_at,
-    Lead.stage,
-    Lead.category,
-    LATEST_CONSENT,
-)
-
-
-def _suppression(lead: Suppressible, consent_required: bool) -> str | None:
-    """Why this lead must not be mailed now, or None."""
-    consent = lead.consent
-    if lead.unsubscribed_at is not None:
-        return "unsubscribed"
-    if lead.bounced_at is not None:
-        return "bounced"
-    if lead.stage == "disqualified" or lead.category == "no_interest":
-        return "disqualified"
-    if consent is False:
-        return "consent withdrawn"
-    if consent_required and consent is not True:
-        return "no consent"
-    return None
 
 
 def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:

@@ -17,12 +17,14 @@ recording is retried: a database blip never turns a delivered email into a doubt
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from nurture.core.journey import Finish, Sleep, after_send, settle, walk
+from nurture.core.journey import Finish, Position, Sleep, after_send, settle, walk
 from nurture.core.timing import window_holidays
 from nurture.db import among, update_rows
 from nurture.enrollment import leave
@@ -38,9 +40,10 @@ from nurture.journal import Entries
 from nurture.leases import holds, update_if_held
 from nurture.mail import Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import Delivery, Enrollment, Lead
+from nurture.suppression import SUPPRESSION_COLUMNS, suppression_reason
 
 if TYPE_CHECKING:
-    from nurture.dispatch import Dispatcher, Job, TickReport
+    from nurture.dispatch import Dispatcher, Job
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,31 @@ IN_FLIGHT = 2  # chunks handed over at once: one on the wire, the next one waiti
 RECORD_TRIES = 6  # a failed record is tried again after 0.5, 1, 2, 4, 8 s
 
 
+@dataclass
+class TickReport:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    retried: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    skipped: int = 0
+    finished: int = 0
+    held: int = 0  # waiting at an uncertain email, or for a live holder
+    released: int = 0  # given back unsent (shutdown, relay outage before the hand-over)
+    paused: int = 0  # not attempted: the relay was unavailable
+    lost: int = 0  # leases lost before the hand-over or the record: left to the new holder
+
+    def add(self, other: TickReport) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
+
+
 def backoff(attempts: int) -> timedelta:
     """1 min, 2, 4 ... capped at 4 hours, with a little jitter so retries spread out."""
-    import random
-
     base = min(60 * 2 ** max(attempts - 1, 0), 4 * 3600)
     return timedelta(seconds=base * random.uniform(0.9, 1.1))
 
@@ -147,9 +171,7 @@ class Flow:
     def __init__(self, dispatcher: Dispatcher, clock: Callable[[], datetime]):
         self.dispatcher = dispatcher
         self.clock = clock
-        from nurture.dispatch import TickReport
-
-        self.report: TickReport = TickReport()
+        self.report = TickReport()
         self.pending: deque[tuple[list[Job], Future[None]]] = deque()
         self.lock = threading.Lock()  # a job's start on the wire vs. a stop's deadline
 
@@ -275,8 +297,6 @@ def hand_over(
     """Re-check suppression, then mark the chunk `sending` just before SMTP sees it,
     only where this worker still holds the claim under a live lease. Jobs whose claim
     was lost are dropped: their new holder decides."""
-    from nurture.dispatch import SUPPRESSION_COLUMNS, _suppression
-
     required = dispatcher.settings.consent_required
     suppressed = {
         lead.id: reason
@@ -285,7 +305,7 @@ def hand_over(
                 among(session, Lead.id, {job.lead_id for job in chunk})
             )
         )
-        if (reason := _suppression(lead, required)) is not None
+        if (reason := suppression_reason(lead, required)) is not None
     }
     holder = dispatcher.holder
     skipping = [job for job in chunk if job.lead_id in suppressed]
@@ -335,7 +355,6 @@ def hand_over(
     handed: list[Job] = []
     for job in ready:
         if job.delivery_id in sending:
-            job.handed_over = True
             handed.append(job)
         else:
             _lost(job, report, "before the hand-over")
@@ -463,8 +482,6 @@ def _held_at(session: Session, holder: str, jobs: list[Job]) -> dict[int, str | 
 
 def _continue(job: Job, now: datetime, report: TickReport) -> dict[str, Any]:
     """Walk on after a settled email, so waits start counting from the send."""
-    from nurture.dispatch import _finished, _placed, _slept
-
     facts = settle(job.facts, job.step.id)
     holidays = window_holidays(
         job.sequence.window, job.facts.lead.country, (now.year, now.year + 1)
@@ -473,11 +490,11 @@ def _continue(job: Job, now: datetime, report: TickReport) -> dict[str, Any]:
     outcome = walk(job.sequence, position, facts, now, job.tz, holidays).outcome
     if isinstance(outcome, Finish):
         report.finished += 1
-        return _finished(outcome, now)
+        return finished(outcome, now)
     if isinstance(outcome, Sleep):
-        return _slept(outcome)
+        return slept(outcome)
     # Another email right away: the next batch takes it.
-    return {**_placed(outcome.position), "due_at": now}
+    return {**placed(outcome.position), "due_at": now}
 
 
 def settle_journal(
@@ -568,3 +585,33 @@ def settle_journal(
             ],
         )
     return counts
+
+
+# Where an enrollment row goes after a walk: the columns to write.
+
+
+def placed(position: Position) -> dict[str, Any]:
+    return {
+        "step_id": position.step_id,
+        "step_started_at": position.started_at,
+        "waiting_for": None,
+    }
+
+
+def slept(outcome: Sleep) -> dict[str, Any]:
+    return {
+        **placed(outcome.position),
+        "due_at": outcome.until,
+        "waiting_for": outcome.waiting_for,
+        "note": None,
+    }
+
+
+def finished(outcome: Finish, now: datetime) -> dict[str, Any]:
+    return {
+        **placed(outcome.position),
+        "status": "completed",
+        "due_at": None,
+        "left_at": now,
+        "exit_reason": outcome.reason,
+    }

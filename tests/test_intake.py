@@ -149,12 +149,12 @@ def test_consent_is_recorded_and_a_withdrawal_stops_sending(api: Any) -> None:
         (True, "form-2026-03"),
         (False, None),
     ]
-    from nurture.dispatch import SUPPRESSION_COLUMNS, _suppression
+    from nurture.suppression import SUPPRESSION_COLUMNS, suppression_reason
 
     with runtime.sessions() as session:
         row = session.execute(select(*SUPPRESSION_COLUMNS)).one()
         assert row.consent is False
-        assert _suppression(row, False) == "consent withdrawn"
+        assert suppression_reason(row, False) == "consent withdrawn"
     assert count(runtime, Consent) == 2
 
 
