@@ -61,11 +61,11 @@ from nurture.sending import (
     IN_FLIGHT,
     Flow,
     TickReport,
+    backoff,
     finished,
     placed,
-    slept,
-    backoff,
     settle_journal,
+    slept,
     uncertain_hold,
 )
 from nurture.suppression import SUPPRESSION_COLUMNS, suppression_reason
