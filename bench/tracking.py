@@ -12,11 +12,12 @@ and, after a warm-up, loaded by `wrk` in turn, round after round, for a fixed ti
    (the link lookup, the hit written to the spool, the redirect).
 
 It reports requests per second, latency percentiles, the pixel/bare and click/bare
-ratios and where the CPU went, then checks that every pixel or redirect the server
-answered left exactly one tracking hit once the servers have stopped (server hooks in
-bench/tracking_gunicorn.py). Then it processes those hits as `nurture worker` does
-(classification, event, score, stage, promotion), reports hits processed per second,
-and checks that every hit became an event with a classification.
+ratios (the median of the rounds' own ratios) and where the CPU went, then checks that
+every pixel or redirect the server answered left exactly one tracking hit once the
+servers have stopped (server hooks in bench/tracking_gunicorn.py). Then it processes
+those hits as `nurture worker` does (classification, event, score, stage, promotion),
+reports hits processed per second, and checks that every hit became an event with a
+classification.
 PostgreSQL databases are `nurture_bench_tracking_<pid>`, dropped at the end. All
 traffic stays on 127.0.0.1. docs/performance.md ("Tracking routes") reads the figures.
 """
@@ -111,6 +112,13 @@ class Measure:
     def latency(self, name: str) -> float:
         """A latency percentile: the median of the rounds' own (they are equal in length)."""
         return float(statistics.median(getattr(r, name) for r in self.rounds))
+
+    def ratio(self, bare: Measure) -> float:
+        """Against the bare route: the median of the rounds' own ratios. A round of each
+        target runs next to the same round of the others, so each ratio compares two
+        loads that met the same conditions on the machine."""
+        pairs = zip(self.rounds, bare.rounds, strict=True)
+        return float(statistics.median(r.per_second / b.per_second for r, b in pairs))
 
     @property
     def errors(self) -> tuple[int, int]:
@@ -294,7 +302,7 @@ def table(measures: list[Measure]) -> str:
     bare = {(m.database, m.worker_class): m for m in measures if m.target == "bare"}
     for m in measures:
         base = bare.get((m.database, m.worker_class))
-        ratio = m.per_second / base.per_second if base and base.per_second else 0.0
+        ratio = m.ratio(base) if base else 0.0
         goal = GOAL.get(m.target)
         verdict = "" if goal is None else f"{goal:.0%} {'met' if ratio >= goal else 'missed'}"
         cpu = " / ".join(

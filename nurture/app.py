@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from nurture.config import load_settings
 from nurture.runtime import Runtime
+from nurture.web.sessions import CookieSessions
 
 
 def create_app(
@@ -27,6 +28,7 @@ def create_app(
     app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.config["SECRET_KEY"] = runtime.secret_key
+    app.session_interface = CookieSessions()
     app.extensions["nurture"] = runtime
 
     from nurture.web import api, forms, health, openapi, tracking, unsubscribe

@@ -146,3 +146,21 @@ def test_tokens_are_the_serializers_own_and_read_back(delivery_id: int) -> None:
         swapped = "A" if token[-5] != "A" else "B"  # not the last: its low bits are padding
         assert read(token[:-5] + swapped + token[-4:]) is None
     assert Tokens("another-secret-key-0123456789").read_open(tokens.open(delivery_id)) is None
+
+
+def test_a_token_reads_only_as_what_it_was_signed_for() -> None:
+    """Checked without the serializer on the hot path: another purpose's token, a signed
+    value that is not a delivery id, a signature written otherwise or text that is not
+    ASCII all read as None."""
+    secret = "a-secret-key-for-tokens-0123456789"
+    tokens = Tokens(secret)
+    opened = tokens.open(7)
+    assert tokens.read_click(opened) is None and tokens.read_unsubscribe(opened) is None
+    for value in ("7", 7.0, True, [7], None):
+        assert tokens.read_open(URLSafeSerializer(secret, salt="nurture.open").dumps(value)) is None
+    payload, signature = opened.split(".")
+    assert tokens.read_open(f"{payload}.{signature}=") is None  # padded: still the same bytes
+    assert tokens.read_open(f"{payload}.{signature[:-1]}é") is None
+    assert tokens.read_open(f"{payload}é.{signature}") is None
+    assert tokens.read_open(opened.replace(".", "")) is None
+    assert tokens.read_open(opened) == 7

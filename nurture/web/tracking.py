@@ -158,7 +158,7 @@ def _record(delivery_id: int, kind: str, link: int | None, url: str | None) -> N
         url,
         request.method,
         _client_ip(),
-        request.user_agent.string or "",
+        request.environ.get("HTTP_USER_AGENT", ""),  # not `user_agent`: an object per hit
         request_now(),
     )
     if not recorded.spooled:
