@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select, text
 
 from nurture.config import load_settings
+from nurture.core.links import campaign_target
 from nurture.db import upgrade
 from nurture.hits import process
 from nurture.models import Delivery, Enrollment, Event, Lead, Promotion, StageChange, TrackingHit
@@ -30,6 +31,7 @@ from nurture.tracking import Tokens
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-tracking-secret-0123456789"
 SEQUENCE_ID = "whitepaper-evaluation"
+STEP_ID = "testimonial"  # the step whose email the readers got
 SITE = "https://www.planifia.example"
 LINKS = [  # index 0 is the honeypot, as the link rewriter puts it first
     SITE,
@@ -185,7 +187,7 @@ def seed(
                         "lead_id": lead_id,
                         "sequence_id": sequence.id,
                         "version": sequence.version,
-                        "step_id": "testimonial",
+                        "step_id": STEP_ID,
                         "template": "eval-story-moulages-berthier",
                         "kind": "testimonial",
                         "status": "sent",
@@ -216,15 +218,24 @@ def seed(
 
 
 def write_paths(folder: Path, deliveries: list[int]) -> dict[str, Path]:
-    """The request paths each target takes in turn, one delivery after another."""
+    """The request paths each target takes in turn, one delivery after another: the
+    links as the dispatcher writes them now (`click`: the target in the token), and as
+    it wrote them before (`click-stored`: the target looked up)."""
     tokens = Tokens(SECRET)
     opens = [f"/o/{tokens.open(d)}.gif" for d in deliveries]
     # One link per delivery (1..3, never the honeypot at 0): no burst of distinct links.
-    clicks = [f"/c/{tokens.click(d)}/{1 + d % 3}" for d in deliveries]
+    chosen = [(d, 1 + d % 3) for d in deliveries]
+    clicks = [
+        f"/c/{tokens.link(d, i, campaign_target(LINKS[i], SEQUENCE_ID, STEP_ID))}"
+        for d, i in chosen
+    ]
+    stored = [f"/c/{tokens.click(d)}/{i}" for d, i in chosen]
     files = {"bare": folder / "opens.txt", "pixel": folder / "opens.txt"}
     files["click"] = folder / "clicks.txt"
+    files["click-stored"] = folder / "clicks-stored.txt"
     files["pixel"].write_text("\n".join(opens) + "\n")
     files["click"].write_text("\n".join(clicks) + "\n")
+    files["click-stored"].write_text("\n".join(stored) + "\n")
     return files
 
 
@@ -235,21 +246,26 @@ class Tally:
     promotions: int
     stage_changes: int
     failed: int  # hits set aside with an error
+    by_agent: Counter[tuple[str, str]]  # (user agent, "click human"): each target has its own
 
     def rows(self, kind: str) -> int:
         return sum(n for key, n in self.hits.items() if key.startswith(f"{kind} "))
+
+    def labels(self, agent: str) -> Counter[str]:
+        return Counter({key: n for (a, key), n in self.by_agent.items() if a == agent})
 
 
 def tally(database_url: str) -> Tally:
     runtime = runtime_for(database_url)
     with runtime.sessions() as session:
         hits: Counter[str] = Counter()
-        for kind, label, number in session.execute(
-            select(TrackingHit.kind, TrackingHit.classification, func.count()).group_by(
-                TrackingHit.kind, TrackingHit.classification
-            )
+        by_agent: Counter[tuple[str, str]] = Counter()
+        columns = (TrackingHit.kind, TrackingHit.classification, TrackingHit.user_agent)
+        for kind, label, agent, number in session.execute(
+            select(*columns, func.count()).group_by(*columns)
         ):
-            hits[f"{kind} {label or 'waiting'}"] = number
+            hits[f"{kind} {label or 'waiting'}"] += number
+            by_agent[(agent or "", f"{kind} {label or 'waiting'}")] += number
         failed = session.scalar(
             select(func.count()).select_from(TrackingHit).where(TrackingHit.error.is_not(None))
         )
@@ -261,7 +277,7 @@ def tally(database_url: str) -> Tally:
         promotions = session.scalar(select(func.count()).select_from(Promotion))
         stages = session.scalar(select(func.count()).select_from(StageChange))
     runtime.close()
-    return Tally(hits, events or 0, promotions or 0, stages or 0, failed or 0)
+    return Tally(hits, events or 0, promotions or 0, stages or 0, failed or 0, by_agent)
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,3 @@ def worker_exit(server: Any, worker: Any) -> None:
         counts = dict(_counts)
     Path(folder, f"counts-{os.getpid()}.json").write_text(json.dumps(counts))
 
-
-def post_fork(server: Any, worker: Any) -> None:
-    import sys
-
-    interval = os.environ.get("TRACKING_BENCH_SWITCH")
-    if interval:
-        sys.setswitchinterval(float(interval))

@@ -43,7 +43,7 @@ from nurture.core.journey import (
     settle,
     walk,
 )
-from nurture.core.links import rewrite
+from nurture.core.links import campaign_target, rewrite
 from nurture.core.message import Envelope, MessageError, OutgoingEmail, build, make_message_id
 from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
@@ -654,11 +654,14 @@ class Dispatcher:
         except RenderError as error:
             job.error = f"render error: {error}"
             return
-        click_token = self.tokens.click(job.delivery_id)
+        tokens, delivery_id = self.tokens, job.delivery_id
+        sequence_id, step_id = job.sequence.id, job.step.id
         tracked = rewrite(
             rendered.html,
             rendered.text,
-            lambda index: click_url(base, click_token, index),
+            lambda index, url: click_url(
+                base, tokens.link(delivery_id, index, campaign_target(url, sequence_id, step_id))
+            ),
             open_url(base, self.tokens.open(job.delivery_id)),
             self.settings.sender_website,  # the honeypot's target: harmless if followed
             keep=lambda url: url.startswith(f"{base}/u/"),

@@ -20,7 +20,7 @@ GUIDE = "https://www.planifia.example/en/guide?utm_source=nurture&utm_medium=ema
 STUDY = "https://www.planifia.example/en/study-2026"
 
 
-def click(index: int) -> str:
+def click(index: int, url: str = "") -> str:
     return f"{BASE}/c/tok-123/{index}"
 
 
@@ -182,7 +182,7 @@ def test_text_url_boundaries(sentence: str, url: str, after: str) -> None:
 
 
 def test_click_urls_are_escaped_in_attributes_and_raw_in_text() -> None:
-    def awkward(index: int) -> str:
+    def awkward(index: int, url: str) -> str:
         return f'{BASE}/c?d=7&l={index}&q="x"'
 
     result = rewrite(f'<a href="{STUDY}">s</a>', f"Study: {STUDY}", awkward, None, None)
@@ -190,15 +190,16 @@ def test_click_urls_are_escaped_in_attributes_and_raw_in_text() -> None:
     assert result.text == f'Study: {BASE}/c?d=7&l=0&q="x"'
 
 
-def test_click_url_is_asked_once_per_link() -> None:
-    asked: list[int] = []
+def test_click_url_is_asked_once_per_link_with_the_url_it_leads_to() -> None:
+    asked: list[tuple[int, str]] = []
 
-    def counting(index: int) -> str:
-        asked.append(index)
+    def counting(index: int, url: str) -> str:
+        asked.append((index, url))
         return click(index)
 
-    rewritten(click_url=counting)
-    assert asked == [0, 1, 2, 3, 4]
+    result = rewritten(click_url=counting)
+    assert asked == list(enumerate(result.links))  # the honeypot last, with its own URL
+    assert asked[-1] == (4, HONEYPOT)
 
 
 def test_unsafe_urls_are_left_as_direct_links() -> None:

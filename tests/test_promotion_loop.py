@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from itsdangerous.encoding import base64_encode
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from nurture.apikeys import create_key
 from nurture.app import create_app
-from nurture.models import CrmPush, Lead, Promotion, StageChange, TrackingHit
+from nurture.models import CrmPush, Delivery, Lead, Promotion, StageChange, TrackingHit
 from nurture.scheduler import track
+from nurture.tracking import Tokens, tokens_for
 
 if TYPE_CHECKING:
     from http_receiver import HttpReceiver
@@ -285,16 +287,33 @@ def test_tampered_tokens_and_open_redirect_probes_never_leave_the_stored_url(
     runtime, site = world
     warm_up(site, "probe@girard-plast.example")
     _, links = the_email_and_its_links(runtime, smtp_server)
-    good = urlsplit(links[0]).path  # /c/<token>/<index>
-    token, index = good.split("/")[2], good.split("/")[3]
+    good = urlsplit(links[0]).path  # /c/<token>: the target travels in the token
+    token = good.split("/")[2]
+    _, signature = token.split(".")
+    with runtime.sessions() as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    evil = [delivery_id, 0, "https://evil.example/"]
+    swapped = base64_encode(json.dumps(evil, separators=(",", ":"))).decode()
+    forged = Tokens("another-secret-key-0123456789").link(*evil)
+    carried = tokens_for(runtime.secret_key).read_link(token)
+    assert carried is not None
+    index = carried.link
+    older = tokens_for(runtime.secret_key).click(delivery_id)  # /c/<token>/<index> links
     probes = [
-        f"/c/{token[:-2]}/{index}",
-        f"/c/{token}x/{index}",
-        f"/c/{token}/999",
-        f"/c/{token}/-1",
-        f"/c/{token}",
-        f"/c/{token}/{index}?url=https://evil.example",
-        f"/c/{token}/{index}/..%2f..%2fevil",
+        f"/c/{token[:-2]}",
+        f"/c/{token}x",
+        f"/c/{swapped}.{signature}",
+        f"/c/{forged}",
+        f"/c/{token}/0",
+        f"/c/{token}?url=https://evil.example",
+        f"/c/{token}/..%2f..%2fevil",
+        f"/c/{older[:-2]}/{index}",
+        f"/c/{older}x/{index}",
+        f"/c/{older}/999",
+        f"/c/{older}/-1",
+        f"/c/{older}",
+        f"/c/{older}/{index}?url=https://evil.example",
+        f"/c/{older}/{index}/..%2f..%2fevil",
         "/c//evil.example/0",
         "/c/%2F%2Fevil.example/0",
         "/c/%5Cevil.example/0",
@@ -311,7 +330,7 @@ def test_tampered_tokens_and_open_redirect_probes_never_leave_the_stored_url(
         assert status < 500, probe
         location = headers.get("location")
         if location is not None:
-            # Only ever the stored URL of that link of that delivery.
+            # Only ever the URL of that link of that delivery.
             assert location.startswith("https://www.planifia.example/fr/"), (probe, location)
         if probe.startswith("/o/"):
             assert status == 200 and headers["content-type"] == "image/gif"

@@ -194,11 +194,42 @@ def test_a_hit_neither_the_spool_nor_the_database_takes_is_refused_or_counted(
     assert len(tracked.hits()) == 2
 
 
-def test_a_click_during_a_database_outage_reaches_its_link_or_a_page_that_retries(
+def test_a_click_during_a_database_outage_reaches_its_link_from_any_process(
     tracked: Tracked, make_outage: Callable[..., Outage]
 ) -> None:
+    """A link carries its target: no process needs the database to send a reader on."""
     outage = make_outage()
     before = outage.client.get(tracked.links[1], headers=OUTLOOK)
+    assert before.status_code == 302
+    assert outage.runtime.spool.flush() == 1
+    other = create_app(runtime=outage.runtime).test_client()  # another web process
+
+    outage.cut()
+    try:
+        clicks = [other.get(path, headers=OUTLOOK) for path in tracked.links]
+        with pytest.raises(SQLAlchemyError):
+            outage.runtime.spool.flush()  # the hits wait in the spool file
+    finally:
+        outage.restore()
+
+    assert [c.status_code for c in clicks] == [302] * 4
+    assert clicks[1].headers["Location"] == before.headers["Location"]
+    assert clicks[2].headers["Location"].startswith("https://www.planifia.example/pricing?")
+    assert metric(other, LINKS_UNAVAILABLE) == "0"
+    assert outage.runtime.spool.flush() == 4  # durable while the database was away
+    assert sorted((h.kind, h.link) for h in tracked.hits()) == [("click", 0)] + [
+        ("click", 1)
+    ] * 2 + [("click", 2), ("click", 3)]
+
+
+def test_an_older_click_link_during_a_database_outage_reaches_its_link_or_a_page_that_retries(
+    tracked: Tracked, make_outage: Callable[..., Outage]
+) -> None:
+    """Links sent before they carried their target are looked up: a process that has
+    read them goes on from its cache, another answers a page that retries by itself."""
+    outage = make_outage()
+    links = [tracked.stored_link(index) for index in range(4)]
+    before = outage.client.get(links[1], headers=OUTLOOK)
     assert before.status_code == 302
     assert outage.runtime.spool.flush() == 1
     # Another web process: it has not read this delivery's links yet.
@@ -207,9 +238,9 @@ def test_a_click_during_a_database_outage_reaches_its_link_or_a_page_that_retrie
     outage.cut()
     try:
         # This process read the delivery's links for the first click: all of them.
-        same = outage.client.get(tracked.links[1], headers=OUTLOOK)
-        sibling = outage.client.get(tracked.links[2], headers=OUTLOOK)
-        page = other.get(tracked.links[3], headers=OUTLOOK)
+        same = outage.client.get(links[1], headers=OUTLOOK)
+        sibling = outage.client.get(links[2], headers=OUTLOOK)
+        page = other.get(links[3], headers=OUTLOOK)
         health = other.get("/healthz")
         with pytest.raises(SQLAlchemyError):
             outage.runtime.spool.flush()  # the hits wait in the spool file
@@ -227,13 +258,13 @@ def test_a_click_during_a_database_outage_reaches_its_link_or_a_page_that_retrie
     body = page.get_data(as_text=True)
     assert page.mimetype == "text/html"
     assert '<meta http-equiv="refresh" content="5">' in body
-    assert f'href="{tracked.links[3]}"' in body
+    assert f'href="{links[3]}"' in body
     assert "<script" not in body.lower()
     assert health.status_code == 503 and "database" in health.get_json()["failing"]
 
     assert outage.runtime.spool.flush() == 2  # durable while the database was away
     assert sorted((h.kind, h.link) for h in tracked.hits()) == [("click", 1)] * 2 + [("click", 2)]
-    retried = other.get(tracked.links[3], headers=OUTLOOK)  # the page's refresh
+    retried = other.get(links[3], headers=OUTLOOK)  # the page's refresh
     assert retried.status_code == 302
     assert metric(other, LINKS_UNAVAILABLE) == "1"
 

@@ -4,10 +4,11 @@ into events, scores and labels by the worker a moment later."""
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +17,11 @@ from sqlalchemy import select
 
 from nurture.app import create_app
 from nurture.cli import cli
-from nurture.models import Delivery, Event, TrackingHit
+from nurture.core.intake import parse_lead
+from nurture.enrollment import on_event
+from nurture.hits import process_batch
+from nurture.leads import upsert_lead
+from nurture.models import Delivery, Event, Lead, TrackingHit
 from nurture.runtime import Runtime
 from nurture.scheduler import track
 from nurture.spool import SpooledHit, micros
@@ -71,6 +76,23 @@ def test_a_click_redirects_at_once_and_scores_once_a_worker_has_processed_it(
     assert hit.reasons == ["browser user agent"]
     assert waiting_metric(tracked) == "0"
     assert settle(tracked) == "0 processed, 0 failed"  # never twice
+
+
+def test_links_sent_before_they_carried_their_target_lead_to_the_same_place(
+    tracked: Tracked,
+) -> None:
+    """Emails already in inboxes keep their `/c/<token>/<index>` links: looked up, they
+    go where the new links go, and are recorded the same way."""
+    with freeze_time(tracked.later):
+        carried = [tracked.client.get(path) for path in tracked.links]
+        older = [tracked.client.get(tracked.stored_link(i)) for i in range(len(tracked.links))]
+    assert [a.status_code for a in carried + older] == [302] * 8
+    assert [a.headers["Location"] for a in carried] == [a.headers["Location"] for a in older]
+    assert "utm_content=" in carried[1].headers["Location"]
+    tracked.runtime.spool.flush()
+    links = [(h.link, h.url) for h in tracked.hits()]
+    assert links[:4] == links[4:]
+    assert [link for link, _ in links[:4]] == [0, 1, 2, 3]
 
 
 def test_the_worker_processes_hits_every_second(tracked: Tracked) -> None:
@@ -218,3 +240,69 @@ def test_nurture_tick_recovers_a_dead_process_spool_and_processes_it(
     with tracked.runtime.sessions() as session:
         [event] = session.scalars(select(Event).where(Event.name == "email_opened"))
         assert event.occurred_at == tracked.later
+
+
+def test_two_workers_processing_the_same_leads_in_opposite_orders_do_not_deadlock(
+    tracked: Tracked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two batches, each with a click of lead A and one of lead B, in opposite orders,
+    processed at the same time by two workers. Each click updates its lead's score: a
+    batch that locked its leads one by one, as it went, would hold A and wait for B
+    while the other holds B and waits for A, and PostgreSQL would roll one back (a
+    batch of 500 lost its second of waiting). The batch locks them all up front, in
+    id order: the second waits for the first, and both go through."""
+    from tracked_email import CHROME, LATER, SENT
+
+    import nurture.hits as hits_module
+
+    runtime = tracked.runtime
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite has one writer at a time")
+    with runtime.sessions.begin() as session:
+        lead, _, _ = upsert_lead(session, parse_lead({"email": "second@example.com"}), SENT)
+        on_event(session, runtime.content, lead, "start", {}, SENT)
+    assert runtime.dispatcher.tick(SENT).sent == 1
+    with runtime.sessions() as session:
+        first, second = session.scalars(select(Delivery.id).order_by(Delivery.lead_id)).all()
+    # Ids in this order: batch one takes A then B, batch two B then A.
+    for minutes, delivery_id in enumerate((first, second, second, first)):
+        at = tracked.later + timedelta(minutes=10 * minutes)
+        runtime.spool.append(delivery_id, "click", 1, "https://x.example/", "GET", "", CHROME, at)
+        runtime.spool.flush()
+
+    # Each worker, after its first hit, waits (a while, at most) for the other to have
+    # done its first: the interleaving that deadlocks batches that lock as they go.
+    firsts = {"one": threading.Event(), "two": threading.Event()}
+    real = hits_module._process
+    local = threading.local()
+
+    def process_then_wait(*args: Any) -> None:
+        real(*args)
+        if not getattr(local, "waited", False):
+            local.waited = True
+            firsts[local.name].set()
+            other = "two" if local.name == "one" else "one"
+            firsts[other].wait(timeout=3)
+
+    monkeypatch.setattr(hits_module, "_process", process_then_wait)
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        local.name = name
+        try:
+            process_batch(runtime.sessions, runtime.content, runtime.settings, LATER, batch=2)
+        except BaseException as error:
+            errors.append(error)
+
+    one = threading.Thread(target=worker, args=("one",))
+    one.start()
+    assert firsts["one"].wait(timeout=10)  # batch one holds its hits, and A
+    two = threading.Thread(target=worker, args=("two",))
+    two.start()
+    one.join(timeout=30)
+    two.join(timeout=30)
+    assert errors == []
+    with runtime.sessions() as session:
+        scores = session.scalars(select(Lead.score).order_by(Lead.id)).all()
+    assert [h.processed_at is not None and h.error is None for h in tracked.hits()] == [True] * 4
+    assert scores[0] == scores[1] and scores[0] > 0  # two clicks each, none lost

@@ -23,8 +23,9 @@ from nurture.core.intake import parse_lead
 from nurture.enrollment import on_event
 from nurture.leads import upsert_lead
 from nurture.mail import MemoryMailer
-from nurture.models import Event, Lead, TrackingHit
+from nurture.models import Delivery, Event, Lead, TrackingHit
 from nurture.runtime import Runtime
+from nurture.tracking import tokens_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SENT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -64,6 +65,14 @@ class Tracked:
     def score(self) -> int:
         with self.runtime.sessions() as session:
             return session.scalars(select(Lead.score)).one()
+
+    def stored_link(self, index: int) -> str:
+        """The path of link `index` as emails carried it before links carried their
+        target (`/c/<delivery token>/<index>`): the route looks the target up."""
+        with self.runtime.sessions() as session:
+            delivery_id = session.scalars(select(Delivery.id)).one()
+        token = tokens_for(self.runtime.secret_key).click(delivery_id)
+        return f"/c/{token}/{index}"
 
     def hits(self) -> list[TrackingHit]:
         with self.runtime.sessions() as session:

@@ -65,18 +65,19 @@ _HTML_SPACE = " \t\n\r\f"
 def rewrite(
     html: str,
     text: str,
-    click_url: Callable[[int], str],
+    click_url: Callable[[int, str], str],
     open_url: str | None,
     honeypot_url: str | None,
     *,
     keep: Callable[[str], bool] | None = None,
 ) -> Rewritten:
-    """Point every http(s) link of the email at `click_url(index)`; add the pixel and honeypot.
+    """Point every http(s) link of the email at `click_url(index, url)`; add the pixel and
+    honeypot.
 
     - `html`: every double- or single-quoted `href` holding an http(s) URL, except on
-      `<link>` and `<base>`, is replaced by the escaped `click_url(i)`. `mailto:`, `tel:`,
+      `<link>` and `<base>`, is replaced by the escaped `click_url(i, url)`. `mailto:`, `tel:`,
       `#anchors` and other schemes stay as they are.
-    - `text`: every bare http(s) URL is replaced by `click_url(i)`; sentence punctuation
+    - `text`: every bare http(s) URL is replaced by `click_url(i, url)`; sentence punctuation
       after it stays outside.
     - A URL for which `keep(url)` is true (the unsubscribe link) stays untouched in both
       parts, and so does one that `safe_redirect_target` would refuse (credentials, spaces):
@@ -101,7 +102,7 @@ def rewrite(
             if (keep is not None and keep(url)) or safe_redirect_target(url) is None:
                 return None
             position = index[url] = len(clicks)
-            clicks.append(click_url(position))
+            clicks.append(click_url(position, url))
         return clicks[position]
 
     def href(match: re.Match[str]) -> str:
@@ -123,7 +124,7 @@ def rewrite(
     if honeypot_url is not None:
         honeypot_index = len(links)
         links.append(honeypot_url)
-        new_html = _after_body_open(new_html, _honeypot(click_url(honeypot_index)))
+        new_html = _after_body_open(new_html, _honeypot(click_url(honeypot_index, honeypot_url)))
     if open_url is not None:
         new_html = _before_body_close(new_html, _pixel(open_url))
     return Rewritten(new_html, new_text, tuple(links), honeypot_index)
@@ -245,6 +246,20 @@ def safe_redirect_target(stored: str) -> str | None:
 
 
 # --- campaign parameters -------------------------------------------------------------
+
+
+def campaign_target(url: str, sequence_id: str, step_id: str) -> str:
+    """Where a click on `url`, sent by that step of that sequence, leads: the URL with our
+    campaign parameters (those it does not carry already)."""
+    return add_utm(
+        url,
+        {
+            "utm_source": "nurture",
+            "utm_medium": "email",
+            "utm_campaign": sequence_id,
+            "utm_content": step_id,
+        },
+    )
 
 
 def add_utm(url: str, params: Mapping[str, str]) -> str:

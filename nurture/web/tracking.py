@@ -1,8 +1,10 @@
 """Open pixel and click redirect: unauthenticated, signed, and never forgeable.
 
 - The pixel always answers with the image, whatever the token.
-- A click redirects only to the URL stored for that link of that delivery (plus our
-  UTM parameters). A tampered, truncated or foreign token gets a 404 page, never a
+- A click redirects only to an address we signed: the one its link carries (`/c/<token>`,
+  campaign parameters included), or, for links sent before they carried it
+  (`/c/<token>/<index>`), the URL stored for that link of that delivery plus our
+  campaign parameters. A tampered, truncated or foreign token gets a 404 page, never a
   redirect; nothing in the request can choose the destination.
 - A hit is written to this process's spool file before the answer (nurture/spool.py)
   and nothing else happens in the request: a worker classifies it and records its
@@ -10,8 +12,9 @@
 - Recording fails soft. A spool that cannot be written sends the hit straight to the
   database. When that fails too, the pixel still answers the image and counts the open
   as dropped; a click answers a page that retries by itself (503) rather than lose it.
-- A click needs its delivery's links: from this process's cache, else one read. When the
-  database cannot answer that read, the same retry page, never an error.
+- A click on an older link needs its delivery's links: from this process's cache, else
+  one read. When the database cannot answer that read, the same retry page, never an
+  error. A link that carries its target never needs the database before its answer.
 See docs/tracking.md, "Faults".
 """
 
@@ -24,11 +27,11 @@ import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, render_template, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from nurture.core.links import add_utm, safe_redirect_target
+from nurture.core.links import campaign_target, safe_redirect_target
 from nurture.runtime import Runtime
 from nurture.spool import Unrecorded
 from nurture.tracking import Tokens, tokens_for
@@ -96,8 +99,21 @@ def open_pixel(token: str) -> Response:
     return _pixel()
 
 
+@blueprint.route("/c/<token>", methods=["GET", "HEAD"])
+def click(token: str) -> Response:
+    """A click link that carries its target: no database read on the way."""
+    carried = _tokens().read_link(token)
+    if carried is None:
+        return _not_found()
+    target = safe_redirect_target(carried.target)  # signed by us, and checked again
+    if target is None:
+        return _not_found()
+    return _redirect(carried.delivery_id, carried.link, target)
+
+
 @blueprint.route("/c/<token>/<int:link>", methods=["GET", "HEAD"])
-def click(token: str, link: int) -> Response:
+def click_stored(token: str, link: int) -> Response:
+    """A click link sent before links carried their target: the target is looked up."""
     delivery_id = _tokens().read_click(token)
     if delivery_id is None:
         return _not_found()
@@ -106,26 +122,22 @@ def click(token: str, link: int) -> Response:
         row = _links(rt, delivery_id)
     except (SQLAlchemyError, rt.reader.dialect.loaded_dbapi.Error) as error:
         log.warning("links of delivery %s unavailable, retry page: %s", delivery_id, error)
-        return _retry_later("links_unavailable", token, link)
+        return _retry_later("links_unavailable")
     if row is None or link >= len(row.links):
         return _not_found()
     target = safe_redirect_target(row.links[link])
     if target is None:
         return _not_found()
-    target = add_utm(
-        target,
-        {
-            "utm_source": "nurture",
-            "utm_medium": "email",
-            "utm_campaign": row.sequence_id,
-            "utm_content": row.step_id,
-        },
-    )
+    target = campaign_target(target, row.sequence_id, row.step_id)
+    return _redirect(delivery_id, link, target)
+
+
+def _redirect(delivery_id: int, link: int, target: str) -> Response:
     try:
         _record(delivery_id, "click", link, target)
     except Unrecorded as error:  # the reader's retry will record it
         log.error("click of delivery %s not recorded, retry page: %s", delivery_id, error)
-        return _retry_later("not_recorded", token, link)
+        return _retry_later("not_recorded")
     except Exception:  # a bug, not a fault: a retry would meet it again
         log.exception("could not record a click for delivery %s", delivery_id)
     return Response(status=302, headers={"Location": target, **NO_STORE})
@@ -137,10 +149,11 @@ def _not_found() -> Response:
     return response
 
 
-def _retry_later(reason: str, token: str, link: int) -> Response:
-    """A page that asks again by itself: a meta refresh, since it may run no script."""
+def _retry_later(reason: str) -> Response:
+    """A page that asks again by itself: a meta refresh, since it may run no script. The
+    path is one of the click routes', its token already checked."""
     faults().retried(reason)
-    again = url_for("tracking.click", token=token, link=link)
+    again = request.path
     page = render_template("click_retry.html", seconds=RETRY_AFTER, again=again)
     response = Response(page, status=503)
     response.headers.update(NO_STORE)
