@@ -44,4 +44,3 @@ def worker_exit(server: Any, worker: Any) -> None:
     with _lock:
         counts = dict(_counts)
     Path(folder, f"counts-{os.getpid()}.json").write_text(json.dumps(counts))
-

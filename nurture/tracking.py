@@ -162,10 +162,5 @@ def click_url(base_url: str, token: str) -> str:
     return f"{base_url}/c/{token}"
 
 
-def stored_click_url(base_url: str, token: str, link: int) -> str:
-    """A click link as they were before they carried their target."""
-    return f"{base_url}/c/{token}/{link}"
-
-
 def open_url(base_url: str, token: str) -> str:
     return f"{base_url}/o/{token}.gif"
