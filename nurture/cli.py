@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from nurture import redaction
 from nurture.config import ConfigError, load_settings
 from nurture.runtime import Runtime
 
@@ -43,7 +46,33 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def main() -> None:
-    cli()
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    try:
+        cli()
+    except (OperationalError, InterfaceError) as error:
+        # A database that is missing or away is an operator's fix, not a traceback.
+        click.echo(f"Error: {database_problem(error)}", err=True)
+        sys.exit(1)
+
+
+def database_problem(error: Exception) -> str:
+    """One line saying what is wrong with the database and what to do."""
+    cause = getattr(error, "orig", None) or error
+    first = redaction.text(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
+    missing = re.search(r'database "([^"]+)" does not exist', first)
+    if missing:
+        return (
+            f"{first}: create it (`createdb {missing.group(1)}`, or CREATE DATABASE) or"
+            " correct NURTURE_DATABASE_URL, then run `nurture db upgrade`"
+        )
+    if "Connection refused" in first or "could not connect" in first:
+        return f"{first}: is PostgreSQL running there? (NURTURE_DATABASE_URL)"
+    if "no such table" in first or re.search(r'relation "[^"]+" does not exist', first):
+        return f"{first}: the database is not up to date: run `nurture db upgrade`"
+    if "unable to open database file" in first:
+        return f"{first}: the folder of the SQLite file must exist and be writable"
+    return f"the database: {first} (NURTURE_DATABASE_URL)"
 
 
 # --- database --------------------------------------------------------------------
@@ -92,7 +121,8 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     scheduler = make_scheduler(runtime, blocking=False)
     scheduler.start()
     app = create_app(runtime=runtime)
-    sink = settings.smtp_url or f"outbox folder {settings.outbox_dir}"
+    sink = redaction.url(settings.smtp_url) if settings.smtp_url else None
+    sink = sink or f"outbox folder {settings.outbox_dir}"
     click.echo(
         f"nurture: {len(runtime.content.live())} sequences, emails to {sink}, "
         f"listening on http://{host or settings.host}:{port or settings.port}"
@@ -160,6 +190,7 @@ def tick(ctx: click.Context) -> None:
 def validate(ctx: click.Context, path: Path | None) -> None:
     """Check sequences and templates; exit 1 with file:line errors."""
     from nurture.content import Content
+    from nurture.core.problems import Problem
 
     settings = _runtime(ctx).settings
     sequences_dir = settings.sequences_dir
@@ -192,6 +223,14 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     ):
         if model is not None:
             click.echo(f"ok  {path}: {name}")
+        elif not path.exists():
+            variable = f"NURTURE_{name.upper()}_FILE"
+            if os.environ.get(variable):  # asked for by name: a typo, not a choice
+                problems.append(
+                    Problem(str(path), 1, f"no such file ({variable}): {name} would be off")
+                )
+            else:
+                click.echo(f"off {path}: {name} (no such file; set {variable} to use one)")
     for check in content.templates.inlining_report():
         click.echo(f"css {check}")
     for problem in sorted(set(problems)):
@@ -631,10 +670,24 @@ def crm_replay(ctx: click.Context, push_ids: tuple[int, ...], all_dead: bool) ->
 
     if not push_ids and not all_dead:
         raise click.UsageError("give push ids, or --all")
+    from nurture.models import CrmPush
+
     runtime = _runtime(ctx)
     with runtime.sessions.begin() as session:
+        statuses = select(CrmPush.id, CrmPush.status).where(CrmPush.id.in_(push_ids))
+        before = {push_id: status for push_id, status in session.execute(statuses)}
         count = replay(session, _now(), list(push_ids) or None, all_dead=all_dead)
     click.echo(f"{count} push(es) queued again")
+    # Ids that were not dead letters: say which and why, and fail.
+    refused = [
+        f"push {push_id}: no such push"
+        if push_id not in before
+        else f"push {push_id}: not a dead letter (it is {before[push_id]})"
+        for push_id in dict.fromkeys(push_ids)
+        if before.get(push_id) != "dead"
+    ]
+    if refused:
+        raise click.ClickException("; ".join(refused))
 
 
 @crm.command("enable")

@@ -6,6 +6,7 @@ process at start with a message naming the variable.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -15,6 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from nurture import redaction
 
 
 class ConfigError(ValueError):
@@ -148,16 +151,26 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _whole(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
 def _positive_int(value: str) -> int:
-    number = int(value)
+    number = _whole(value)
     if number <= 0:
         raise ValueError("expected a positive integer")
     return number
 
 
 def _positive_float(value: str) -> float:
-    number = float(value)
-    if number <= 0:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("expected a number of seconds, such as 30 or 0.5") from None
+    if not math.isfinite(number) or number <= 0:
         raise ValueError("expected a positive number of seconds")
     return number
 
@@ -202,8 +215,15 @@ def _boolean(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _port(value: str) -> int:
+    number = _whole(value)
+    if not 0 < number < 65536:
+        raise ValueError("expected a port number from 1 to 65535")
+    return number
+
+
 def _hour(value: str) -> int:
-    number = int(value)
+    number = _whole(value)
     if not 0 <= number <= 23:
         raise ValueError("expected an hour from 0 to 23")
     return number
@@ -243,7 +263,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "journal_dir": _path,
     "max_attempts": _positive_int,
     "host": str,
-    "port": _positive_int,
+    "port": _port,
     "scoring_file": _path,
     "routing_file": _path,
     "qualification_file": _path,
@@ -276,7 +296,8 @@ def load_settings(
         try:
             values[name] = _PARSERS[name](raw.strip())
         except ValueError as error:
-            raise ConfigError(f"{variable_name(name)}={raw!r}: {error}") from None
+            shown, why = redaction.setting(name, raw), redaction.text(str(error))
+            raise ConfigError(f"{variable_name(name)}={shown}: {why}") from None
     unknown = sorted(
         key
         for key in environ

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from nurture import redaction
 from nurture.core.message import Envelope, InvalidAddress, envelope_of, parse_address
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,10 @@ class SmtpTarget:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as error:
-            raise ValueError(f"SMTP URL {_mask(url)!r}: {_port_problem(error)}") from None
+            raise ValueError(f"SMTP URL {redaction.url(url)!r}: {_port_problem(error)}") from None
 
         def bad(problem: str) -> ValueError:
-            return ValueError(f"SMTP URL {_mask(url)!r}: {problem}")
+            return ValueError(f"SMTP URL {redaction.url(url)!r}: {problem}")
 
         if parts.scheme not in ("smtp", "smtps"):
             raise bad(f"scheme must be smtp:// or smtps://, not {parts.scheme + '://'!r}")
@@ -171,15 +172,6 @@ class SmtpTarget:
             helo=helo,
             envelope_from=envelope_from,
         )
-
-
-def _mask(url: str) -> str:
-    """The URL with its password replaced, fit for error messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, hostpart = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{hostpart}"
 
 
 def _port_problem(error: ValueError) -> str:

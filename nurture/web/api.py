@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -91,10 +92,29 @@ def authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
 
 
 def _body() -> Any:
-    data = request.get_json(silent=True)
-    if data is None:
-        raise _BadJson()
-    return data
+    """The request's JSON, or a 400 saying what is wrong with it: the Content-Type, the
+    syntax (where), a number JSON does not have (NaN, Infinity), or too deep a nesting."""
+    if not request.is_json:
+        raise _BadJson("expected a JSON body with Content-Type: application/json")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise _BadJson("the body is empty: expected a JSON document")
+    try:
+        return json.loads(raw, parse_constant=_not_a_number)
+    except json.JSONDecodeError as error:
+        raise _BadJson(
+            f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+    except UnicodeDecodeError:
+        raise _BadJson("the body is not UTF-8 text") from None
+    except RecursionError:
+        raise _BadJson("JSON nested too deeply") from None
+    except ValueError as error:  # from parse_constant
+        raise _BadJson(str(error)) from None
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number: send a finite number or null")
 
 
 class _BadJson(Exception):
@@ -102,8 +122,8 @@ class _BadJson(Exception):
 
 
 @blueprint.errorhandler(_BadJson)
-def _bad_json(_: _BadJson) -> Response:
-    return problem(400, "bad_json", "expected a JSON body with Content-Type: application/json")
+def _bad_json(error: _BadJson) -> Response:
+    return problem(400, "bad_json", str(error))
 
 
 def lead_json(
