@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from nurture.config import load_settings
 from nurture.runtime import Runtime
+from nurture.web import headers
 from nurture.web.sessions import CookieSessions
 
 
@@ -30,6 +31,7 @@ def create_app(
     app.config["SECRET_KEY"] = runtime.secret_key
     app.session_interface = CookieSessions()
     app.extensions["nurture"] = runtime
+    headers.install(app)
 
     from nurture.web import api, forms, health, openapi, tracking, unsubscribe
 
