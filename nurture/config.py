@@ -6,6 +6,7 @@ process at start with a message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -61,6 +62,7 @@ class Settings:
     templates_dir: Path = Path("templates")
     crm_webhook_url: str | None = None
     crm_webhook_secret: str | None = None
+    crm_allow_local: bool = False  # http:// and this machine's or network's addresses
     sender_name: str = "Planifia"
     sender_email: str = "bonjour@planifia.example"
     sender_company: str = "Planifia SAS"
@@ -245,6 +247,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "sequences_dir": _path,
     "templates_dir": _path,
     "crm_webhook_url": _url(("http", "https")),
+    "crm_allow_local": _boolean,
     "crm_webhook_secret": _webhook_secret,
     "sender_name": str,
     "sender_email": _email,
@@ -315,11 +318,43 @@ def load_settings(
             "NURTURE_CRM_WEBHOOK_SECRET: required when NURTURE_CRM_WEBHOOK_URL is set"
             " (make one with `nurture crm secret`)"
         )
+    if settings.crm_webhook_url and not settings.crm_allow_local:
+        refused = _local_url(settings.crm_webhook_url)
+        if refused:
+            shown = redaction.url(settings.crm_webhook_url)
+            raise ConfigError(
+                f"NURTURE_CRM_WEBHOOK_URL={shown!r}: {refused}; pushes carry leads' personal"
+                " data: use https:// to the CRM (NURTURE_CRM_ALLOW_LOCAL=true allows it for"
+                " local use)"
+            )
     if settings.secret_key is None and not settings.database_url.startswith("sqlite"):
         raise ConfigError(
             "NURTURE_SECRET_KEY: required with PostgreSQL, and the same for every process"
         )
     return settings
+
+
+def _local_url(url: str) -> str | None:
+    """Why a CRM URL is refused by default, or None: plain http, or an address on this
+    machine or its private network (a push must not be aimed at internal services).
+    Names are not resolved: a public name that points inside is the DNS owner's call."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "not https://"
+    host = (parts.hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return "a loopback address"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_unspecified or address.is_multicast:
+        return "not an address a CRM answers at"
+    if address.is_private or address.is_link_local or address.is_reserved:
+        return "a private network address"
+    return None
 
 
 def resolve_secret_key(settings: Settings) -> str:

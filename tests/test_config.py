@@ -52,3 +52,35 @@ def test_bad_setting_names_the_variable(variable: str, value: str, phrase: str) 
 def test_postgres_requires_a_shared_secret() -> None:
     with pytest.raises(ConfigError, match="NURTURE_SECRET_KEY"):
         load_settings(environ={"NURTURE_DATABASE_URL": "postgresql://postgres@127.0.0.1/x"})
+
+
+CRM_SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://crm.example/hooks", "not https://"),
+        ("https://127.0.0.1/hooks", "a loopback address"),
+        ("https://localhost:8443/hooks", "a loopback address"),
+        ("https://[::1]/hooks", "a loopback address"),
+        ("https://10.0.0.5/hooks", "a private network address"),
+        ("https://169.254.169.254/latest/meta-data", "a private network address"),
+        ("https://0.0.0.0/hooks", "not an address a CRM answers at"),
+    ],
+)
+def test_a_crm_url_that_is_not_https_to_a_public_address_is_refused(url: str, why: str) -> None:
+    environ = {"NURTURE_CRM_WEBHOOK_URL": url, "NURTURE_CRM_WEBHOOK_SECRET": CRM_SECRET}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ=environ)
+    assert why in str(refused.value) and "NURTURE_CRM_ALLOW_LOCAL=true" in str(refused.value)
+    allowed = load_settings(environ={**environ, "NURTURE_CRM_ALLOW_LOCAL": "true"})
+    assert allowed.crm_webhook_url == url
+
+
+def test_an_https_crm_url_on_a_public_name_is_taken() -> None:
+    environ = {
+        "NURTURE_CRM_WEBHOOK_URL": "https://crm.example/hooks/nurture",
+        "NURTURE_CRM_WEBHOOK_SECRET": CRM_SECRET,
+    }
+    assert load_settings(environ=environ).crm_webhook_url == "https://crm.example/hooks/nurture"

@@ -115,6 +115,7 @@ def world(
         routing_file=ROOT / "sequences" / "rules" / "routing.yaml",
         smtp_url=smtp_server.url,
         crm_webhook_url=http_receiver.url,
+        crm_allow_local=True,
         crm_webhook_secret=SECRET,
     )
     site.serve(runtime)
