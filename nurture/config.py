@@ -63,6 +63,7 @@ class Settings:
     crm_webhook_url: str | None = None
     crm_webhook_secret: str | None = None
     crm_allow_local: bool = False  # http:// and this machine's or network's addresses
+    metrics_token: str | None = None  # /metrics: Bearer token; unset: loopback peers only
     sender_name: str = "Planifia"
     sender_email: str = "bonjour@planifia.example"
     sender_company: str = "Planifia SAS"
@@ -248,6 +249,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "templates_dir": _path,
     "crm_webhook_url": _url(("http", "https")),
     "crm_allow_local": _boolean,
+    "metrics_token": _secret,
     "crm_webhook_secret": _webhook_secret,
     "sender_name": str,
     "sender_email": _email,

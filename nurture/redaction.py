@@ -12,7 +12,7 @@ import re
 
 MASK = "***"
 # Settings whose whole value is a secret: shown as the mask, never in part.
-SECRET_SETTINGS = frozenset({"secret_key", "crm_webhook_secret"})
+SECRET_SETTINGS = frozenset({"secret_key", "crm_webhook_secret", "metrics_token"})
 # scheme://user:password@host, and password=… in a query string or a libpq keyword list.
 _USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]*@")
 _PASSWORD_PARAMETER = re.compile(r"(?P<head>\bpassword=)[^\s&;]*", re.IGNORECASE)

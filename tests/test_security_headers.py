@@ -70,3 +70,23 @@ def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> 
     assert app.test_client().get("/healthz").status_code in (200, 503)
     for file in [path, *path.parent.glob("nurture.sqlite-*")]:
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+def test_metrics_are_for_this_machine_or_the_holder_of_the_token(make_runtime: Any) -> None:
+    open_app = create_app(runtime=make_runtime()).test_client()
+    assert open_app.get("/metrics").status_code == 200  # the test client is 127.0.0.1
+    elsewhere = open_app.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert elsewhere.status_code == 403
+    assert "NURTURE_METRICS_TOKEN" in elsewhere.get_data(as_text=True)
+    assert "nurture_" not in elsewhere.get_data(as_text=True)
+
+    token = "metrics-token-0123456789abcdef"
+    guarded = create_app(runtime=make_runtime(metrics_token=token)).test_client()
+    remote = {"REMOTE_ADDR": "203.0.113.9"}
+    assert guarded.get("/metrics").status_code == 401  # loopback is not enough any more
+    wrong = guarded.get("/metrics", headers={"Authorization": "Bearer guess"}, environ_base=remote)
+    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"].startswith("Bearer")
+    right = guarded.get(
+        "/metrics", headers={"Authorization": f"Bearer {token}"}, environ_base=remote
+    )
+    assert right.status_code == 200 and "nurture_due_steps" in right.get_data(as_text=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,8 +43,33 @@ def healthz() -> Response:
     return jsonify(status="ok")
 
 
+def _metrics_refusal() -> Response | None:
+    """None when this request may read the metrics. With `NURTURE_METRICS_TOKEN` set, it
+    must carry `Authorization: Bearer <token>`; without, only a peer on this machine
+    (a local agent) may: the figures tell how much a company sends and to how many."""
+    token = runtime().settings.metrics_token
+    if token is not None:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip(), token):
+            return None
+        answer = Response("send Authorization: Bearer <NURTURE_METRICS_TOKEN>\n", 401)
+        answer.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return answer
+    try:
+        local = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        local = False
+    if local:
+        return None
+    return Response("set NURTURE_METRICS_TOKEN to read the metrics from elsewhere\n", 403)
+
+
 @blueprint.get("/metrics")
 def metrics() -> Response:
+    refused = _metrics_refusal()
+    if refused is not None:
+        refused.mimetype = "text/plain"
+        return refused
     now = request_now()
     lines = _spool_metrics()
     with runtime().sessions() as session:
