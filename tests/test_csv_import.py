@@ -64,3 +64,58 @@ def test_a_large_import_reports_every_bad_row_and_can_run_again(
 
     again = CliRunner().invoke(cli, ["leads", "import", str(csv_file)], env=env)
     assert f"imported 0 new, {ROWS - len(BAD)} updated, {len(BAD)} refused" in again.output
+
+
+def small_env(database_url: str) -> dict[str, str]:
+    return {
+        "NURTURE_DATABASE_URL": database_url,
+        "NURTURE_SECRET_KEY": "x" * 32,
+        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
+        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
+    }
+
+
+def emails(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        found = list(connection.scalars(select(Lead.email).order_by(Lead.email)))
+    engine.dispose()
+    return found
+
+
+def test_rows_that_are_not_utf8_or_too_large_are_refused_by_line_and_the_rest_imported(
+    database_url: str, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_bytes(
+        b"\xef\xbb\xbfemail,first_name,company\n"  # a byte order mark, as Excel writes
+        b"ann@atelier.example,Ann,Atelier\n"
+        b"bob@atelier.example,B\xe9atrice,Atelier\n"  # Latin-1, not UTF-8
+        b'carl@atelier.example,Carl,"Atelier\nsur deux lignes"\n'  # a row over two lines
+        b"dora@atelier.example,Dora," + b"x" * 200_000 + b"\n"
+        b"eve@atelier.example,\xc3\x88ve,Atelier\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["leads", "import", str(csv_file)], env=small_env(database_url)
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    reported = [line for line in result.output.splitlines() if line.startswith(str(csv_file))]
+    assert reported == [
+        f"{csv_file}:3: not UTF-8 text (byte 0xe9 at column 22): save the file as UTF-8",
+        f"{csv_file}:4: company: control characters are not allowed",  # lines 4 and 5
+        f"{csv_file}:6: a cell longer than 131,072 characters",
+    ]
+    assert "imported 2 new, 0 updated, 3 refused" in result.output
+    assert emails(database_url) == ["ann@atelier.example", "eve@atelier.example"]
+
+
+def test_a_header_that_is_not_utf8_refuses_the_file(database_url: str, tmp_path: Path) -> None:
+    csv_file = tmp_path / "latin1.csv"
+    csv_file.write_bytes(b"email,pr\xe9nom\nann@atelier.example,Ann\n")
+    result = CliRunner().invoke(
+        cli, ["leads", "import", str(csv_file)], env=small_env(database_url)
+    )
+    assert result.exit_code == 1
+    assert f"{csv_file}:1: not UTF-8 text (byte 0xe9 at column 9)" in result.output
+    assert emails(database_url) == []
