@@ -187,6 +187,47 @@ def test_the_sandbox_refuses_internals_every_time(root: Path, unsafe: str) -> No
             catalog.render("guide", "en", context())
 
 
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (
+            "<p>Hi</p>\n{% for i in range(100000) %}{% for j in range(100000) %}"
+            "{% endfor %}{% endfor %}",
+            "more than 1,000,000 loop steps",
+        ),
+        ("<p>Hi</p>\n{{ 'x' * 1000000000 }}", "a repetition of more than 2,000,000 items"),
+        ("<p>Hi</p>\n{{ 10 ** 100000000 }}", "an exponent of 100,000,000"),
+        (
+            "<p>Hi</p>\n{% for i in range(100000) %}{{ lead.company }} {{ i }} {% endfor %}",
+            "renders more than 2,000,000 characters",
+        ),
+    ],
+)
+def test_a_template_that_runs_away_stops_with_its_line_and_validate_names_it(
+    root: Path, body: str, why: str
+) -> None:
+    """Work is bounded, not timed: the same template fails the same way everywhere."""
+    write_email(root, "guide", html=body)
+    catalog = TemplateCatalog(root)
+    with pytest.raises(RenderError, match=r"body\.html:[12]: ") as caught:
+        catalog.render("guide", "en", context())
+    assert why in str(caught.value)
+    problems = [str(p) for p in catalog.validate_all()]
+    assert any("emails/guide/en/body.html" in p and why in p for p in problems), problems
+
+
+def test_loops_an_email_needs_stay_within_the_limits(root: Path) -> None:
+    write_email(
+        root,
+        "guide",
+        html="{% for i in range(3) %}<p>{{ i }}</p>{% endfor %}{{ range(5)|length }}"
+        "{{ 3 in range(5) }}{{ '-' * 20 }}{{ 2 ** 10 }}",
+    )
+    html = TemplateCatalog(root).render("guide", "en", context()).html
+    assert re.findall(r"<p[^>]*>(\d)</p>", html) == ["0", "1", "2"]
+    assert "</p>5True--------------------1024" in html
+
+
 # --- locale and subject ---------------------------------------------------------
 
 

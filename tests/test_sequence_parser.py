@@ -744,6 +744,44 @@ def test_a_python_tag_is_refused_and_never_run(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def test_a_file_too_large_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """An 11 MB file of 350,000 steps once took 2.5 GB to parse."""
+    from nurture.core.scoring_parser import load_scoring
+    from nurture.core.yamlsource import MAX_FILE_BYTES
+
+    folder = tmp_path / "sequences"
+    folder.mkdir()
+    step = "  - wait: 1 day\n"
+    huge = "name: x\nentry: {triggers: [lead_created]}\nsteps:\n" + step * (
+        MAX_FILE_BYTES // len(step) + 1
+    )
+    (folder / "huge.yaml").write_text(huge)
+    (folder / "fine.yaml").write_text(
+        "name: y\nentry: {triggers: [lead_created]}\nsteps:\n  - wait: 1 day\n"
+    )
+    catalog = load_directory(folder)
+    [problem] = catalog.problems
+    assert str(problem).startswith(f"{folder / 'huge.yaml'}:1: the file is ")
+    assert f"more than the {MAX_FILE_BYTES:,} an authored file may have: split it" in str(problem)
+    assert list(catalog.sequences) == ["fine"]  # the others load
+    (folder / "scoring.yaml").write_text("# " + "x" * MAX_FILE_BYTES)
+    assert "split it" in str(load_scoring(folder / "scoring.yaml").problems[0])
+
+
+def test_a_sequence_with_too_many_steps_says_how_many_it_may_have() -> None:
+    from nurture.core.sequence_parser import MAX_STEPS
+
+    steps = "".join(f"  - {{id: s{n}, wait: 1 day}}\n" for n in range(MAX_STEPS + 1))
+    result = parse_sequence(
+        "name: x\nentry: {triggers: [lead_created]}\nsteps:\n" + steps, "sequences/x.yaml"
+    )
+    assert result.sequence is None
+    assert [str(p) for p in result.problems] == [
+        f"sequences/x.yaml:4: steps: {MAX_STEPS + 1:,} of them: a sequence has at most"
+        f" {MAX_STEPS}; split the journey into sequences that hand over to each other"
+    ]
+
+
 def test_a_recursive_anchor_is_a_problem_not_a_hang() -> None:
     problems = parse(
         """

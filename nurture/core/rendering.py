@@ -15,15 +15,16 @@ import logging
 import re
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import premailer
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from lxml import etree
 
 from nurture.core.problems import Problem
@@ -167,6 +168,19 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         self._verdicts: dict[tuple[type, str], bool] = {}
 
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """`*` and `**` that would build something huge are refused before they run."""
+        if operator == "**" and isinstance(right, int) and abs(right) > 1000:
+            raise RenderLimit(f"an exponent of {right:,}: at most 1,000")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                repeats = isinstance(sequence, (str, list, tuple)) and isinstance(times, int)
+                if repeats and len(sequence) * times > MAX_OUTPUT:
+                    raise RenderLimit(f"a repetition of more than {MAX_OUTPUT:,} items")
+        return super().call_binop(context, operator, left, right)
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         key = (type(obj), attr)
         verdict = self._verdicts.get(key)
@@ -179,13 +193,86 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
     # No loader: templates cannot include or extend files; the layout is the shared part.
-    return _Sandbox(
+    env = _Sandbox(
         undefined=StrictUndefined,
         autoescape=autoescape,
         trim_blocks=True,
         lstrip_blocks=True,
         finalize=_none_as_empty,
     )
+    env.globals["range"] = _Steps
+    return env
+
+
+# --- bounded work ----------------------------------------------------------------------
+# A template is code: a loop in a loop can run for hours, `"x" * 10**9` can take a
+# gigabyte. Each render has a budget of loop steps (`range`), a cap on what one
+# operation may build and on the characters it writes; past one, it stops with a
+# RenderError naming the template's line, and `validate` reports it with a sample lead.
+# Counted work, not seconds: the same template fails the same way on every machine.
+
+MAX_LOOP_STEPS = 1_000_000  # `range` items per render (an email needs a few hundred)
+MAX_OUTPUT = 2_000_000  # characters per part (Gmail clips an email at about 102 KB)
+
+
+class RenderLimit(Exception):
+    """A render went past one of its limits."""
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.steps = MAX_LOOP_STEPS
+
+    def spend(self) -> None:
+        self.steps -= 1
+        if self.steps < 0:
+            raise RenderLimit(
+                f"more than {MAX_LOOP_STEPS:,} loop steps: a loop that runs away"
+                " (a range inside a range?)"
+            )
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("nurture_render_budget", default=None)
+
+
+class _Steps:
+    """`range` in templates: Jinja's sandboxed range (at most 100,000 items), each item
+    taken from the render's budget as a loop reaches it."""
+
+    def __init__(self, *args: int) -> None:
+        self._numbers = safe_range(*args)
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._numbers
+
+    def __iter__(self) -> Iterator[int]:
+        budget = _budget.get()
+        for number in self._numbers:
+            if budget is not None:
+                budget.spend()
+            yield number
+
+
+def _render(template: Template, variables: dict[str, Any]) -> str:
+    """`template.render` within the limits above."""
+    token = _budget.set(_Budget())
+    try:
+        size = 0
+        parts = []
+        chunks = cast(Generator[str, None, None], template.generate(variables))  # it is one
+        for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                # Raised inside the template, where it wrote the last piece: the error
+                # names that line.
+                chunks.throw(RenderLimit(f"renders more than {MAX_OUTPUT:,} characters"))
+            parts.append(chunk)
+        return "".join(parts)
+    finally:
+        _budget.reset(token)
 
 
 @dataclass(frozen=True)
@@ -517,7 +604,7 @@ class TemplateCatalog:
         name, loc = entry.sources.name, entry.sources.locale
         if entry.inlined is not None:
             try:
-                return entry.inlined.render(variables)
+                return _render(entry.inlined, variables)
             except Exception as exc:
                 # The raw source's traceback gives the exact file:line; it raises the same.
                 self._run(name, loc, entry.html, entry.html_unit, variables)
@@ -529,7 +616,7 @@ class TemplateCatalog:
         self, name: str, loc: str, template: Template, unit: _Unit, variables: dict[str, Any]
     ) -> str:
         try:
-            return template.render(variables)
+            return _render(template, variables)
         except Exception as exc:
             path, line = _where(exc, unit)
             raise RenderError(name, loc, f"{path}:{line}: {_error_text(exc)}") from exc
@@ -588,8 +675,8 @@ class TemplateCatalog:
         for sample in samples:
             variables = _variables(sample, sources.locale)
             try:
-                fast = entry.inlined.render(variables)
-                slow = self._inline(entry.html.render(variables), entry.css)
+                fast = _render(entry.inlined, variables)
+                slow = self._inline(_render(entry.html, variables), entry.css)
             except Exception as exc:
                 failures.append(_error_text(exc))
                 continue
@@ -879,7 +966,7 @@ class TemplateCatalog:
         problems: dict[tuple[str, int, str], Problem] = {}
         for sample in SAMPLE_CONTEXTS:
             try:
-                rendered = template.render(_variables(sample, loc))
+                rendered = _render(template, _variables(sample, loc))
             except Exception as exc:
                 path, line = _where(exc, unit)
                 text = _error_text(exc)

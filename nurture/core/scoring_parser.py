@@ -30,7 +30,15 @@ from nurture.core.scoring import (
 )
 from nurture.core.sequences import STAGES, Duration, FieldMatches, IntRange
 from nurture.core.timing import parse_duration
-from nurture.core.yamlsource import Located, LocatedList, LocatedMapping, Reader, at, load
+from nurture.core.yamlsource import (
+    Located,
+    LocatedList,
+    LocatedMapping,
+    Reader,
+    at,
+    load,
+    read_text,
+)
 
 SCORING_FILE = PurePath("rules", "scoring.yaml")
 """Where the scoring file lives, relative to the sequences folder."""
@@ -102,16 +110,9 @@ def parse_scoring(text: str, path: str) -> ScoringResult:
 
 def load_scoring(path: Path) -> ScoringResult:
     """Read and parse the scoring file at `path`."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return ScoringResult(
-            None, (Problem(str(path), 1, f"the file is not UTF-8 text ({exc.reason})"),)
-        )
-    except OSError as exc:
-        return ScoringResult(
-            None, (Problem(str(path), 0, f"cannot read the file: {exc.strerror}"),)
-        )
+    text, problem = read_text(path)
+    if text is None:
+        return ScoringResult(None, (problem,) if problem is not None else ())
     return parse_scoring(text, str(path))
 
 

@@ -54,6 +54,7 @@ from nurture.core.yamlsource import (
     Reader,
     at,
     load,
+    read_text,
 )
 
 _T = TypeVar("_T")
@@ -239,13 +240,9 @@ def load_directory(directory: Path, templates: TemplateChecker | None = None) ->
     )
     for file in files:
         path = str(directory / file.name)
-        try:
-            text = file.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(path, 1, f"the file is not UTF-8 text ({exc.reason})"))
-            continue
-        except OSError as exc:
-            problems.append(Problem(path, 1, f"cannot read the file: {exc.strerror}"))
+        text, problem = read_text(directory / file.name)
+        if text is None:
+            problems.extend([problem] if problem is not None else [])
             continue
         result = parse_sequence(text, path, templates)
         problems.extend(result.problems)
@@ -569,6 +566,9 @@ def _send_window(reader: Reader, node: Located | None) -> SendWindow | None:
 # --- steps ------------------------------------------------------------------------
 
 
+MAX_STEPS = 500  # a nurture journey has tens; more is a generated file gone wrong
+
+
 def _steps(
     reader: Reader,
     node: Located | None,
@@ -582,6 +582,14 @@ def _steps(
         return None
     if not node.items:
         reader.problem(node.line, "steps", "expected at least one step")
+        return None
+    if len(node.items) > MAX_STEPS:
+        reader.problem(
+            node.line,
+            "steps",
+            f"{len(node.items):,} of them: a sequence has at most {MAX_STEPS}; split the"
+            " journey into sequences that hand over to each other",
+        )
         return None
     ctx = _Context(reader)
     ids = _step_ids(reader, node)
