@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
+from nurture.idempotency import forget
 from nurture.leads import email_hash, find_lead, suppress
 from nurture.models import (
     Base,
@@ -84,6 +85,7 @@ def erase(session: Session, email: str, now: datetime, reason: str = "erasure re
         )
         return False
     hashed = email_hash(lead.email)
+    forget(session, lead.email)  # API answers that carried the lead
     _delete(session, [lead.id])
     session.add(PrivacyLog(action="erase", email_hash=hashed, detail=reason[:500], at=now))
     return True

@@ -56,11 +56,15 @@ def work(runtime: Runtime, now: datetime) -> list[str]:
         return f"{len(found)} escalated"
 
     def retention() -> str:
+        from nurture.idempotency import expire
         from nurture.privacy import purge
 
         with runtime.sessions.begin() as session:
             purged = purge(session, now, runtime.settings.retention_days)
-        return f"{len(purged)} purged"
+            answers = expire(session, now)
+        return f"{len(purged)} purged" + (
+            f", {answers} idempotency answers expired" if answers else ""
+        )
 
     parts = (
         ("hits", lambda: track(runtime, now)),

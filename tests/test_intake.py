@@ -232,3 +232,66 @@ def test_form_honeypot_rate_limit_and_errors(form_site: Any) -> None:
     limited = client.post("/forms/contact", data={"email": "p9@example.com"})
     assert limited.status_code == 429 and count(runtime) == 3
     assert client.post("/forms/..%2fadmin", data={"email": "a@example.com"}).status_code == 404
+
+
+@pytest.mark.postgres
+def test_a_key_in_use_is_refused_while_its_first_request_works_and_nothing_changes(
+    postgres_url: str, make_runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch with key K is at work; a single lead with the same K arrives meanwhile.
+    It used to be committed too, and the batch answered 409 although its 1,000 leads
+    were in: now the key is reserved first, and the latecomer is refused untouched."""
+    import http.client
+
+    import nurture.web.api as api_module
+
+    runtime = make_runtime()
+    with runtime.sessions.begin() as session:
+        key = create_key(session, "race", datetime(2026, 1, 1, tzinfo=UTC))
+    started, latecomers_done = threading.Event(), threading.Event()
+    real = api_module.take_many
+
+    def slow_take_many(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        latecomers_done.wait(timeout=20)  # the batch is still at work meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api_module, "take_many", slow_take_many)
+    server = make_server("127.0.0.1", 0, create_app(runtime=runtime), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": "import-2026-12-02",
+    }
+
+    def post(path: str, body: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60)
+        connection.request("POST", path, body=json.dumps(body), headers=headers)
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read()), dict(answer.getheaders())
+
+    batch = {"leads": [{"email": f"lead{n}@usine.example"} for n in range(200)]}
+    first: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+    worker = threading.Thread(target=lambda: first.append(post("/api/v1/leads/batch", batch)))
+    worker.start()
+    try:
+        assert started.wait(timeout=20)
+        other_body = post("/api/v1/leads", {"email": "late@usine.example"})
+        same_body = post("/api/v1/leads/batch", batch)
+        with runtime.sessions() as session:
+            during = session.scalar(select(func.count()).select_from(Lead))
+    finally:
+        latecomers_done.set()
+        worker.join(timeout=60)
+        server.shutdown()
+
+    assert other_body[0] == 409 and other_body[1]["error"]["code"] == "idempotency_conflict"
+    assert same_body[0] == 409 and same_body[1]["error"]["code"] == "idempotency_in_progress"
+    assert same_body[2]["Retry-After"] == "1"
+    assert during == 0  # the latecomers changed nothing
+    [(status, body, _)] = first
+    assert status == 200 and body["created"] == 200
+    with runtime.sessions() as session:
+        emails = set(session.scalars(select(Lead.email)))
+    assert len(emails) == 200 and "late@usine.example" not in emails

@@ -124,3 +124,41 @@ def test_retention_purges_prospects_without_clicks_or_replies(make_runtime: Any)
     with runtime.sessions() as session:
         left = sorted(session.scalars(select(Lead.email)))
     assert left == ["clicker@example.com", "customer@example.com"]  # opens don't count
+
+
+def test_stored_api_answers_go_with_an_erasure_and_expire_after_a_day(make_runtime: Any) -> None:
+    """An Idempotency-Key keeps the answer, the lead's data in it: erased with the lead,
+    and gone after 24 hours for everyone else."""
+    from nurture.apikeys import create_key
+    from nurture.app import create_app
+    from nurture.idempotency import expire
+    from nurture.models import IdempotencyKey
+    from nurture.privacy import erase
+
+    runtime = make_runtime()
+    with runtime.sessions.begin() as session:
+        key = create_key(session, "site", datetime(2026, 1, 1, tzinfo=UTC))
+    client = create_app(runtime=runtime).test_client()
+    created = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with freeze_time(created):
+        for email, idem in (("claire@atelier.example", "k1"), ("paul@usine.example", "k2")):
+            answer = client.post(
+                "/api/v1/leads",
+                json={"email": email, "first_name": "Claire"},
+                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": idem},
+            )
+            assert answer.status_code == 201
+
+    def stored() -> list[str]:
+        with runtime.sessions() as session:
+            return [json.dumps(b) for b in session.scalars(select(IdempotencyKey.body))]
+
+    assert any("claire@atelier.example" in body for body in stored())
+    with runtime.sessions.begin() as session:
+        assert erase(session, "claire@atelier.example", created)
+    assert not any("claire@atelier.example" in body for body in stored())
+    assert len(stored()) == 1  # Paul's answer stays, for a day
+    with runtime.sessions.begin() as session:
+        assert expire(session, created + timedelta(hours=23)) == 0
+        assert expire(session, created + timedelta(hours=25)) == 1
+    assert stored() == []

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
+from nurture import idempotency
 from nurture.apikeys import check_key
 from nurture.content import Content
 from nurture.core.intake import (
@@ -33,7 +34,6 @@ from nurture.models import (
     Delivery,
     Enrollment,
     Event,
-    IdempotencyKey,
     Lead,
     Promotion,
     StageChange,
@@ -283,59 +283,47 @@ def _put_leads() -> Response:
 
 
 def idempotent(handler: Callable[[], Response]) -> Response:
-    """Same Idempotency-Key and body: the same answer again; another body: 409."""
+    """Same Idempotency-Key and body: the same answer again; another body: 409. The key
+    is reserved before the work starts (nurture/idempotency.py)."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return handler()
     if not 1 <= len(key) <= 255 or not key.isprintable():
         return problem(400, "bad_idempotency_key", "Idempotency-Key: 1 to 255 printable characters")
     digest = hashlib.sha256(request.get_data()).hexdigest()
-    api_key_id: int = g.api_key_id
     rt = runtime()
-    with rt.sessions() as session:
-        stored = session.scalar(
-            select(IdempotencyKey).where(
-                IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key
-            )
-        )
-    if stored is not None:
-        return _replayed(stored, digest)
-    response = handler()
-    if response.status_code >= 500:
-        return response  # a failure may be retried for real
-    row = IdempotencyKey(
-        api_key_id=api_key_id,
-        key=key,
-        request_hash=digest,
-        status=response.status_code,
-        body=response.get_json(),
-        created_at=request_now(),
-    )
+    claim = idempotency.reserve(rt.sessions, g.api_key_id, key, digest, request_now())
+    if isinstance(claim, idempotency.Found):
+        return _replayed(claim, digest)
     try:
-        with rt.sessions.begin() as session:
-            session.add(row)
-    except IntegrityError:
-        # Another request with the same key finished first: answer as it did.
-        with rt.sessions() as session:
-            stored = session.scalar(
-                select(IdempotencyKey).where(
-                    IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key
-                )
-            )
-        if stored is not None:
-            return _replayed(stored, digest)
+        response = handler()
+    except BaseException:
+        idempotency.release(rt.sessions, claim)
+        raise
+    if response.status_code >= 500:
+        idempotency.release(rt.sessions, claim)  # a failure may be retried for real
+        return response
+    idempotency.finish(rt.sessions, claim, response.status_code, response.get_json())
     return response
 
 
-def _replayed(stored: IdempotencyKey, digest: str) -> Response:
-    if stored.request_hash != digest:
+def _replayed(found: idempotency.Found, digest: str) -> Response:
+    if found.request_hash != digest:
         return problem(
             409,
             "idempotency_conflict",
             "this Idempotency-Key was used with another request body",
         )
-    response = jsonify(stored.body)
-    response.status_code = stored.status
+    if found.in_progress:
+        answer = problem(
+            409,
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is being processed: ask again shortly",
+        )
+        answer.headers["Retry-After"] = "1"
+        return answer
+    response = jsonify(found.body)
+    response.status_code = found.status
     response.headers["Idempotent-Replayed"] = "true"
     return response
 

@@ -419,7 +419,9 @@ def _responses() -> dict[str, Schema]:
         ),
         "NotFound": _problem("No such lead or promotion."),
         "Conflict": _problem(
-            "This Idempotency-Key was used with another request body (`idempotency_conflict`)."
+            "This Idempotency-Key was used with another request body (`idempotency_conflict`),"
+            " or a request with it is still at work (`idempotency_in_progress`, with"
+            " `Retry-After`)."
         ),
         "TooLarge": _problem("The body is over 1 MiB (`request_entity_too_large`)."),
         "Invalid": _json(
