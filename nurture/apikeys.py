@@ -1,4 +1,14 @@
-"""API keys: shown once at creation, stored as a hash, looked up by prefix."""
+"""API keys: shown once at creation, stored as a hash, looked up by prefix, each with
+the scopes it may use.
+
+| scope | allows |
+|---|---|
+| `intake` | `POST /leads`, `POST /leads/batch` |
+| `events` | `POST /leads/{email}/events` |
+| `read` | `GET /leads/{email}` |
+| `sales` | `POST /promotions/{id}/feedback` (the CRM's answers) |
+| `admin` | everything |
+"""
 
 from __future__ import annotations
 
@@ -13,17 +23,33 @@ from sqlalchemy.orm import Session
 from nurture.models import ApiKey
 
 PREFIX = "nk_"
+SCOPES = ("intake", "events", "read", "sales", "admin")
+# What a website or an integration feeding leads needs; the CRM gets `sales` of its own.
+DEFAULT_SCOPES = ("intake", "events", "read")
+
+
+def allows(key: ApiKey, scope: str) -> bool:
+    granted = set(key.scopes.split(","))
+    return scope in granted or "admin" in granted
 
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, name: str, now: datetime) -> str:
+def create_key(
+    session: Session, name: str, now: datetime, scopes: tuple[str, ...] = DEFAULT_SCOPES
+) -> str:
     """A new key `nk_<prefix>.<secret>`; only its hash is kept."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"scopes: expected some of {', '.join(SCOPES)}; got {unknown or 'none'}")
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    session.add(ApiKey(name=name, prefix=prefix, secret_hash=_hash(secret), created_at=now))
+    granted = ",".join(s for s in SCOPES if s in scopes)
+    session.add(
+        ApiKey(name=name, prefix=prefix, secret_hash=_hash(secret), created_at=now, scopes=granted)
+    )
     session.flush()
     return f"{PREFIX}{prefix}.{secret}"
 

@@ -412,15 +412,23 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(["intake", "events", "read", "sales", "admin"]),
+    help="What the key may do (repeat it); default intake, events and read. The CRM's"
+    " key needs sales.",
+)
 @click.pass_context
-def keys_create(ctx: click.Context, name: str) -> None:
+def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...]) -> None:
     """Create a key; it is shown once."""
-    from nurture.apikeys import create_key
+    from nurture.apikeys import DEFAULT_SCOPES, create_key
 
     runtime = _runtime(ctx)
     _prepare(runtime)
     with runtime.sessions.begin() as session:
-        key = create_key(session, name, _now())
+        key = create_key(session, name, _now(), scopes or DEFAULT_SCOPES)
     click.echo(key)
 
 

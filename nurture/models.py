@@ -228,6 +228,7 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str] = mapped_column(String(200))  # comma-separated, nurture/apikeys.py
 
 
 class TrackingHit(Base):

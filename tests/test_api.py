@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from nurture.apikeys import create_key, revoke_key
@@ -18,7 +19,7 @@ from nurture.models import Event, Lead
 def api(make_runtime: Any) -> tuple[FlaskClient, dict[str, str], Any]:
     runtime = make_runtime()
     with runtime.sessions.begin() as session:
-        key = create_key(session, "test", datetime(2026, 1, 1, tzinfo=UTC))
+        key = create_key(session, "test", datetime(2026, 1, 1, tzinfo=UTC), ("admin",))
     client = create_app(runtime=runtime).test_client()
     return client, {"Authorization": f"Bearer {key}"}, runtime
 
@@ -188,3 +189,62 @@ def test_unknown_api_urls_answer_json(api: Any) -> None:
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
     wrong = client.delete("/api/v1/leads", headers=headers)
     assert wrong.status_code == 405 and "error" in wrong.get_json()
+
+
+def test_a_key_does_only_what_its_scopes_allow(make_runtime: Any) -> None:
+    """An intake key (a website's) cannot tell the engine a deal was won."""
+    runtime = make_runtime()
+    with runtime.sessions.begin() as session:
+        intake = create_key(session, "website", datetime(2026, 1, 1, tzinfo=UTC), ("intake",))
+        reader = create_key(session, "dashboard", datetime(2026, 1, 1, tzinfo=UTC), ("read",))
+    client = create_app(runtime=runtime).test_client()
+    as_site = {"Authorization": f"Bearer {intake}"}
+    as_reader = {"Authorization": f"Bearer {reader}"}
+    assert (
+        client.post("/api/v1/leads", json={"email": "a@example.com"}, headers=as_site).status_code
+        == 201
+    )
+    won = client.post(
+        "/api/v1/promotions/1/feedback",
+        json={"status": "won", "amount": 36000, "external_id": "deal-1"},
+        headers=as_site,
+    )
+    assert won.status_code == 403
+    error = won.get_json()["error"]
+    assert error["code"] == "insufficient_scope" and "`sales` scope" in error["message"]
+    assert client.get("/api/v1/leads/a@example.com", headers=as_site).status_code == 403
+    assert client.get("/api/v1/leads/a@example.com", headers=as_reader).status_code == 200
+    refused = client.post("/api/v1/leads", json={"email": "b@example.com"}, headers=as_reader)
+    assert refused.status_code == 403
+    assert lead_count(runtime) == 1  # nothing changed
+
+
+def test_repeated_wrong_keys_from_one_address_get_429_and_then_recover(
+    make_runtime: Any,
+) -> None:
+    runtime = make_runtime()
+    with runtime.sessions.begin() as session:
+        good = create_key(session, "site", datetime(2026, 1, 1, tzinfo=UTC))
+    client = create_app(runtime=runtime).test_client()
+    guessing = {"REMOTE_ADDR": "198.51.100.7"}
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with freeze_time(start) as clock:
+        answers = [
+            client.get(
+                "/api/v1/leads/a@example.com",
+                headers={"Authorization": f"Bearer nk_{n:012x}.guess"},
+                environ_base=guessing,
+            )
+            for n in range(60)
+        ]
+        assert [a.status_code for a in answers] == [401] * 10 + [429] * 50
+        assert answers[-1].get_json()["error"]["code"] == "too_many_failures"
+        assert 1 <= int(answers[-1].headers["Retry-After"]) <= 61
+        # Even the right key waits; another address is not affected.
+        right = {"Authorization": f"Bearer {good}"}
+        assert client.get("/api/v1/leads/x@example.com", headers=right,
+                          environ_base=guessing).status_code == 429  # fmt: skip
+        assert client.get("/api/v1/leads/x@example.com", headers=right).status_code == 404
+        clock.tick(61)
+        assert client.get("/api/v1/leads/x@example.com", headers=right,
+                          environ_base=guessing).status_code == 404  # fmt: skip

@@ -56,7 +56,7 @@ class Api:
             routing_file=ROOT / "sequences" / "rules" / "routing.yaml",
         )
         with self.runtime.sessions.begin() as session:
-            key = create_key(session, "openapi", datetime(2026, 1, 1, tzinfo=UTC))
+            key = create_key(session, "openapi", datetime(2026, 1, 1, tzinfo=UTC), ("admin",))
         self.key = key
         self.app: Flask = create_app(runtime=self.runtime)
         self.client: FlaskClient = self.app.test_client()
@@ -364,12 +364,20 @@ def test_edge_values_get_a_documented_answer(
         ("POST", "/api/v1/promotions/1/feedback", FEEDBACK),
     ],
 )
-def test_every_operation_but_the_document_needs_a_key(
+def test_every_operation_but_the_document_needs_a_key_with_the_scope_it_names(
     api: Api, method: str, path: str, template: str
 ) -> None:
-    assert document()["paths"][template][method.lower()].get("security") is None
+    from nurture.web.api import SCOPE_OF
+
+    [requirement] = document()["paths"][template][method.lower()]["security"]
+    [scope] = requirement["apiKey"]
     response = api.call(method, path, template, auth=False, json={})
     assert response.status_code == 401
+    # The document says what the route checks.
+    app = api.client.application
+    adapter = app.url_map.bind("nurture.test")
+    endpoint, _ = adapter.match(path, method=method)
+    assert SCOPE_OF[endpoint] == scope
 
 
 # --- fuzzing -----------------------------------------------------------------------------

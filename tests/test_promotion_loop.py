@@ -76,7 +76,7 @@ class Site:
     def serve(self, runtime: Any) -> None:
         self.app = create_app(runtime=runtime)
         with runtime.sessions.begin() as session:
-            self.key = create_key(session, "test", datetime.now(UTC))
+            self.key = create_key(session, "test", datetime.now(UTC), ("admin",))
 
     def request(
         self, method: str, path: str, body: Any = None, agent: str = CHROME

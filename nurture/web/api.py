@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from nurture import idempotency
-from nurture.apikeys import check_key
+from nurture.apikeys import SCOPES, allows, check_key
 from nurture.content import Content
 from nurture.core.intake import (
     InvalidInput,
@@ -40,6 +41,7 @@ from nurture.models import (
 )
 from nurture.scores import explain
 from nurture.web import request_now, runtime
+from nurture.web.ratelimit import RateLimit
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -74,21 +76,66 @@ def _http(error: HTTPException) -> Response:
     )
 
 
-def authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        header = request.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented:
-            return problem(401, "unauthorized", "send Authorization: Bearer <API key>")
-        with runtime().sessions() as session:
-            key = check_key(session, presented.strip())
-            if key is None:
-                return problem(401, "unauthorized", "unknown or revoked API key")
-            g.api_key_id = key.id
-        return view(*args, **kwargs)
+# Wrong keys from one address: after this many in the window, 429 until it passes
+# (a key is 256 random bits; this stops noise, and shows who is guessing).
+FAILURES_ALLOWED = 10
+FAILURES_WINDOW = timedelta(minutes=1)
 
-    return wrapper
+
+def _failures() -> RateLimit:
+    """This app's count of wrong keys per address."""
+    found: RateLimit = current_app.extensions.setdefault(
+        "nurture.auth_failures", RateLimit(count=FAILURES_ALLOWED, window=FAILURES_WINDOW)
+    )
+    return found
+
+
+# Which scope each endpoint needs, as declared by `authenticated`: the OpenAPI document
+# is checked against it (tests/test_openapi.py).
+SCOPE_OF: dict[str, str] = {}
+
+
+def authenticated(scope: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """The route needs an API key holding `scope` (or `admin`)."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        SCOPE_OF[f"api.{view.__name__}"] = scope
+
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            address, now, failures = request.remote_addr or "", request_now(), _failures()
+            if failures.exceeded(address, now):
+                return _too_many(failures.retry_after(address, now))
+            header = request.headers.get("Authorization", "")
+            kind, _, presented = header.partition(" ")
+            if kind.lower() != "bearer" or not presented:
+                return problem(401, "unauthorized", "send Authorization: Bearer <API key>")
+            with runtime().sessions() as session:
+                key = check_key(session, presented.strip())
+                if key is None:
+                    failures.allow(address, now)  # counts the failure
+                    return problem(401, "unauthorized", "unknown or revoked API key")
+                if not allows(key, scope):
+                    return problem(
+                        403,
+                        "insufficient_scope",
+                        f"this API key may not do this: it needs the `{scope}` scope"
+                        f" (it has {key.scopes.replace(',', ', ')})",
+                    )
+                g.api_key_id = key.id
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _too_many(seconds: int) -> Response:
+    answer = problem(429, "too_many_failures", "too many wrong API keys from this address")
+    answer.headers["Retry-After"] = str(seconds)
+    return answer
 
 
 def _body() -> Any:
@@ -225,7 +272,7 @@ def lead_json(
 
 
 @blueprint.post("/leads")
-@authenticated
+@authenticated("intake")
 def put_lead() -> Response:
     return idempotent(_put_lead)
 
@@ -254,7 +301,7 @@ BATCH_LIMIT = 1000
 
 
 @blueprint.post("/leads/batch")
-@authenticated
+@authenticated("intake")
 def put_leads() -> Response:
     return idempotent(_put_leads)
 
@@ -336,7 +383,7 @@ def _lead_or_404(session: Session, email: str) -> Lead | None:
 
 
 @blueprint.get("/leads/<path:email>")
-@authenticated
+@authenticated("read")
 def get_lead(email: str) -> Response:
     with runtime().sessions() as session:
         lead = _lead_or_404(session, email)
@@ -346,7 +393,7 @@ def get_lead(email: str) -> Response:
 
 
 @blueprint.post("/leads/<path:email>/events")
-@authenticated
+@authenticated("events")
 def post_event(email: str) -> Response:
     now = request_now()
     data = parse_event(_body(), now)
@@ -372,7 +419,7 @@ def post_event(email: str) -> Response:
 
 
 @blueprint.post("/promotions/<int:promotion_id>/feedback")
-@authenticated
+@authenticated("sales")
 def sales_feedback(promotion_id: int) -> Response:
     """The CRM's answer: accepted, rejected (reason), opportunity (amount), won, lost."""
     now = request_now()

@@ -9,9 +9,6 @@ comes from the settings only, never from the form: no open redirect.
 from __future__ import annotations
 
 import re
-import threading
-from collections import defaultdict, deque
-from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, render_template, request
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +17,7 @@ from nurture.core.intake import InvalidInput, parse_lead
 from nurture.evidence import record
 from nurture.intake import take
 from nurture.web import request_now, runtime
+from nurture.web.ratelimit import RateLimit
 
 blueprint = Blueprint("forms", __name__, template_folder="templates")
 
@@ -28,29 +26,6 @@ FORM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 LEAD_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "company_size",
                "country", "locale", "timezone")  # fmt: skip
 TOUCH_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-
-
-class RateLimit:
-    """At most `count` posts per `window` from one address (in this process)."""
-
-    def __init__(self, count: int = 5, window: timedelta = timedelta(minutes=1)) -> None:
-        self.count = count
-        self.window = window
-        self._hits: dict[str, deque[datetime]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, key: str, now: datetime) -> bool:
-        with self._lock:
-            hits = self._hits[key]
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.count:
-                return False
-            hits.append(now)
-            if len(self._hits) > 50_000:  # forget the oldest addresses, memory stays bounded
-                for stale in list(self._hits)[:10_000]:
-                    del self._hits[stale]
-            return True
 
 
 LIMIT = RateLimit()

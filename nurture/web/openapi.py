@@ -418,6 +418,13 @@ def _responses() -> dict[str, Schema]:
             "No `Authorization: Bearer <API key>`, or the key is unknown or revoked."
         ),
         "NotFound": _problem("No such lead or promotion."),
+        "Forbidden": _problem(
+            "The API key lacks the scope this operation needs (`insufficient_scope`)."
+        ),
+        "TooManyFailures": _problem(
+            "Too many wrong API keys from this address (`too_many_failures`): wait"
+            " `Retry-After` seconds."
+        ),
         "Conflict": _problem(
             "This Idempotency-Key was used with another request body (`idempotency_conflict`),"
             " or a request with it is still at work (`idempotency_in_progress`, with"
@@ -439,6 +446,8 @@ def _body(schema: str) -> Schema:
 ERRORS = {
     400: "BadRequest",
     401: "Unauthorized",
+    403: "Forbidden",
+    429: "TooManyFailures",
     404: "NotFound",
     409: "Conflict",
     413: "TooLarge",
@@ -464,6 +473,7 @@ def _paths() -> dict[str, Schema]:
         "/api/v1/leads": {
             "post": {
                 "operationId": "putLead",
+                "security": [{"apiKey": ["intake"]}],
                 "summary": "Create or update a lead by email",
                 "description": "Never blanks known fields; enrols on lead_created, tag_added "
                 "and stage_reached.",
@@ -475,38 +485,41 @@ def _paths() -> dict[str, Schema]:
                         _ref("Lead"), "The lead was known and is updated.", headers=REPLAYED
                     ),
                     "201": _json(_ref("Lead"), "The lead was created.", headers=REPLAYED),
-                    **_errors(400, 401, 409, 413, 422),
+                    **_errors(400, 401, 403, 409, 413, 422, 429),
                 },
             }
         },
         "/api/v1/leads/batch": {
             "post": {
                 "operationId": "putLeads",
+                "security": [{"apiKey": ["intake"]}],
                 "summary": f"Create or update up to {BATCH_LIMIT} leads, all or nothing",
                 "tags": ["leads"],
                 "parameters": [idempotency],
                 "requestBody": _body("LeadBatch"),
                 "responses": {
                     "200": _json(_ref("BatchResult"), "Every lead was stored.", headers=REPLAYED),
-                    **_errors(400, 401, 409, 413, 422),
+                    **_errors(400, 401, 403, 409, 413, 422, 429),
                 },
             }
         },
         "/api/v1/leads/{email}": {
             "get": {
                 "operationId": "getLead",
+                "security": [{"apiKey": ["read"]}],
                 "summary": "A lead with its enrollments, timeline, score, stages and consents",
                 "tags": ["leads"],
                 "parameters": [email],
                 "responses": {
                     "200": _json(_ref("Lead"), "The lead."),
-                    **_errors(401, 404),
+                    **_errors(401, 403, 404, 429),
                 },
             }
         },
         "/api/v1/leads/{email}/events": {
             "post": {
                 "operationId": "recordEvent",
+                "security": [{"apiKey": ["events"]}],
                 "summary": "Record an event for a lead",
                 "description": "Enrols, exits on goals, wakes waits, scores. email_clicked and "
                 "email_opened with properties.message_id are tied to their delivery.",
@@ -515,13 +528,14 @@ def _paths() -> dict[str, Schema]:
                 "requestBody": _body("EventInput"),
                 "responses": {
                     "201": _json(_ref("EventResult"), "The event was recorded."),
-                    **_errors(400, 401, 404, 413, 422),
+                    **_errors(400, 401, 403, 404, 413, 422, 429),
                 },
             }
         },
         "/api/v1/promotions/{promotion_id}/feedback": {
             "post": {
                 "operationId": "postFeedback",
+                "security": [{"apiKey": ["sales"]}],
                 "summary": "The CRM's answer about a promoted lead (replay-safe)",
                 "tags": ["sales"],
                 "parameters": [
@@ -536,7 +550,7 @@ def _paths() -> dict[str, Schema]:
                 "requestBody": _body("FeedbackInput"),
                 "responses": {
                     "200": _json(_ref("FeedbackResult"), "The answer was taken (or replayed)."),
-                    **_errors(400, 401, 404, 413, 422),
+                    **_errors(400, 401, 403, 404, 413, 422, 429),
                 },
             }
         },
@@ -585,7 +599,9 @@ def document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "bearerFormat": "nk_<prefix>.<secret>",
-                    "description": "An API key from `nurture keys create NAME`.",
+                    "description": "An API key from `nurture keys create NAME [--scope S]`."
+                    " Each operation names the scope it needs (`intake`, `events`, `read`,"
+                    " `sales`; `admin` may do everything); without it, 403.",
                 }
             },
             "parameters": {
