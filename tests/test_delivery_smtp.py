@@ -66,7 +66,7 @@ def test_the_first_email_of_the_evaluation_sequence_arrives_complete(
     assert message["Date"] is not None
     # Nothing a reader or a relay sees counts deliveries: no header names the row.
     assert message["X-Nurture-Delivery"] is None
-    assert all(not k.lower().startswith("x-nurture") for k in message.keys())
+    assert all(not k.lower().startswith("x-nurture") for k in message)
     assert (
         message["List-Id"].strip()
         == "White-paper downloaders in evaluation <whitepaper-evaluation.nurture.test>"
