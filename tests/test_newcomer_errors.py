@@ -68,7 +68,9 @@ def test_a_setting_that_is_not_a_number_says_so(
 ) -> None:
     result = run({**env, variable: value}, "validate")
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: configuration: {expected}" or expected in result.output
+    [line] = result.output.strip().splitlines()  # one line, naming the variable
+    assert line.startswith(f"Error: configuration: {variable}='{value}': ")
+    assert expected in line
     assert "int()" not in result.output and "Traceback" not in result.output
 
 
