@@ -23,6 +23,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from nurture.identifiers import new_lead_id
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC in and out, on SQLite (which keeps no zone) as on PostgreSQL."""
@@ -65,6 +67,8 @@ class Lead(Base):
     __tablename__ = "leads"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # What URLs, API answers and logs call the lead (see nurture.identifiers).
+    public_id: Mapped[str] = mapped_column(String(24), unique=True, default=new_lead_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
@@ -421,12 +425,23 @@ class Consent(Base):
 
 
 class Suppression(Base):
-    """An address that must never be mailed again, kept only as a hash."""
+    """An address that must never be mailed again, kept only as a keyed hash."""
 
     __tablename__ = "suppressions"
 
     email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     reason: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class KeyFingerprint(Base):
+    """Which key a keyed list (the suppression list) was written with, so a changed
+    secret is caught before it silently un-suppresses everyone."""
+
+    __tablename__ = "key_fingerprints"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
