@@ -3,7 +3,10 @@
 A token is signed with the secret key: it cannot be forged, and a tampered or
 truncated token reads as None, never as an error.
 
-- The unsubscribe and pixel tokens name one delivery.
+- The unsubscribe and pixel tokens name one delivery, opaquely: the delivery's number
+  enciphered (one AES block with a key per purpose), so a link tells nobody how much
+  is sent nor which deliveries are neighbours. Tokens written before carried the
+  number readably (signed); they keep working.
 - A click link (`/c/<token>`) carries its delivery, the link's index and the address
   it leads to, so a click redirects without asking the database: it works while the
   database restarts, and costs about what the pixel costs. Links sent before carry
@@ -12,11 +15,15 @@ truncated token reads as None, never as an error.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import threading
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from itsdangerous import BadData, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
 
@@ -88,6 +95,56 @@ class _Signing:
             return None
 
 
+class _Opaque:
+    """A delivery's number as 22 URL-safe characters, and back.
+
+    One AES block: the number (8 bytes) and 8 zero bytes, enciphered with a key of its
+    own per purpose. A block cipher is a keyed permutation: every number gets its own
+    token, and no one without the key can tell which number, nor walk to the next.
+    Reading deciphers and checks the zero bytes, so a made-up token reads as None
+    (one chance in 2**64), without a signature beside it.
+    """
+
+    LENGTH = 22  # 16 bytes in URL-safe base64, without padding
+
+    def __init__(self, secret_key: str, purpose: str):
+        key = hmac.new(secret_key.encode(), f"nurture.{purpose}.opaque".encode(), hashlib.sha256)
+        # ECB on exactly one block is the bare permutation, which is what is wanted here.
+        self._cipher = Cipher(algorithms.AES(key.digest()), modes.ECB())  # noqa: S305
+        self._local = threading.local()  # cipher contexts are not shared between threads
+
+    def _contexts(self) -> Any:
+        local = self._local
+        if not hasattr(local, "encryptor"):
+            local.encryptor = self._cipher.encryptor()
+            local.decryptor = self._cipher.decryptor()
+        return local
+
+    def dumps(self, number: int) -> str:
+        block = self._contexts().encryptor.update(number.to_bytes(8, "big") + bytes(8))
+        return urlsafe_b64encode(block).rstrip(b"=").decode("ascii")
+
+    def loads(self, token: object) -> int | None:
+        if not isinstance(token, str) or len(token) != self.LENGTH or not token.isascii():
+            return None
+        try:
+            block = urlsafe_b64decode(token + "==")
+        except ValueError:
+            return None
+        # One spelling per token: base64's last character has bits that decode ignores.
+        if len(block) != 16 or urlsafe_b64encode(block).rstrip(b"=").decode() != token:
+            return None
+        plain = self._contexts().decryptor.update(block)
+        if plain[8:] != bytes(8):
+            return None
+        return int.from_bytes(plain[:8], "big")
+
+
+def _legacy(token: str) -> bool:
+    """Tokens written before ids were opaque: itsdangerous' `payload.signature`."""
+    return "." in token
+
+
 class CarriedLink(NamedTuple):
     """What a click link carries: its delivery, the link's index, where it leads."""
 
@@ -102,23 +159,32 @@ class Tokens:
         self._open = _Signing(URLSafeSerializer(secret_key, salt="nurture.open"))
         self._click = _Signing(URLSafeSerializer(secret_key, salt="nurture.click"))
         self._link = _Signing(URLSafeSerializer(secret_key, salt="nurture.link"))
+        self._opaque_open = _Opaque(secret_key, "open")
+        self._opaque_unsubscribe = _Opaque(secret_key, "unsubscribe")
+        self._opaque_link = _Opaque(secret_key, "link")
 
     def open(self, delivery_id: int) -> str:
-        return self._open.dumps(delivery_id)
+        return self._opaque_open.dumps(delivery_id)
 
     def read_open(self, token: str) -> int | None:
-        return _integer(self._open.loads(token, ID_TOKEN_LIMIT))
+        if _legacy(token):
+            return _integer(self._open.loads(token, ID_TOKEN_LIMIT))
+        return self._opaque_open.loads(token)
 
     def link(self, delivery_id: int, link: int, target: str) -> str:
         """A click link's token: the redirect's target travels in it, signed."""
-        return self._link.dumps([delivery_id, link, target])
+        return self._link.dumps([self._opaque_link.dumps(delivery_id), link, target])
 
     def read_link(self, token: str) -> CarriedLink | None:
         found = self._link.loads(token, LINK_TOKEN_LIMIT)
         if not isinstance(found, list) or len(found) != 3:
             return None
-        delivery_id, link, target = found
-        if _integer(delivery_id) is None or _integer(link) is None or not isinstance(target, str):
+        carried, link, target = found
+        # Links sent before ids were opaque carry the number itself (signed all the same).
+        delivery_id = _integer(carried)
+        if delivery_id is None:
+            delivery_id = self._opaque_link.loads(carried)
+        if delivery_id is None or _integer(link) is None or not isinstance(target, str):
             return None
         return CarriedLink(delivery_id, link, target)
 
@@ -131,10 +197,12 @@ class Tokens:
         return _integer(self._click.loads(token, ID_TOKEN_LIMIT))
 
     def unsubscribe(self, delivery_id: int) -> str:
-        return self._unsubscribe.dumps(delivery_id)
+        return self._opaque_unsubscribe.dumps(delivery_id)
 
     def read_unsubscribe(self, token: str) -> int | None:
-        return _integer(self._unsubscribe.loads(token, ID_TOKEN_LIMIT))
+        if _legacy(token):
+            return _integer(self._unsubscribe.loads(token, ID_TOKEN_LIMIT))
+        return self._opaque_unsubscribe.loads(token)
 
 
 @lru_cache(maxsize=8)

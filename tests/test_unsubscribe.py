@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,8 @@ def test_confirmation_form_post(mailed: Any) -> None:
         lambda t: t + "x",
         lambda t: t[:10],
         lambda t: "A" * 40,
-        lambda t: t.replace(".", "%0d%0a"),
+        lambda t: t[:5] + "%0d%0a" + t[5:],
+        lambda t: t[:8] + ("B" if t[8] == "A" else "A") + t[9:],
         lambda t: "..%2f..%2fetc",
     ],
 )
@@ -132,20 +135,57 @@ def test_a_token_forged_without_the_secret_is_refused(mailed: Any) -> None:
 
 
 @pytest.mark.parametrize("delivery_id", [0, 1, 42, 2**31 - 1, 10**15])
-def test_tokens_are_the_serializers_own_and_read_back(delivery_id: int) -> None:
-    """Links already sent keep working: the tokens are itsdangerous' byte for byte."""
+def test_tokens_written_before_ids_were_opaque_keep_working(delivery_id: int) -> None:
+    """Links already sent carry itsdangerous' tokens of the readable number: still read."""
     secret = "a-secret-key-for-tokens-0123456789"
     tokens = Tokens(secret)
-    for salt, token, read in (
-        ("nurture.open", tokens.open(delivery_id), tokens.read_open),
-        ("nurture.click", tokens.click(delivery_id), tokens.read_click),
-        ("nurture.unsubscribe", tokens.unsubscribe(delivery_id), tokens.read_unsubscribe),
+    for salt, read in (
+        ("nurture.open", tokens.read_open),
+        ("nurture.click", tokens.read_click),
+        ("nurture.unsubscribe", tokens.read_unsubscribe),
     ):
-        assert token == URLSafeSerializer(secret, salt=salt).dumps(delivery_id)
+        token = URLSafeSerializer(secret, salt=salt).dumps(delivery_id)
         assert read(token) == delivery_id
         swapped = "A" if token[-5] != "A" else "B"  # not the last: its low bits are padding
         assert read(token[:-5] + swapped + token[-4:]) is None
+    old = URLSafeSerializer(secret, salt="nurture.open").dumps(delivery_id)
+    assert Tokens("another-secret-key-0123456789").read_open(old) is None
+    assert tokens.click(delivery_id) == URLSafeSerializer(secret, salt="nurture.click").dumps(
+        delivery_id
+    )
+
+
+@pytest.mark.parametrize("delivery_id", [0, 1, 42, 2**31 - 1, 10**15])
+def test_new_tokens_do_not_tell_the_delivery_number(delivery_id: int) -> None:
+    """Neither readable (base64 of the number) nor sequential: a link tells nobody how
+    much is sent, and the next delivery's token cannot be guessed from this one."""
+    secret = "a-secret-key-for-tokens-0123456789"
+    tokens = Tokens(secret)
+    for token, read in (
+        (tokens.open(delivery_id), tokens.read_open),
+        (tokens.unsubscribe(delivery_id), tokens.read_unsubscribe),
+    ):
+        assert len(token) == 22 and "." not in token
+        assert read(token) == delivery_id
+        readable = base64.urlsafe_b64encode(str(delivery_id).encode()).rstrip(b"=").decode()
+        assert readable not in token
+        neighbour = tokens.open(delivery_id + 1)
+        assert sum(a == b for a, b in zip(token, neighbour, strict=True)) < 8
+        for i in (0, 8, 20):  # any character changed: not ours
+            swapped = "B" if token[i] == "A" else "A"
+            assert read(token[:i] + swapped + token[i + 1 :]) is None
+    carried = tokens.read_link(tokens.link(delivery_id, 3, "https://example.com/a"))
+    assert carried == (delivery_id, 3, "https://example.com/a")
+    payload = tokens.link(delivery_id, 3, "https://example.com/a").split(".")[0]
+    shown = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert shown[0] == tokens._opaque_link.dumps(delivery_id) != delivery_id  # as the lead sees it
     assert Tokens("another-secret-key-0123456789").read_open(tokens.open(delivery_id)) is None
+
+
+def test_a_link_sent_before_ids_were_opaque_still_redirects() -> None:
+    secret = "a-secret-key-for-tokens-0123456789"
+    old = URLSafeSerializer(secret, salt="nurture.link").dumps([42, 1, "https://example.com/"])
+    assert Tokens(secret).read_link(old) == (42, 1, "https://example.com/")
 
 
 def test_a_token_reads_only_as_what_it_was_signed_for() -> None:
@@ -158,9 +198,12 @@ def test_a_token_reads_only_as_what_it_was_signed_for() -> None:
     assert tokens.read_click(opened) is None and tokens.read_unsubscribe(opened) is None
     for value in ("7", 7.0, True, [7], None):
         assert tokens.read_open(URLSafeSerializer(secret, salt="nurture.open").dumps(value)) is None
-    payload, signature = opened.split(".")
+    legacy = URLSafeSerializer(secret, salt="nurture.open").dumps(7)
+    payload, signature = legacy.split(".")
     assert tokens.read_open(f"{payload}.{signature}=") is None  # padded: still the same bytes
     assert tokens.read_open(f"{payload}.{signature[:-1]}é") is None
     assert tokens.read_open(f"{payload}é.{signature}") is None
-    assert tokens.read_open(opened.replace(".", "")) is None
-    assert tokens.read_open(opened) == 7
+    assert tokens.read_open(legacy.replace(".", "")) is None
+    assert tokens.read_open(opened[:-1] + "é") is None
+    assert tokens.read_open(opened + "=") is None
+    assert tokens.read_open(legacy) == 7 and tokens.read_open(opened) == 7
