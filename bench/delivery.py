@@ -251,13 +251,15 @@ class Databases:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def seed(databases: Databases, kind: str, size: int, sink_url: str) -> float:
+def seed(
+    databases: Databases, kind: str, size: int, sink_url: str, sequence: str = SEQUENCE_ID
+) -> float:
     """The `seed` database with `size` due enrollments; returns the seeding time."""
     url = databases.create(kind, "seed")
     upgrade(url)
     runtime = Runtime(bench_settings(url, sink_url))
     started = time.perf_counter()
-    seed_due(runtime, SEQUENCE_ID, size, NOW)
+    seed_due(runtime, sequence, size, NOW)
     seconds = time.perf_counter() - started
     if kind == "postgres":
         with runtime.engine.begin() as connection:
@@ -573,7 +575,7 @@ def run_row(
     tag = f"[{kind} {size:,}]"
     if "engine" in args.phases or "naive" in args.phases:
         say(f"\n{tag} seeding {size:,} due enrollments")
-        seconds = seed(databases, kind, size, sink.url)
+        seconds = seed(databases, kind, size, sink.url, args.sequence)
         say(f"{tag} seeded in {seconds:.1f} s")
         for phase in ("engine", "naive"):
             if phase in args.phases:
@@ -702,6 +704,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "a naive pipeline and the raw SMTP limit (see docs/performance.md)."
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument(
+        "--sequence",
+        choices=(SEQUENCE_ID, "bench-email-then-wait"),
+        default=SEQUENCE_ID,
+        help="the one-email sequence, or an email then a wait (each send then decides to"
+        " wait, which the decision log records)",
+    )
     parser.add_argument(
         "--databases", nargs="+", choices=("sqlite", "postgres"), default=["sqlite", "postgres"]
     )

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from nurture import redaction
 from nurture.config import load_settings
 from nurture.runtime import Runtime
 from nurture.web import headers
@@ -22,6 +23,7 @@ def create_app(
     The dispatcher never runs here: web workers only serve requests
     (`nurture run` starts the scheduler beside the app, in its own thread).
     """
+    redaction.install_logging()  # no log line of the app carries a secret or an address
     if runtime is None:
         runtime = Runtime(load_settings(overrides=test_config))
     app = Flask(__name__)

@@ -33,6 +33,7 @@ def _runtime(ctx: click.Context) -> Runtime:
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """nurture: declarative nurture sequences, timed personalised emails."""
+    redaction.install_logging()  # no log line carries a secret or an email address
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -184,6 +185,33 @@ def tick(ctx: click.Context) -> None:
 # --- authoring -------------------------------------------------------------------
 
 
+def _confirmation_problems(settings: Any) -> list[Any]:
+    """The double opt-in email must load and render in every language it is sent in."""
+    from datetime import UTC, datetime
+
+    from nurture.confirmation import load_template
+    from nurture.core.confirmation import ConfirmationEmail, TemplateError, compose
+    from nurture.core.problems import Problem
+    from nurture.dispatch import sender_of
+
+    found: list[Any] = []
+    for locale in ("en", "fr"):
+        try:
+            template = load_template(settings.templates_dir, locale)
+            sample = ConfirmationEmail(
+                message_id="check@nurture.invalid", to_email="someone@example.com",
+                first_name="Camille", form="newsletter",
+                confirm_url=f"{settings.base_url}/forms/confirm/x", days=7,
+                sender=sender_of(settings), reply_to=None,
+                date=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+            )  # fmt: skip
+            compose(template, sample)
+        except (FileNotFoundError, TemplateError) as error:
+            where = str(settings.templates_dir / "forms" / "form_confirmation" / locale)
+            found.append(Problem(where, 1, f"double opt-in email: {error}"))
+    return found
+
+
 @cli.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.pass_context
@@ -233,6 +261,8 @@ def validate(ctx: click.Context, path: Path | None) -> None:
                 click.echo(f"off {path}: {name} (no such file; set {variable} to use one)")
     for check in content.templates.inlining_report():
         click.echo(f"css {check}")
+    if settings.double_opt_in_forms:
+        problems += _confirmation_problems(settings)
     for problem in sorted(set(problems)):
         click.echo(str(problem), err=True)
     if problems:
@@ -495,6 +525,119 @@ def leads_show(ctx: click.Context, email: str) -> None:
         click.echo(json.dumps(body, indent=2, default=str, ensure_ascii=False))
 
 
+@leads.command("top")
+@click.option("--rep", help="One rep's list (their email), else every rep's.")
+@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_context
+def leads_top(ctx: click.Context, rep: str | None, form: str) -> None:
+    """Today's top leads per rep: the daily digest's list, as a report."""
+    from nurture.core.tables import render
+    from nurture.digest import top_table
+
+    runtime = _runtime(ctx)
+    routing = runtime.content.routing
+    if routing is None:
+        raise click.ClickException(
+            f"no routing file at {runtime.settings.routing_file}: leads have no reps"
+        )
+    with runtime.sessions() as session:
+        try:
+            data = top_table(session, routing, _now(), runtime.settings.digest_size, rep)
+        except LookupError as error:
+            raise click.BadParameter(str(error), param_hint="--rep") from None
+    click.echo(render(data, form), nl=False)
+
+
+@leads.command("why")
+@click.argument("email")
+@click.option("--sequence", help="Only what concerns this sequence.")
+@click.option("--step", help="Only what concerns this step of it (needs --sequence).")
+@click.pass_context
+def leads_why(ctx: click.Context, email: str, sequence: str | None, step: str | None) -> None:
+    """Why did (or didn't) this lead get an email: every decision, oldest first."""
+    from nurture.core.decisions import explain
+    from nurture.decisions import story
+    from nurture.leads import find_lead
+
+    if step is not None and sequence is None:
+        raise click.UsageError("--step needs --sequence: step ids belong to a sequence")
+    runtime = _runtime(ctx)
+    with runtime.sessions() as session:
+        lead = find_lead(session, email.strip().lower())
+        if lead is None:
+            raise click.ClickException(f"no lead with email {email}")
+        lines = explain(story(session, lead.id), sequence, step)
+    for line in lines or ["nothing was decided about this lead yet"]:
+        click.echo(line)
+
+
+@cli.group()
+def costs() -> None:
+    """What each source and campaign cost, per month (for cost per lead and ROI)."""
+
+
+@costs.command("set")
+@click.argument("source")
+@click.option("--campaign", help="One campaign of the source (default: the source as a whole).")
+@click.option("--month", required=True, help="The month, as YYYY-MM.")
+@click.option("--amount", required=True, help="What it cost that month.")
+@click.option("--currency", help="The amount's currency (default: NURTURE_CURRENCY).")
+@click.option("--rate", help="Converts --currency to NURTURE_CURRENCY (needed when they differ).")
+@click.pass_context
+def costs_set(
+    ctx: click.Context,
+    source: str,
+    campaign: str | None,
+    month: str,
+    amount: str,
+    currency: str | None,
+    rate: str | None,
+) -> None:
+    """Record what SOURCE (or one campaign of it) cost in a month; again replaces it."""
+    from nurture.costs import CostError, record
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    kept_in = runtime.settings.currency
+    try:
+        with runtime.sessions.begin() as session:
+            done = record(session, kept_in, source, month, amount, _now(), campaign,
+                          currency, rate)  # fmt: skip
+            cost = done.cost
+            said = f"{cost.source}" + (f" / {cost.campaign}" if cost.campaign else "")
+            line = f"{said} {cost.month}: {cost.amount} {kept_in}"
+    except CostError as error:
+        raise click.BadParameter(str(error)) from None
+    if done.replaced is not None:
+        line += f" (was {done.replaced} {kept_in})"
+    click.echo(line)
+
+
+@costs.command("list")
+@click.option("--from", "start", help="First month, YYYY-MM.")
+@click.option("--to", "end", help="Last month, YYYY-MM.")
+@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_context
+def costs_list(ctx: click.Context, start: str | None, end: str | None, form: str) -> None:
+    """The costs recorded, month by month."""
+    from nurture.core.tables import render, table
+    from nurture.costs import CostError, listed
+
+    runtime = _runtime(ctx)
+    try:
+        with runtime.sessions() as session:
+            rows = [
+                (c.month, c.source, c.campaign or None, c.amount,
+                 f"{c.original_amount} {c.original_currency} at {c.rate}" if c.rate else None)
+                for c in listed(session, start, end)
+            ]  # fmt: skip
+    except CostError as error:
+        raise click.BadParameter(str(error)) from None
+    currency = runtime.settings.currency
+    columns = ("month", "source", "campaign", f"amount ({currency})", "entered as")
+    click.echo(render(table(f"Costs ({currency})", columns, rows), form), nl=False)
+
+
 @cli.group()
 def deliveries() -> None:
     """Deliveries an operator must look at (held, uncertain, failed, retrying)."""
@@ -530,7 +673,7 @@ def _row_line(row: Any, now: datetime) -> str:
     if row.relay_reply:
         line += f" relay: {row.queue_id or row.relay_reply}"
     if row.last_error:
-        line += f": {row.last_error}"
+        line += f": {redaction.text(row.last_error)}"
     return line
 
 
@@ -658,13 +801,14 @@ def crm_status(ctx: click.Context) -> None:
             f"dead {summary.dead}"
         )
         for state in summary.disabled:
-            click.echo(f"disabled endpoint {state.url}: {state.reason}")
+            click.echo(f"disabled endpoint {redaction.url(state.url)}: {state.reason}")
         from nurture.models import CrmPush
 
         for push in session.scalars(select(CrmPush).where(CrmPush.status == "dead")):
             click.echo(
                 f"dead {push.id:>6} {push.webhook_id} {push.kind}: "
-                f"{push.attempts} attempts, last {push.last_status or '-'} {push.last_error or ''}"
+                f"{push.attempts} attempts, last {push.last_status or '-'}"
+                f" {redaction.text(push.last_error or '')}"
             )
 
 
@@ -708,8 +852,8 @@ def crm_enable(ctx: click.Context, url: str) -> None:
     runtime = _runtime(ctx)
     with runtime.sessions.begin() as session:
         if not enable_endpoint(session, url):
-            raise click.ClickException(f"{url} is not disabled")
-    click.echo(f"{url} enabled")
+            raise click.ClickException(f"{redaction.url(url)} is not disabled")
+    click.echo(f"{redaction.url(url)} enabled")
 
 
 @crm.command("secret")
@@ -738,8 +882,10 @@ def gdpr_export(ctx: click.Context, email: str, out: Path | None) -> None:
 
     runtime = _runtime(ctx)
     _prepare(runtime)
+    from nurture.suppression import list_key
+
     with runtime.sessions.begin() as session:
-        data = export(session, email.strip().lower(), _now())
+        data = export(session, list_key(runtime.settings), email.strip().lower(), _now())
     if data is None:
         raise click.ClickException(f"no data held on {email}")
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
@@ -755,16 +901,28 @@ def gdpr_export(ctx: click.Context, email: str, out: Path | None) -> None:
 @click.option("--yes", is_flag=True, help="Do it without asking.")
 @click.pass_context
 def gdpr_erase(ctx: click.Context, email: str, yes: bool) -> None:
-    """Remove everything held on a person; only a hash stays, to never mail them again."""
-    from nurture.privacy import erase
+    """Remove everything held on a person; only a keyed hash stays, to never mail them again."""
+    from nurture.db import checkpoint
+    from nurture.privacy import erase, forget_files
+    from nurture.suppression import list_key
 
     if not yes:
         click.confirm(f"Erase everything held on {email}?", abort=True)
     runtime = _runtime(ctx)
     _prepare(runtime)
     with runtime.sessions.begin() as session:
-        found = erase(session, email.strip().lower(), _now())
-    click.echo("erased" if found else "no data held; the address is suppressed anyway")
+        removed = erase(session, list_key(runtime.settings), email.strip().lower(), _now())
+    if removed is None:
+        click.echo("no data held; the address is suppressed anyway")
+        return
+    files = forget_files(runtime.settings.outbox_dir, removed)
+    folded = checkpoint(runtime.engine)  # the WAL keeps old pages until then
+    click.echo("erased" + (f" (and {files} outbox files)" if files else ""))
+    if not folded:
+        click.echo(
+            "note: the database's write-ahead log is in use; its old pages go at the next"
+            " checkpoint (run `nurture gdpr erase` again later to force it)"
+        )
 
 
 @gdpr.command("retention")
@@ -772,17 +930,25 @@ def gdpr_erase(ctx: click.Context, email: str, yes: bool) -> None:
 @click.pass_context
 def gdpr_retention(ctx: click.Context, dry_run: bool) -> None:
     """Purge prospects with no click or reply for NURTURE_RETENTION_DAYS (opens don't count)."""
-    from nurture.privacy import purge
+    from nurture.privacy import forget_files, purge
+    from nurture.suppression import list_key
 
     runtime = _runtime(ctx)
     _prepare(runtime)
     total = 0
     while True:
         with runtime.sessions.begin() as session:
-            emails = purge(session, _now(), runtime.settings.retention_days, dry_run)
-        total += len(emails)
-        for email in emails if dry_run else ():
+            key = list_key(runtime.settings)
+            removed = purge(session, key, _now(), runtime.settings.retention_days, dry_run)
+        total += len(removed.emails)
+        for email in removed.emails if dry_run else ():
             click.echo(email)
-        if dry_run or not emails:
+        if dry_run or not removed.emails:
             break
+        forget_files(runtime.settings.outbox_dir, removed)
     click.echo(f"{total} prospect(s) {'would be ' if dry_run else ''}purged")
+
+
+from nurture.report_cli import report  # noqa: E402
+
+cli.add_command(report)

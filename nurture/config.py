@@ -58,6 +58,8 @@ class Settings:
     spool_dir: Path | None = None  # see spool_folder
     base_url: str = "http://127.0.0.1:5000"
     secret_key: str | None = None  # see resolve_secret_key
+    # Keys the suppression list; unset: derived from the secret key (see nurture.suppression).
+    suppression_secret: str | None = None
     sequences_dir: Path = Path("sequences")
     templates_dir: Path = Path("templates")
     crm_webhook_url: str | None = None
@@ -73,6 +75,7 @@ class Settings:
     unsubscribe_mailto: str | None = None
     default_timezone: str = "Europe/Paris"
     frequency_cap: FrequencyCap = FrequencyCap(emails=3, days=7)
+    currency: str = "EUR"  # of every cost and amount in reports (ISO 4217)
     tick_seconds: float = 30.0
     batch_size: int = 200
     lease_seconds: int = 300
@@ -89,10 +92,29 @@ class Settings:
     recycle_sequence: str | None = None  # where leads rejected by sales go back to
     digest_hour: int = 8  # the daily top leads leave at this hour, the rep's local time
     digest_size: int = 3
+    alarm_email: str | None = None  # the marketing owner, told when an alarm turns
+    treatment_alarm: float = 0.8  # sales' treatment rate under this raises the alarm
+    complaint_alarm: float = 0.001  # spam complaints over this (0.1 %) raise the alarm
     consent_required: bool = False  # B2B legitimate interest by default; True: opt-in only
     fold_subaddress: bool = False  # anna+news@x.com is anna@x.com
     form_redirect_url: str | None = None  # the thank-you page after a website form
     retention_days: int = 3 * 365  # prospects with no click or reply for this long are purged
+    # Website forms whose submissions wait for the emailed link to be followed ("*": all)
+    double_opt_in_forms: frozenset[str] = frozenset()
+    double_opt_in_days: int = 7  # the emailed link works this long, then the submission goes
+
+    def __repr__(self) -> str:
+        """Settings printed whole (a debugger, a log) show no secret nor password."""
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in redaction.SECRET_SETTINGS and value is not None:
+                shown.append(f"{item.name}={redaction.MASK!r}")
+            elif isinstance(value, str):
+                shown.append(f"{item.name}={redaction.url(value)!r}")
+            else:
+                shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
     def sla(self) -> timedelta:
@@ -161,6 +183,18 @@ def _whole(value: str) -> int:
         raise ValueError("expected a whole number") from None
 
 
+def _percent(value: str) -> float:
+    """A percentage as people write it ("80", "80 %", "0.1%"), kept as a ratio."""
+    text = value.strip().removesuffix("%").strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not 0 <= number <= 100:
+        raise ValueError('expected a percentage from 0 to 100, such as "80" or "0.1%"')
+    return number / 100
+
+
 def _positive_int(value: str) -> int:
     number = _whole(value)
     if number <= 0:
@@ -192,6 +226,13 @@ def _timezone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("expected an IANA timezone such as Europe/Paris") from None
     return value
+
+
+def _currency(value: str) -> str:
+    code = value.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValueError("expected a three-letter currency code such as EUR or USD")
+    return code
 
 
 def _frequency_cap(value: str) -> FrequencyCap:
@@ -232,6 +273,17 @@ def _hour(value: str) -> int:
     return number
 
 
+def _form_names(value: str) -> frozenset[str]:
+    names = frozenset(name.strip() for name in value.split(",") if name.strip())
+    for name in sorted(names):
+        if name != "*" and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,99}", name):
+            raise ValueError(
+                f"{name!r} is not a form name (lower-case letters, digits, - and _);"
+                ' expected names separated by commas, such as "newsletter,webinar", or "*"'
+            )
+    return names
+
+
 def _secret(value: str) -> str:
     if len(value) < 16:
         raise ValueError("expected at least 16 characters")
@@ -250,6 +302,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "crm_webhook_url": _url(("http", "https")),
     "crm_allow_local": _boolean,
     "metrics_token": _secret,
+    "suppression_secret": _secret,
     "crm_webhook_secret": _webhook_secret,
     "sender_name": str,
     "sender_email": _email,
@@ -260,6 +313,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "unsubscribe_mailto": _email,
     "default_timezone": _timezone,
     "frequency_cap": _frequency_cap,
+    "currency": _currency,
     "tick_seconds": _positive_float,
     "batch_size": _positive_int,
     "lease_seconds": _positive_int,
@@ -276,10 +330,15 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "recycle_sequence": str,
     "digest_hour": _hour,
     "digest_size": _positive_int,
+    "alarm_email": _email,
+    "treatment_alarm": _percent,
+    "complaint_alarm": _percent,
     "consent_required": _boolean,
     "fold_subaddress": _boolean,
     "form_redirect_url": _website,
     "retention_days": _positive_int,
+    "double_opt_in_forms": _form_names,
+    "double_opt_in_days": _positive_int,
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +54,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     SQLite has no `SKIP LOCKED`: `BEGIN IMMEDIATE` serialises writers, so two
     processes can never claim the same due row (the second waits, then sees it moved).
     """
+    # Errors and logs never show the values of a statement: they are personal data.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -67,6 +71,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
+            # Deleted rows are overwritten with zeros, not left in free pages: an erased
+            # person's name must not be readable in the file afterwards.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -89,7 +96,9 @@ def make_read_engine(url: str) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 60}, pool_reset_on_return=None)
+        engine = create_engine(
+            url, connect_args={"timeout": 60}, pool_reset_on_return=None, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -107,6 +116,7 @@ def make_read_engine(url: str) -> Engine:
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
         connect_args={"connect_timeout": 3},
+        hide_parameters=True,
     )
 
 
@@ -124,6 +134,25 @@ def skip_locked(engine_or_session: Engine | Session, query: Select[Any]) -> Sele
     if bind.dialect.name == "postgresql":
         return query.with_for_update(skip_locked=True)
     return query
+
+
+def checkpoint(engine: Engine, attempts: int = 5) -> bool:
+    """On SQLite, fold the write-ahead log into the file and empty it, so pages that
+    held erased rows are not left behind in it. Its own connection (a pooled one may
+    still hold a statement), tried again briefly while readers hold the log; False
+    when it could not be done now (the next automatic checkpoint will)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return True
+    for attempt in range(attempts):
+        with contextlib.closing(sqlite3.connect(engine.url.database, timeout=10)) as connection:
+            try:
+                busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.OperationalError:
+                busy = 1
+        if not busy:
+            return True
+        time.sleep(0.05 * (attempt + 1))  # a reader finishing its statement
+    return False
 
 
 def plan_afresh(session: Session) -> None:

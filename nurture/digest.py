@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from nurture.core.message import OutgoingEmail, build, make_message_id
 from nurture.core.routing import NoRoute, RoutingModel, SalesRep, route
+from nurture.core.tables import Table, table
 from nurture.leads import profile_of
 from nurture.mail import Sent
 from nurture.models import Digest, Lead, ScoreChange
@@ -27,6 +28,7 @@ NURTURED = ("subscriber", "lead", "mql", "recycled")
 
 @dataclass(frozen=True)
 class TopLead:
+    public_id: str
     email: str
     name: str
     company: str | None
@@ -74,6 +76,7 @@ def top_leads(
         name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or lead.email
         chosen.append(
             TopLead(
+                lead.public_id,
                 lead.email,
                 name,
                 lead.company,
@@ -85,6 +88,30 @@ def top_leads(
         if len(chosen) == size:
             break
     return chosen
+
+
+def top_table(
+    session: Session, routing: RoutingModel, now: datetime, size: int, rep: str | None = None
+) -> Table:
+    """Today's top leads of every rep (or one), as the digest lists them: a report and an
+    API answer, for a CRM widget."""
+    reps = [r for r in routing.reps if rep is None or r.email.casefold() == rep.casefold()]
+    if rep is not None and not reps:
+        raise LookupError(f"no rep {rep} in the routing file")
+    rows = [
+        (r.email, rank, lead.public_id, lead.name, lead.email, lead.company, lead.score,
+         round(lead.gained, 1), " | ".join(lead.evidence))
+        for r in reps
+        for rank, lead in enumerate(top_leads(session, routing, r, now, size), start=1)
+    ]  # fmt: skip
+    columns = ("rep", "rank", "lead", "name", "email", "company", "score", "points this week",
+               "evidence")  # fmt: skip
+    notes = (
+        f"as of {now:%Y-%m-%d %H:%M} UTC: each rep's {size} most active leads of the last 7"
+        " days (points gained), among those nurture would route to them and sales does not"
+        " have yet (subscriber, lead, mql, recycled); the list the morning digest sends",
+    )
+    return table("Top leads per rep", columns, rows, notes)
 
 
 def compose(rep: SalesRep, leads: list[TopLead]) -> tuple[str, str, str]:
@@ -131,7 +158,7 @@ def send_digests(runtime: Runtime, now: datetime) -> int:
             row = Digest(
                 rep_email=rep.email,
                 day=day,
-                leads=[lead.email for lead in leads],
+                leads=[lead.public_id for lead in leads],  # not addresses: see docs/privacy.md
                 sent_at=now,
             )
             try:

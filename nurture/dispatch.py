@@ -32,6 +32,7 @@ from nurture.clock import Clock, clock_of
 from nurture.config import Settings, journal_folder
 from nurture.content import Content
 from nurture.core.cap import cap_release
+from nurture.core.decisions import DEFERRED, WAITING, Decision
 from nurture.core.journey import (
     EventFact,
     Facts,
@@ -41,6 +42,7 @@ from nurture.core.journey import (
     Sleep,
     after_send,
     settle,
+    waiting,
     walk,
 )
 from nurture.core.links import campaign_target, rewrite
@@ -49,6 +51,7 @@ from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
 from nurture.db import among, insert_rows, plan_afresh, skip_locked, update_rows
+from nurture.decisions import as_row, write
 from nurture.enrollment import leave
 from nurture.journal import Journal, orphans, parse
 from nurture.leads import PROFILE_COLUMNS, profile_of
@@ -350,6 +353,7 @@ class Dispatcher:
             walked: list[Claimed] = []
             changed: list[dict[str, Any]] = []
             created: list[dict[str, Any]] = []
+            decided: list[dict[str, Any]] = []  # for the decision log, one insert
             for enrollment in enrollments:
                 lead = leads[enrollment.lead_id]
                 sequence = sequences[enrollment.id]
@@ -378,6 +382,7 @@ class Dispatcher:
                     deliveries,
                     changed,
                     created,
+                    decided,
                     cap_times,
                     now,
                     report,
@@ -387,6 +392,7 @@ class Dispatcher:
                     jobs.append(job)
             update_rows(session, Enrollment, [e.changes() for e in walked])
             update_rows(session, Delivery, changed)
+            write(session, decided)
             if created:
                 returned = ("id", "enrollment_id", "step_id")
                 by_key = {
@@ -409,10 +415,15 @@ class Dispatcher:
         deliveries: dict[tuple[int, str], Known],
         changed: list[dict[str, Any]],
         created: list[dict[str, Any]],
-        cap_times: dict[int, list[datetime]],
+        decided: list[dict[str, Any]],
+        cap_times: dict[int, list[tuple[datetime, str]]],
         now: datetime,
         report: TickReport,
     ) -> Job | None:
+        def decide(kind: str, reason: str, step_id: str | None) -> None:
+            decision = Decision(kind, reason, sequence.id, step_id)
+            decided.append(as_row(enrollment.lead_id, decision, now))
+
         position = Position(enrollment.step_id, enrollment.step_started_at)
         here = deliveries.get((enrollment.id, enrollment.step_id))
         if here is not None and here.status in SETTLED:
@@ -424,6 +435,7 @@ class Dispatcher:
         holidays = window_holidays(sequence.window, facts.lead.country, (now.year, now.year + 1))
         for _ in range(len(sequence.steps) + 2):
             result = walk(sequence, position, facts, now, tz, holidays)
+            decided.extend(as_row(enrollment.lead_id, d, now) for d in result.decisions)
             outcome = result.outcome
             if isinstance(outcome, Finish):
                 _apply(enrollment, finished(outcome, now))
@@ -431,6 +443,7 @@ class Dispatcher:
                 return None
             if isinstance(outcome, Sleep):
                 _apply(enrollment, slept(outcome))
+                decide(WAITING, waiting(outcome), outcome.position.step_id)
                 return None
             assert isinstance(outcome, SendEmail)
             step = outcome.step
@@ -489,13 +502,22 @@ class Dispatcher:
             if opening > now:
                 enrollment.due_at = opening
                 enrollment.note = "deferred: outside the send window"
+                closed = "a public holiday" if now.astimezone(tz).date() in holidays else None
+                why = closed or "outside the send window"
+                decide(DEFERRED, f"email {step.template} waits until {opening:%Y-%m-%d %H:%M} "
+                       f"UTC: {why} ({tz.key})", step.id)  # fmt: skip
                 report.deferred += 1
                 return None
             cap = self.settings.frequency_cap
-            release = cap_release(cap_times[enrollment.lead_id], cap.emails, cap.days, now)
+            used = cap_times[enrollment.lead_id]
+            release = cap_release([at for at, _ in used], cap.emails, cap.days, now)
             if release is not None:
                 enrollment.due_at = release
                 enrollment.note = "deferred: frequency cap"
+                by = ", ".join(sorted({sequence_id for _, sequence_id in used}))
+                decide(DEFERRED, f"email {step.template} waits until {release:%Y-%m-%d %H:%M} "
+                       f"UTC: frequency cap of {cap.emails} emails in {cap.days} days reached "
+                       f"(emails from {by})", step.id)  # fmt: skip
                 report.deferred += 1
                 return None
             lease = now + self.lease
@@ -537,7 +559,7 @@ class Dispatcher:
                 )
             enrollment.due_at = lease  # nobody else picks it up while we hold the lease
             enrollment.note = None
-            cap_times[enrollment.lead_id].append(now)
+            cap_times[enrollment.lead_id].append((now, sequence.id))
             return Job(
                 delivery_id=delivery_id,
                 enrollment_id=enrollment.id,
@@ -583,19 +605,22 @@ class Dispatcher:
 
     def _cap_times(
         self, session: Session, lead_ids: Iterable[int], now: datetime
-    ) -> dict[int, list[datetime]]:
+    ) -> dict[int, list[tuple[datetime, str]]]:
+        """Per lead, the emails that count against the cap: when, and from which sequence."""
         since = now - timedelta(days=self.settings.frequency_cap.days)
         moment = func.coalesce(Delivery.sent_at, Delivery.updated_at)
-        times: dict[int, list[datetime]] = defaultdict(list)
+        times: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
         rows = session.execute(
-            select(Delivery.lead_id, Delivery.sent_at, Delivery.updated_at).where(
+            select(
+                Delivery.lead_id, Delivery.sent_at, Delivery.updated_at, Delivery.sequence_id
+            ).where(
                 among(session, Delivery.lead_id, lead_ids),
                 Delivery.status.in_(COUNTED_BY_CAP),
                 moment > since,
             )
         )
-        for lead_id, sent_at, updated_at in rows:
-            times[lead_id].append(sent_at or updated_at)
+        for lead_id, sent_at, updated_at, sequence_id in rows:
+            times[lead_id].append((sent_at or updated_at, sequence_id))
         return times
 
     def _events(

@@ -17,15 +17,18 @@ from sqlalchemy.orm import Session
 from nurture.content import Content
 from nurture.core.admission import (
     Occurrence,
-    admitting_trigger,
+    admission,
     exit_on_event,
     exit_on_stage,
     may_reenter,
 )
+from nurture.core.decisions import NOT_ENROLLED, Decision
 from nurture.core.sequences import Sequence, TriggerKind
 from nurture.core.timing import resolve_timezone
-from nurture.leads import add_event, profile_of, suppress
+from nurture.decisions import note
+from nurture.leads import add_event, profile_of
 from nurture.models import Delivery, Enrollment, Event, Lead, StageChange
+from nurture.suppression import ListKey, suppress
 
 ENGAGEMENT = frozenset({"email_opened", "email_clicked"})
 
@@ -33,11 +36,17 @@ ENGAGEMENT = frozenset({"email_opened", "email_clicked"})
 def enrol(
     session: Session, content: Content, lead: Lead, occurrence: Occurrence, now: datetime
 ) -> list[Enrollment]:
-    """Enrol the lead in every live sequence whose trigger and audience admit it."""
+    """Enrol the lead in every live sequence whose trigger and audience admit it; a
+    trigger that fired for a lead kept out is written to the decision log, with why."""
     profile = profile_of(lead)
     entered: list[Enrollment] = []
     for sequence in content.live():
-        if admitting_trigger(sequence, occurrence, profile) is None:
+        trigger, refused = admission(sequence, occurrence, profile)
+        if trigger is None:
+            continue
+        if refused is not None:
+            why = f"not entered on {occurrence.describe()}: {refused}"
+            note(session, lead.id, [Decision(NOT_ENROLLED, why, sequence.id)], now)
             continue
         enrollment = enter(session, content, lead, sequence, occurrence.describe(), now)
         if enrollment is not None:
@@ -61,9 +70,18 @@ def enter(
         .limit(1)
     )
     tz = resolve_timezone(lead.timezone, lead.country, sequence.timezone)
-    if latest is not None and (
-        latest.status == "active" or not may_reenter(sequence, latest.left_at, now, tz)
-    ):
+    if latest is not None and latest.status == "active":
+        return None  # inside already: nothing to decide
+    if latest is not None and not may_reenter(sequence, latest.left_at, now, tz):
+        policy = sequence.reentry
+        rule = (
+            "its re-entry policy does not allow entering again"
+            if not policy.allowed
+            else f"re-entry is allowed {policy.cooldown} after leaving"
+        )
+        left = f"{latest.left_at:%Y-%m-%d}" if latest.left_at else "?"
+        why = f"not entered on {trigger}: left on {left} and {rule}"
+        note(session, lead.id, [Decision(NOT_ENROLLED, why, sequence.id)], now)
         return None
     content.store_versions(session, now)
     enrollment = Enrollment(
@@ -225,7 +243,7 @@ def set_stage(
 
 
 def unsubscribe(
-    session: Session, lead: Lead, now: datetime, delivery_id: int | None = None
+    session: Session, key: ListKey, lead: Lead, now: datetime, delivery_id: int | None = None
 ) -> Event | None:
     """Idempotent: the `unsubscribed` event the first time, None after. Every active
     enrollment ends at once, and the address joins the suppression list."""
@@ -233,7 +251,7 @@ def unsubscribe(
         return None
     lead.unsubscribed_at = now
     lead.updated_at = now
-    suppress(session, lead.email, "unsubscribed", now)
+    suppress(session, key, lead.email, "unsubscribed", now)
     event = add_event(
         session, lead, "unsubscribed", now, {}, origin="tracking", delivery_id=delivery_id
     )

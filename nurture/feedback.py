@@ -15,7 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nurture.content import Content
+from nurture.core.decisions import NOT_RECYCLED, Decision
 from nurture.core.sales import STAGE_AFTER, Answer, accepted_at, final_answer
+from nurture.decisions import note
 from nurture.enrollment import enter, set_stage
 from nurture.models import Lead, Promotion, SalesFeedback
 
@@ -90,6 +92,11 @@ def _follow(
 ) -> str | None:
     stage = STAGE_AFTER[final.status]
     cause = f"sales: {final.status}" + (f" ({final.reason})" if final.reason else "")
+
+    def not_recycled(why: str) -> None:
+        said = f"recycled by sales, but not put back in a sequence: {why}"
+        note(session, lead.id, [Decision(NOT_RECYCLED, said, recycle_sequence)], now)
+
     if stage is not None and lead.stage != stage and lead.cycle == promotion.cycle:
         set_stage(session, content, lead, stage, now, cause=cause)
     if stage != "recycled" or lead.cycle != promotion.cycle:
@@ -98,9 +105,11 @@ def _follow(
     lead.behaviour_points = 0.0  # it earns its way back from fresh evidence
     lead.score = 0
     if recycle_sequence is None:
+        not_recycled("the answer named no sequence to nurture it in")
         return None
     sequence = content.get(recycle_sequence)
     if sequence is None:
+        not_recycled(f"the sequence {recycle_sequence!r} it named is not live")
         return None
     trigger = f"recycled by sales: {final.reason or final.status}"
     entered = enter(session, content, lead, sequence, trigger, now)

@@ -16,10 +16,11 @@ from nurture.content import Content
 from nurture.core.intake import LeadInput
 from nurture.db import among, plan_afresh
 from nurture.enrollment import on_created, on_tags, set_stage
-from nurture.leads import email_hash, upsert_lead
-from nurture.models import Lead, Suppression
+from nurture.leads import upsert_lead
+from nurture.models import Lead
 from nurture.qualifying import qualify_lead
 from nurture.scores import follow
+from nurture.suppression import list_key, suppressed, suppressed_among
 
 
 def take(
@@ -31,7 +32,7 @@ def take(
     source: str = "api",
     existing: Lead | None = None,
     looked_up: bool = False,
-    suppressed_hashes: set[str] | None = None,
+    blocked: set[str] | None = None,
 ) -> tuple[Lead, bool]:
     """Create or enrich the lead; returns it and whether it was created."""
     previous_stage = existing.stage if existing is not None else None
@@ -40,8 +41,14 @@ def take(
         found = session.scalar(select(Lead).where(Lead.email == data.email).with_for_update())
         previous_stage = found.stage if found is not None else None
         existing = found
+
+    def is_suppressed(email: str) -> bool:  # asked for new leads only
+        if blocked is not None:
+            return email in blocked
+        return suppressed(session, list_key(settings), email, now)
+
     lead, created, new_tags = upsert_lead(
-        session, data, now, source, existing, looked_up=True, suppressed_hashes=suppressed_hashes
+        session, data, now, source, existing, looked_up=True, is_suppressed=is_suppressed
     )
     if created:
         on_created(session, content, lead, now)
@@ -74,12 +81,7 @@ def take_many(
         select(Lead).where(among(session, Lead.email, emails)).order_by(Lead.id).with_for_update()
     )
     known = {lead.email: lead for lead in session.scalars(query)}
-    hashes = {email_hash(email) for email in emails}
-    blocked = set(
-        session.scalars(
-            select(Suppression.email_hash).where(among(session, Suppression.email_hash, hashes))
-        )
-    )
+    blocked = suppressed_among(session, list_key(settings), emails, now)
     results = []
     for item in items:
         lead, created = take(

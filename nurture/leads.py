@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from nurture.core.intake import LeadInput
 from nurture.core.profile import LeadProfile, Rep
-from nurture.models import Consent, Event, FieldHistory, Lead, Suppression
+from nurture.models import Consent, Event, FieldHistory, Lead
 
 # What `profile_of` reads: a select of these gives rows it takes as well as leads.
 PROFILE_COLUMNS = (
@@ -65,22 +65,6 @@ def find_lead(session: Session, email: str) -> Lead | None:
     return session.scalar(select(Lead).where(Lead.email == email))
 
 
-def email_hash(email: str) -> str:
-    """What the suppression list keeps instead of the address."""
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
-
-
-def suppressed(session: Session, email: str) -> bool:
-    return session.get(Suppression, email_hash(email)) is not None
-
-
-def suppress(session: Session, email: str, reason: str, now: datetime) -> None:
-    """Never mail this address again (idempotent); only its hash is kept."""
-    key = email_hash(email)
-    if session.get(Suppression, key) is None:
-        session.add(Suppression(email_hash=key, reason=reason[:100], at=now))
-
-
 def _shown(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -92,7 +76,7 @@ def upsert_lead(
     source: str = "api",
     existing: Lead | None = None,
     looked_up: bool = False,
-    suppressed_hashes: set[str] | None = None,
+    is_suppressed: Callable[[str], bool] = lambda email: False,
 ) -> tuple[Lead, bool, set[str]]:
     """Create or enrich the lead for `data.email` (progressive profiling).
 
@@ -115,11 +99,7 @@ def upsert_lead(
             created_at=now,
             updated_at=now,
         )
-        if (
-            email_hash(data.email) in suppressed_hashes
-            if suppressed_hashes is not None
-            else suppressed(session, data.email)
-        ):
+        if is_suppressed(data.email):
             # Unsubscribed or erased before: known again, but never mailed again.
             lead.unsubscribed_at = now
         session.add(lead)

@@ -396,7 +396,9 @@ class OutboxMailer:
 
     def path_for(self, message: Envelope | EmailMessage) -> Path:
         envelope = message if isinstance(message, Envelope) else envelope_of(message)
-        message_id = envelope.message_id
+        return self.path_of(envelope.message_id)
+
+    def path_of(self, message_id: str) -> Path:
         name = _UNSAFE_NAME.sub("_", message_id)[:200].lstrip(".")
         return self.folder / f"{name or 'no-message-id'}.eml"
 

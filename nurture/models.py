@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     TypeDecorator,
@@ -65,6 +67,7 @@ class Base(DeclarativeBase):
 
 class Lead(Base):
     __tablename__ = "leads"
+    __table_args__ = (Index("ix_leads_created_at", "created_at"),)  # reports: cohorts
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # What URLs, API answers and logs call the lead (see nurture.identifiers).
@@ -108,7 +111,10 @@ class Lead(Base):
 
 class Event(Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_lead_name_time", "lead_id", "name", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_events_lead_name_time", "lead_id", "name", "occurred_at"),
+        Index("ix_events_name_time", "name", "occurred_at"),  # reports and alarms, by day
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
@@ -175,6 +181,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id"),
         Index("ix_deliveries_lead_sent", "lead_id", "sent_at"),
+        Index("ix_deliveries_sent_at", "sent_at"),  # reports and alarms, by day
         # Only the deliveries an operator must look at: most rows end `sent` and stay
         # out of it, so sending writes no entry here and no read by lead is tempted
         # to walk every sent row through it.
@@ -295,7 +302,10 @@ class StageChange(Base):
     """Every lifecycle transition: when, from, to, and why."""
 
     __tablename__ = "stage_changes"
-    __table_args__ = (Index("ix_stage_changes_lead_at", "lead_id", "at"),)
+    __table_args__ = (
+        Index("ix_stage_changes_lead_at", "lead_id", "at"),
+        Index("ix_stage_changes_to_stage_at", "to_stage", "at"),  # reports: who became MQL
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
@@ -310,7 +320,11 @@ class Promotion(Base):
     """A lead handed to sales, once per lead per cycle; the CRM's answer lands here."""
 
     __tablename__ = "promotions"
-    __table_args__ = (UniqueConstraint("lead_id", "cycle"), Index("ix_promotions_status", "status"))
+    __table_args__ = (
+        UniqueConstraint("lead_id", "cycle"),
+        Index("ix_promotions_status", "status"),
+        Index("ix_promotions_created_at", "created_at"),  # reports: SLA, SQL
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
@@ -369,7 +383,10 @@ class SalesFeedback(Base):
     """Each answer the CRM sent, as received (replays are recognised by `external_id`)."""
 
     __tablename__ = "sales_feedback"
-    __table_args__ = (UniqueConstraint("external_id"),)
+    __table_args__ = (
+        UniqueConstraint("external_id"),
+        Index("ix_sales_feedback_promotion", "promotion_id"),  # first answers; a replay
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     promotion_id: Mapped[int] = mapped_column(ForeignKey("promotions.id", ondelete="CASCADE"))
@@ -470,3 +487,84 @@ class PrivacyLog(Base):
     email_hash: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(String(500))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FormConfirmation(Base):
+    """A website form awaiting double opt-in: the submission, kept aside until the
+    person follows the emailed link (then it becomes a lead and this row goes), or
+    until it expires (then the worker's retention purges it).
+
+    `public_id` is the only thing a link carries: random, never the row's number.
+    The send state guards the email: a worker claims a `pending` row by moving it
+    to `sending`, so it leaves once; `sent` or `failed` after that.
+    """
+
+    __tablename__ = "form_confirmations"
+    __table_args__ = (
+        UniqueConstraint("email", "form"),  # a second submission updates the first
+        Index("ix_form_confirmations_due", "send_state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(64), unique=True)
+    form: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(320))  # normalised, for erasure requests
+    locale: Mapped[str | None] = mapped_column(String(16))  # picks the email's language
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the lead and the event
+    # pending -> sending -> sent | failed; pending again after a retryable failure
+    send_state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the latest email asked for
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class DecisionLog(Base):
+    """One decision the engine took about a lead, and why (nurture.core.decisions).
+    Append-only; erased and purged with the lead."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_lead_at", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(20))
+    sequence_id: Mapped[str | None] = mapped_column(String(100))
+    step_id: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(500))
+
+
+class Cost(Base):
+    """What a source (and campaign) cost in one month, in the installation's currency."""
+
+    __tablename__ = "costs"
+    __table_args__ = (UniqueConstraint("source", "campaign", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    campaign: Mapped[str] = mapped_column(String(200))  # "" for the whole source
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # Entered in another currency and converted explicitly: what was entered, and how.
+    original_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    original_currency: Mapped[str | None] = mapped_column(String(3))
+    rate: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlarmState(Base):
+    """Where an alarm stands (nurture.core.alarms): it turns once each way."""
+
+    __tablename__ = "alarms"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    raised: Mapped[bool] = mapped_column()
+    value: Mapped[float | None] = mapped_column(Float)  # the last reading
+    detail: Mapped[str] = mapped_column(String(300))
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)

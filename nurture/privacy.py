@@ -1,29 +1,41 @@
 """Personal data rights: export everything held on a person, erase it, and purge
 prospects who have shown no interest for the retention period.
 
-Erasing keeps one thing: the hash of the address on the suppression list, so the
-person is never mailed again even if their address comes back. Every export,
-erasure and purge is logged, without personal data (the log holds the hash).
+Erasing keeps one thing: the keyed hash of the address on the suppression list, so
+the person is never mailed again even if their address comes back. Every export,
+erasure and purge is logged, without personal data (the log holds the keyed hash).
+docs/privacy.md lists every place personal data can be and how these reach it.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as email_policy
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import Text, and_, cast, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
+from nurture.confirmation import forget as forget_confirmations
 from nurture.idempotency import forget
-from nurture.leads import email_hash, find_lead, suppress
+from nurture.leads import find_lead
+from nurture.mail import OutboxMailer
 from nurture.models import (
     Base,
     Consent,
     CrmPush,
+    DecisionLog,
     Delivery,
+    Digest,
     Enrollment,
     Event,
     FieldHistory,
+    FormConfirmation,
     Lead,
     PrivacyLog,
     Promotion,
@@ -32,6 +44,16 @@ from nurture.models import (
     StageChange,
     TrackingHit,
 )
+from nurture.suppression import ListKey, check_key, suppress
+
+
+@dataclass(frozen=True)
+class Removed:
+    """Who went, and the Message-IDs of what had been sent to them (their outbox files)."""
+
+    emails: tuple[str, ...]
+    message_ids: tuple[str, ...]
+
 
 PROSPECT_STAGES = ("subscriber", "lead", "mql", "recycled", "disqualified")
 # What a prospect does that shows interest; opens don't count (machines open mail).
@@ -46,11 +68,19 @@ def _row(item: Base) -> dict[str, Any]:
     return values
 
 
-def export(session: Session, email: str, now: datetime) -> dict[str, Any] | None:
+def export(session: Session, key: ListKey, email: str, now: datetime) -> dict[str, Any] | None:
     """Everything held on the person with this address, as JSON-ready values."""
     lead = find_lead(session, email)
-    if lead is None:
+    waiting = [
+        _row(c)
+        for c in session.scalars(select(FormConfirmation).where(FormConfirmation.email == email))
+    ]
+    if lead is None and not waiting:
         return None
+    check_key(session, key, now)  # the log's hash is keyed as the list is
+    if lead is None:  # only a form submission waiting for its confirmation
+        session.add(PrivacyLog(action="export", email_hash=key.digest(email), detail="", at=now))
+        return {"exported_at": now.isoformat(), "lead": None, "form_confirmations": waiting}
 
     def rows(model: type[Base], *where: Any) -> list[dict[str, Any]]:
         return [_row(item) for item in session.scalars(select(model).where(*where))]
@@ -70,29 +100,41 @@ def export(session: Session, email: str, now: datetime) -> dict[str, Any] | None
         "promotions": rows(Promotion, Promotion.lead_id == lead.id),
         "sales_feedback": rows(SalesFeedback, SalesFeedback.promotion_id.in_(promotion_ids)),
         "crm_pushes": rows(CrmPush, CrmPush.promotion_id.in_(promotion_ids)),
+        "decisions": rows(DecisionLog, DecisionLog.lead_id == lead.id),
+        "form_confirmations": waiting,
     }
-    session.add(PrivacyLog(action="export", email_hash=email_hash(lead.email), detail="", at=now))
+    session.add(PrivacyLog(action="export", email_hash=key.digest(lead.email), detail="", at=now))
     return data
 
 
-def erase(session: Session, email: str, now: datetime, reason: str = "erasure request") -> bool:
-    """Remove everything held on the person; keep only the hashed suppression entry."""
+def erase(
+    session: Session, key: ListKey, email: str, now: datetime, reason: str = "erasure request"
+) -> Removed | None:
+    """Remove everything held on the person; keep only the keyed suppression entry.
+    None when nothing was held (the address is suppressed all the same)."""
     lead = find_lead(session, email)
-    suppress(session, email, "erased", now)
+    suppress(session, key, email, "erased", now)
+    waiting = forget_confirmations(session, email)  # submissions awaiting double opt-in
+    hashed = key.digest(email)
     if lead is None:
-        session.add(
-            PrivacyLog(action="erase", email_hash=email_hash(email), detail="no data held", at=now)
-        )
-        return False
-    hashed = email_hash(lead.email)
+        held = f"{waiting} form submission(s) awaiting confirmation" if waiting else "no data held"
+        session.add(PrivacyLog(action="erase", email_hash=hashed, detail=held, at=now))
+        return Removed((email,), ()) if waiting else None
     forget(session, lead.email)  # API answers that carried the lead
-    _delete(session, [lead.id])
+    removed = _delete(session, [lead])
     session.add(PrivacyLog(action="erase", email_hash=hashed, detail=reason[:500], at=now))
-    return True
+    return removed
 
 
-def _delete(session: Session, lead_ids: list[int]) -> None:
+def _delete(session: Session, leads: list[Lead]) -> Removed:
     """Delete leads and everything hanging from them (children first: no FK surprises)."""
+    lead_ids = [lead.id for lead in leads]
+    names = {name for lead in leads for name in (lead.email, lead.public_id)}
+    _scrub_digests(session, names)
+    message_ids = tuple(
+        session.scalars(select(Delivery.message_id).where(Delivery.lead_id.in_(lead_ids)))
+    )
+    removed = Removed(tuple(lead.email for lead in leads), message_ids)
     promotions = select(Promotion.id).where(Promotion.lead_id.in_(lead_ids))
     for statement in (
         delete(SalesFeedback).where(SalesFeedback.promotion_id.in_(promotions)),
@@ -106,10 +148,55 @@ def _delete(session: Session, lead_ids: list[int]) -> None:
         delete(Enrollment).where(Enrollment.lead_id.in_(lead_ids)),
         delete(Consent).where(Consent.lead_id.in_(lead_ids)),
         delete(FieldHistory).where(FieldHistory.lead_id.in_(lead_ids)),
+        delete(DecisionLog).where(DecisionLog.lead_id.in_(lead_ids)),
         delete(Lead).where(Lead.id.in_(lead_ids)),
     ):
         session.execute(statement.execution_options(synchronize_session=False))
     session.expire_all()
+    return removed
+
+
+def _scrub_digests(session: Session, names: set[str]) -> None:
+    """Take the leads out of the record of daily digests sent to sales (older rows name
+    leads by address, newer ones by public id)."""
+    for name in names:
+        for digest in session.scalars(
+            select(Digest).where(cast(Digest.leads, Text).contains(name, autoescape=True))
+        ):
+            digest.leads = [entry for entry in digest.leads if entry not in names]
+
+
+def forget_files(outbox: Path, removed: Removed) -> int:
+    """Delete the outbox files of what was sent to these people, and any other outbox
+    message that names them (a digest to sales): how many files went."""
+    if not removed.emails or not outbox.is_dir():
+        return 0
+    gone = 0
+    mailer = OutboxMailer(outbox)
+    for message_id in removed.message_ids:
+        with contextlib.suppress(FileNotFoundError):
+            mailer.path_of(message_id).unlink()
+            gone += 1
+    wanted = [address.lower() for address in removed.emails]
+    for path in outbox.glob("*.eml"):
+        with contextlib.suppress(FileNotFoundError):
+            if _names_anyone(path.read_bytes(), wanted):
+                path.unlink()
+                gone += 1
+    return gone
+
+
+def _names_anyone(data: bytes, addresses: Iterable[str]) -> bool:
+    """Whether a message names one of these addresses, in its headers or its decoded
+    parts (quoted-printable may break an address across lines)."""
+    message = message_from_bytes(data, policy=email_policy)
+    texts = [str(value) for value in message.values()]
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            with contextlib.suppress(LookupError, ValueError):
+                texts.append(part.get_content())
+    found = "\n".join(texts).lower()
+    return any(address in found for address in addresses)
 
 
 def expired(session: Session, now: datetime, days: int, limit: int = 500) -> list[Lead]:
@@ -131,21 +218,20 @@ def expired(session: Session, now: datetime, days: int, limit: int = 500) -> lis
     )
 
 
-def purge(session: Session, now: datetime, days: int, dry_run: bool = False) -> list[str]:
-    """Delete expired prospects (no suppression: they did not object); their addresses."""
+def purge(
+    session: Session, key: ListKey, now: datetime, days: int, dry_run: bool = False
+) -> Removed:
+    """Delete expired prospects (no suppression: they did not object)."""
     leads = expired(session, now, days)
-    emails = [lead.email for lead in leads]
     if dry_run or not leads:
-        return emails
-    ids = [lead.id for lead in leads]
+        return Removed(tuple(lead.email for lead in leads), ())
     for lead in leads:  # logged before the rows go
         session.add(
             PrivacyLog(
                 action="retention",
-                email_hash=email_hash(lead.email),
+                email_hash=key.digest(lead.email),
                 detail=f"no interest shown for {days} days",
                 at=now,
             )
         )
-    _delete(session, ids)
-    return emails
+    return _delete(session, leads)

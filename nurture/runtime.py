@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from nurture import redaction
 from nurture.config import Settings, resolve_secret_key, spool_folder
 from nurture.content import Content
 from nurture.db import make_engine, make_read_engine, make_sessionmaker
@@ -27,6 +28,10 @@ class Runtime:
     settings: Settings
     mailer_factory: Callable[[], Mailer] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        # From here on, no message or log of this process shows these secrets.
+        redaction.conceal_settings(self.settings)
 
     def stop(self) -> None:
         """Begin a graceful stop (SIGTERM, SIGINT): no new work; the email in hand
@@ -66,7 +71,9 @@ class Runtime:
 
     @cached_property
     def secret_key(self) -> str:
-        return resolve_secret_key(self.settings)
+        key = resolve_secret_key(self.settings)
+        redaction.conceal([key])  # it may come from the key file, not the settings
+        return key
 
     def make_mailer(self) -> Mailer:
         if self.mailer_factory is not None:

@@ -36,12 +36,13 @@ def track(runtime: Runtime, now: datetime) -> str:
 
 
 def work(runtime: Runtime, now: datetime) -> list[str]:
-    """Everything a worker does at `now`: tracking hits, emails, CRM pushes, SLA
-    escalations, digests.
+    """Everything a worker does at `now`: tracking hits, form confirmation emails,
+    emails, CRM pushes, SLA escalations, digests.
 
     Each part runs even when another failed: a broken SMTP server must not hold
     back the CRM, nor the other way round. Returns one line per part.
     """
+    from nurture.alarms import check as check_alarms
     from nurture.digest import send_digests
     from nurture.feedback import escalate_overdue
 
@@ -56,23 +57,39 @@ def work(runtime: Runtime, now: datetime) -> list[str]:
         return f"{len(found)} escalated"
 
     def retention() -> str:
+        from nurture.confirmation import purge_expired
         from nurture.idempotency import expire
-        from nurture.privacy import purge
+        from nurture.privacy import forget_files, purge
+        from nurture.suppression import list_key
 
+        key = list_key(runtime.settings)
         with runtime.sessions.begin() as session:
-            purged = purge(session, now, runtime.settings.retention_days)
+            purged = purge(session, key, now, runtime.settings.retention_days)
             answers = expire(session, now)
-        return f"{len(purged)} purged" + (
-            f", {answers} idempotency answers expired" if answers else ""
+            unconfirmed = purge_expired(session, now)
+        forget_files(runtime.settings.outbox_dir, purged)
+        return (
+            f"{len(purged.emails)} purged"
+            + (f", {answers} idempotency answers expired" if answers else "")
+            + (f", {unconfirmed} unconfirmed form submissions expired" if unconfirmed else "")
         )
+
+    def confirmations() -> str:
+        from nurture.confirmation import send_due
+
+        rt = runtime
+        return str(send_due(rt.sessions, rt.settings, rt.secret_key, rt.dispatcher.send_now, clock))
 
     parts = (
         ("hits", lambda: track(runtime, now)),
+        # Before the sequence emails: someone is waiting for this one, by the form.
+        ("confirmations", confirmations),
         ("tick", lambda: str(runtime.dispatcher.tick(clock))),
         ("retention", retention),
         ("crm", lambda: str(runtime.crm.deliver_due(clock))),
         ("sla", escalate),
         ("digest", lambda: f"{send_digests(runtime, now)} sent"),
+        ("alarms", lambda: check_alarms(runtime, now)),
     )
     for name, part in parts:
         if runtime.stopping.is_set():

@@ -32,9 +32,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from nurture.core.journey import Finish, Position, Sleep, after_send, settle, walk
+from nurture.core.decisions import WAITING, Decision
+from nurture.core.journey import Finish, Position, Sleep, after_send, settle, waiting, walk
 from nurture.core.timing import window_holidays
 from nurture.db import among, update_rows
+from nurture.decisions import as_row, write
 from nurture.enrollment import leave
 from nurture.journal import Entries
 from nurture.leases import holds, update_if_held
@@ -379,6 +381,7 @@ def record(
     )
     delivery_rows: list[dict[str, Any]] = []
     enrollment_rows: list[dict[str, Any]] = []
+    decided: list[dict[str, Any]] = []
     bounced: list[Job] = []
     settings = dispatcher.settings
     for job in jobs:
@@ -419,7 +422,7 @@ def record(
             delivery.update(values)
             if kind == "sent":
                 report.sent += 1
-                enrollment.update(_continue(job, now, report))
+                enrollment.update(_continue(job, now, report, decided if moves else []))
             elif kind == "uncertain":
                 report.uncertain += 1
                 enrollment.update(uncertain_hold(dispatcher, job.delivery_id, now))
@@ -444,6 +447,7 @@ def record(
             enrollment_rows.append(enrollment)
     update_rows(session, Delivery, delivery_rows)
     update_rows(session, Enrollment, enrollment_rows)
+    write(session, decided)
     for job in bounced:
         lead = session.get(Lead, job.lead_id)
         assert lead is not None
@@ -480,18 +484,25 @@ def _held_at(session: Session, holder: str, jobs: list[Job]) -> dict[int, str | 
     }
 
 
-def _continue(job: Job, now: datetime, report: TickReport) -> dict[str, Any]:
+def _continue(
+    job: Job, now: datetime, report: TickReport, decided: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Walk on after a settled email, so waits start counting from the send."""
     facts = settle(job.facts, job.step.id)
     holidays = window_holidays(
         job.sequence.window, job.facts.lead.country, (now.year, now.year + 1)
     )
     position = after_send(job.step, now)
-    outcome = walk(job.sequence, position, facts, now, job.tz, holidays).outcome
+    result = walk(job.sequence, position, facts, now, job.tz, holidays)
+    decided.extend(as_row(job.lead_id, d, now) for d in result.decisions)
+    outcome = result.outcome
     if isinstance(outcome, Finish):
         report.finished += 1
         return finished(outcome, now)
     if isinstance(outcome, Sleep):
+        step_id = outcome.position.step_id
+        decision = Decision(WAITING, waiting(outcome), job.sequence.id, step_id)
+        decided.append(as_row(job.lead_id, decision, now))
         return slept(outcome)
     # Another email right away: the next batch takes it.
     return {**placed(outcome.position), "due_at": now}

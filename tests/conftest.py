@@ -63,6 +63,10 @@ def _truncate(url: str) -> None:
 @pytest.fixture
 def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A migrated, empty database for one test: PostgreSQL when configured, else SQLite."""
+    import nurture.suppression
+
+    # Emptied tables: what a process had checked of the previous test's no longer holds.
+    nurture.suppression._checked.clear()
     if POSTGRES_URL:
         url: str = request.getfixturevalue("postgres_url")
         _truncate(url)

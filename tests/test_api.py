@@ -12,7 +12,10 @@ from sqlalchemy import func, select
 
 from nurture.apikeys import create_key, revoke_key
 from nurture.app import create_app
+from nurture.core.payloads import PROPERTIES
+from nurture.identifiers import is_lead_id
 from nurture.models import Event, Lead
+from nurture.web.api import PARSED_DEPTH
 
 
 @pytest.fixture
@@ -248,3 +251,148 @@ def test_repeated_wrong_keys_from_one_address_get_429_and_then_recover(
         clock.tick(61)
         assert client.get("/api/v1/leads/x@example.com", headers=right,
                           environ_base=guessing).status_code == 404  # fmt: skip
+
+
+def test_lead_answers_carry_the_opaque_id_and_urls_take_it(api: Any) -> None:
+    client, headers, _ = api
+    created = client.post("/api/v1/leads", json={"email": "ida@example.com"}, headers=headers)
+    lead_id = created.get_json()["id"]
+    assert is_lead_id(lead_id)
+    again = client.post("/api/v1/leads", json={"email": "IDA@example.com"}, headers=headers)
+    assert again.get_json()["id"] == lead_id
+    batch = client.post(
+        "/api/v1/leads/batch",
+        json={"leads": [{"email": "ida@example.com"}, {"email": "jo@example.com"}]},
+        headers=headers,
+    ).get_json()
+    assert [r["id"] == lead_id for r in batch["results"]] == [True, False]
+    event = client.post(
+        f"/api/v1/leads/{lead_id}/events", json={"name": "page_visited"}, headers=headers
+    )
+    assert event.status_code == 201
+    read = client.get(f"/api/v1/leads/{lead_id}", headers=headers).get_json()
+    assert read["email"] == "ida@example.com" and read["timeline"][0]["event"] == "page_visited"
+    unknown = "ld_" + "A" * 20
+    missing = client.get(f"/api/v1/leads/{unknown}", headers=headers)
+    assert missing.status_code == 404 and unknown in missing.get_json()["error"]["message"]
+
+
+def test_lookup_finds_a_lead_by_the_address_in_its_body(make_runtime: Any) -> None:
+    runtime = make_runtime(fold_subaddress=True)
+    with runtime.sessions.begin() as session:
+        site = create_key(session, "site", datetime(2026, 1, 1, tzinfo=UTC), ("intake",))
+        reader = create_key(session, "crm", datetime(2026, 1, 1, tzinfo=UTC), ("read",))
+    client = create_app(runtime=runtime).test_client()
+    as_site = {"Authorization": f"Bearer {site}"}
+    as_reader = {"Authorization": f"Bearer {reader}"}
+    created = client.post("/api/v1/leads", json={"email": "anna@example.com"}, headers=as_site)
+    found = client.post(
+        "/api/v1/leads/lookup", json={"email": " Anna+News@Example.com"}, headers=as_reader
+    )
+    assert found.status_code == 200
+    assert found.get_json()["id"] == created.get_json()["id"]
+    assert found.get_json()["email"] == "anna@example.com"
+    nobody = client.post(
+        "/api/v1/leads/lookup", json={"email": "nobody@example.com"}, headers=as_reader
+    )
+    assert nobody.status_code == 404 and "nobody" not in nobody.get_data(as_text=True)
+    bad = client.post("/api/v1/leads/lookup", json={"email": "anna"}, headers=as_reader)
+    assert bad.status_code == 422 and bad.get_json()["error"]["fields"][0]["path"] == "email"
+    unknown = client.post("/api/v1/leads/lookup", json={"mail": "a@b.example"}, headers=as_reader)
+    assert {f["path"] for f in unknown.get_json()["error"]["fields"]} == {"email", "mail"}
+    refused = client.post(
+        "/api/v1/leads/lookup", json={"email": "anna@example.com"}, headers=as_site
+    )
+    assert refused.status_code == 403  # reading needs the read scope
+
+
+def _raw(client: FlaskClient, path: str, body: str, headers: dict[str, str]) -> Any:
+    return client.post(path, data=body, headers={**headers, "Content-Type": "application/json"})
+
+
+def _fields(response: Any) -> list[tuple[str, str]]:
+    assert response.status_code == 422, response.get_json()
+    return [(f["path"], f["message"]) for f in response.get_json()["error"]["fields"]]
+
+
+def test_deep_nesting_is_refused_with_its_path_never_a_server_error(api: Any) -> None:
+    # Bodies are cut deeper than any format allows (a batch's custom fields sit at 4).
+    assert 4 + PROPERTIES.depth < PARSED_DEPTH
+    client, headers, runtime = api
+    client.post("/api/v1/leads", json={"email": "deep@example.com"}, headers=headers)
+    events = "/api/v1/leads/deep@example.com/events"
+    brackets = "[" * 5000 + "]" * 5000
+    in_fields = '{"email": "deep@example.com", "fields": {"x": ' + brackets + "}}"
+    assert _fields(_raw(client, "/api/v1/leads", in_fields, headers)) == [
+        ("fields.x", "expected a scalar value")
+    ]
+    in_properties = '{"name": "page_visited", "properties": {"a": ' + brackets + "}}"
+    assert _fields(_raw(client, events, in_properties, headers)) == [
+        ("properties.a" + "[0]" * 7, "nested more than 8 levels deep")
+    ]
+    objects = '{"a": ' * 5000 + "1" + "}" * 5000
+    as_properties = '{"properties": ' + objects + ', "name": "page_visited"}'
+    assert _fields(_raw(client, events, as_properties, headers)) == [
+        ("properties" + ".a" * 8, "nested more than 8 levels deep")
+    ]
+    in_a_batch = '{"leads": [{"email": "a@example.com"}, ' + brackets + "]}"
+    assert _fields(_raw(client, "/api/v1/leads/batch", in_a_batch, headers)) == [
+        ("leads[1]", "expected a JSON object")
+    ]
+    never_closed = _raw(client, events, '{"name": "x", "properties": ' + "[" * 5000, headers)
+    assert never_closed.status_code == 400
+    assert never_closed.get_json()["error"]["code"] == "bad_json"
+    # A string never closed, full of escaped quotes, is read once, not once per quote.
+    escapes = '{"properties": ' + "[" * 5000 + '"' + '\\"' * 400_000
+    assert _raw(client, events, escapes, headers).status_code == 400
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 0
+
+
+def test_key_count_key_size_and_control_characters_are_refused_with_a_path(api: Any) -> None:
+    client, headers, runtime = api
+    many = {"email": "k@example.com", "fields": {str(n): n for n in range(60_000)}}
+    assert _fields(client.post("/api/v1/leads", json=many, headers=headers)) == [
+        ("fields", "at most 200 keys")
+    ]
+    long_key = {"email": "k@example.com", "fields": {"k" * 500_000: 1}}
+    [(path, message)] = _fields(client.post("/api/v1/leads", json=long_key, headers=headers))
+    assert path.startswith("fields.kkk") and len(path) < 100
+    assert message == "key: at most 100 characters"
+    controls = {
+        "email": "k@example.com",
+        "first_name": "K\x00",
+        "tags": ["a\r\nb"],
+        "fields": {"x\r\ny": "z", "ok": "nul\x00"},
+    }
+    assert _fields(client.post("/api/v1/leads", json=controls, headers=headers)) == [
+        ("first_name", "control characters are not allowed"),
+        ("tags[0]", "control characters are not allowed"),
+        ("fields.x\\x0d\\x0ay", "key: control characters are not allowed"),
+        ("fields.ok", "control characters are not allowed"),
+    ]
+    assert lead_count(runtime) == 0
+    client.post("/api/v1/leads", json={"email": "k@example.com"}, headers=headers)
+    event = {"name": "page\nvisited", "properties": {"a\x00": 1, "b": ["\r"]}}
+    refused = client.post("/api/v1/leads/k@example.com/events", json=event, headers=headers)
+    assert _fields(refused) == [
+        ("name", "expected an event name such as form_submitted"),
+        ("properties.a\\x00", "key: control characters are not allowed"),
+        ("properties.b[0]", "control characters are not allowed"),
+    ]
+
+
+def test_numbers_are_finite(api: Any) -> None:
+    client, headers, _ = api
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        body = '{"status": "won", "amount": ' + constant + "}"
+        refused = _raw(client, "/api/v1/promotions/1/feedback", body, headers)
+        assert refused.status_code == 400 and constant in refused.get_json()["error"]["message"]
+    too_big = _raw(
+        client, "/api/v1/promotions/1/feedback", '{"status": "won", "amount": 1e400}', headers
+    )
+    assert _fields(too_big) == [("amount", "expected a finite number")]
+    client.post("/api/v1/leads", json={"email": "n@example.com"}, headers=headers)
+    in_properties = '{"name": "x", "properties": {"n": [1, -1e999]}}'
+    refused = _raw(client, "/api/v1/leads/n@example.com/events", in_properties, headers)
+    assert _fields(refused) == [("properties.n[1]", "expected a finite number")]

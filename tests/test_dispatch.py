@@ -20,6 +20,7 @@ from nurture.leads import find_lead, upsert_lead
 from nurture.mail import MemoryMailer, Rejected, RetryLater, Uncertain
 from nurture.models import Consent, Delivery, Enrollment, Lead
 from nurture.runtime import Runtime
+from nurture.suppression import list_key
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 
@@ -189,7 +190,7 @@ def test_unsubscribe_between_claim_and_send_stops_the_email(build: Any, folders:
     with runtime.sessions.begin() as session:
         lead = find_lead(session, "e@example.com")
         assert lead is not None
-        unsubscribe(session, lead, T0)
+        unsubscribe(session, list_key(runtime.settings), lead, T0)
     dispatcher._deliver(jobs, T0, report)
     assert report.skipped == 1 and mailer.messages == []
     assert deliveries(runtime) == [("e@example.com", "first", "skipped")]

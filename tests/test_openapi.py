@@ -28,20 +28,23 @@ from werkzeug.test import TestResponse
 
 from nurture.apikeys import create_key
 from nurture.app import create_app
-from nurture.core.intake import CONSENT_KEYS, LEAD_KEYS, TOUCH_KEYS
+from nurture.core.payloads import LeadPayload, TouchPayload, limits, text_limits
 from nurture.core.profile import SAMPLE_LEAD
 from nurture.mail import MemoryMailer
 from nurture.models import Lead
 from nurture.promotion import promote
-from nurture.web.openapi import NO_CONTROL, document
+from nurture.web import answers
+from nurture.web.api import IDEMPOTENCY_KEY_LENGTH, OPERATIONS, SCOPE_OF
+from nurture.web.openapi import EXAMPLE_LEAD_ID, document, path_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT_URI = "urn:nurture:openapi"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday, 09:00 in Paris
 LEADS = "/api/v1/leads"
 BATCH = "/api/v1/leads/batch"
-LEAD = "/api/v1/leads/{email}"
-EVENTS = "/api/v1/leads/{email}/events"
+LOOKUP = "/api/v1/leads/lookup"
+LEAD = "/api/v1/leads/{lead}"
+EVENTS = "/api/v1/leads/{lead}/events"
 FEEDBACK = "/api/v1/promotions/{promotion_id}/feedback"
 
 
@@ -144,26 +147,27 @@ def test_every_api_route_is_documented_and_every_documented_operation_exists(api
     assert routes == documented
 
 
-def test_documented_lead_fields_are_the_ones_the_intake_takes() -> None:
-    lead = document()["components"]["schemas"]["LeadInput"]["properties"]
-    assert set(lead) == LEAD_KEYS
-    assert set(lead["consent"]["anyOf"][0]["properties"]) == CONSENT_KEYS
-    assert list(lead["touch"]["anyOf"][0]["properties"]) == list(TOUCH_KEYS)
+def test_every_operation_is_documented_with_the_scope_its_route_checks() -> None:
+    spec = document()
+    for operation in OPERATIONS:
+        documented = spec["paths"][path_of(operation)][operation.method.lower()]
+        assert documented["security"] == [{"apiKey": [SCOPE_OF[operation.endpoint]]}]
+        assert documented["summary"] and documented["operationId"]
 
 
-def _text_limits() -> dict[str, int]:
-    """Every free-text field of a lead (dotted path) with its documented maximum length."""
-    found = {}
-    for name, schema in document()["components"]["schemas"]["LeadInput"]["properties"].items():
-        nested = schema.get("anyOf", [{}])[0].get("properties", {})
-        for path, inner in [(name, schema)] + [(f"{name}.{k}", v) for k, v in nested.items()]:
-            if inner.get("pattern") == NO_CONTROL and path != "timezone":  # must be a real zone
-                found[path] = inner["maxLength"]
-    return found
+def test_the_schemas_are_the_models() -> None:
+    schemas = document()["components"]["schemas"]
+    assert list(schemas["LeadPayload"]["properties"]) == list(LeadPayload.model_fields)
+    assert schemas["LeadPayload"]["required"] == ["email"]
+    # A lead's touch is answered with the keys it arrived with, and when.
+    assert set(answers.Touch.model_fields) == {*TouchPayload.model_fields, "at"}
+    lead = schemas["Lead"]
+    assert set(lead["required"]) == set(answers.Lead.model_fields) - {"score_explained"}
+    assert lead["additionalProperties"] is False
 
 
 def test_documented_text_limits_are_the_ones_enforced(api: Api) -> None:
-    limits = _text_limits()
+    limits = {path: n for path, n in text_limits(LeadPayload).items() if path != "timezone"}
     assert {"first_name", "rep.phone", "consent.purpose", "touch.utm_content"} <= set(limits)
 
     def body(extra: int) -> dict[str, Any]:
@@ -180,6 +184,22 @@ def test_documented_text_limits_are_the_ones_enforced(api: Api) -> None:
     assert refused.status_code == 422
     assert {f["path"] for f in refused.get_json()["error"]["fields"]} == set(limits)
     assert api.call("POST", LEADS, LEADS, json=body(0)).status_code == 201
+
+
+def _table(rows: list[tuple[str, str, str]]) -> str:
+    lines = ["| limit | value | answer beyond it |", "|---|---|---|"]
+    return "\n".join(lines + [f"| {what} | {value} | {beyond} |" for what, value, beyond in rows])
+
+
+def test_the_limits_table_in_the_docs_is_the_one_in_the_code() -> None:
+    rows = [(limit.what, limit.value, limit.beyond) for limit in limits()]
+    rows.append(
+        ("`Idempotency-Key`", f"1 to {IDEMPOTENCY_KEY_LENGTH} printable characters", "`400`")
+    )
+    expected = _table(rows)
+    docs = (ROOT / "docs" / "api.md").read_text()
+    found = docs.split("<!-- limits: begin -->\n", 1)[1].split("\n<!-- limits: end -->", 1)[0]
+    assert found == expected, f"docs/api.md's limits table should read:\n{expected}"
 
 
 # --- real answers against the documented schemas -----------------------------------------
@@ -211,9 +231,10 @@ def test_a_lead_created_enriched_mailed_and_read_matches_the_document(api: Api) 
         created = api.call("POST", LEADS, LEADS, json=FULL_LEAD)
         assert created.status_code == 201
         assert created.get_json()["first_touch"]["utm_source"] == "google"
+        lead_id = created.get_json()["id"]
         event = api.call(
             "POST",
-            f"/api/v1/leads/{email}/events",
+            f"/api/v1/leads/{lead_id}/events",
             EVENTS,
             json={"name": "form_submitted", "properties": {"form": "whitepaper-planning-roi"}},
         )
@@ -228,7 +249,11 @@ def test_a_lead_created_enriched_mailed_and_read_matches_the_document(api: Api) 
             json={"email": email.upper(), "stage": "mql", "consent": {"granted": False}},
         )
         assert updated.status_code == 200
-        lead = api.call("GET", f"/api/v1/leads/{email}", LEAD).get_json()
+        assert updated.get_json()["id"] == lead_id
+        lead = api.call("GET", f"/api/v1/leads/{lead_id}", LEAD).get_json()
+        found = api.call("POST", LOOKUP, LOOKUP, json={"email": email.upper()}).get_json()
+        by_address = api.call("GET", f"/api/v1/leads/{email}", LEAD).get_json()  # deprecated
+    assert lead == found == by_address
     assert {"delivery", "event"} <= {key for item in lead["timeline"] for key in item}
     assert lead["score_explained"] and lead["stage_history"][-1]["to"] == "mql"
     assert [c["granted"] for c in lead["consents"]] == [True, False]
@@ -238,6 +263,8 @@ def test_a_batch_and_its_refusal_match_the_document(api: Api) -> None:
     leads = [{"email": f"batch{n}@example.com", "company_size": n} for n in range(3)]
     taken = api.call("POST", BATCH, BATCH, json={"leads": leads})
     assert taken.get_json()["created"] == 3
+    for result, lead in zip(taken.get_json()["results"], leads, strict=True):
+        assert result["email"] == lead["email"] and result["id"].startswith("ld_")
     leads[1]["email"] = "not an address"
     refused = api.call("POST", BATCH, BATCH, json={"leads": leads})
     assert refused.status_code == 422
@@ -295,6 +322,9 @@ def test_sales_feedback_and_its_refusals_match_the_document(api: Api) -> None:
     ("method", "path", "template", "kwargs", "status"),
     [
         ("GET", "/api/v1/leads/nobody@example.com", LEAD, {}, 404),
+        ("GET", f"/api/v1/leads/{EXAMPLE_LEAD_ID}", LEAD, {}, 404),
+        ("POST", LOOKUP, LOOKUP, {"json": {"email": "nobody@example.com"}}, 404),
+        ("POST", LOOKUP, LOOKUP, {"json": {"email": "nobody"}}, 422),
         (
             "POST",
             "/api/v1/leads/nobody@example.com/events",
@@ -360,15 +390,14 @@ def test_edge_values_get_a_documented_answer(
         ("GET", "/api/v1/leads/a@example.com", LEAD),
         ("POST", LEADS, LEADS),
         ("POST", BATCH, BATCH),
-        ("POST", "/api/v1/leads/a@example.com/events", EVENTS),
+        ("POST", LOOKUP, LOOKUP),
+        ("POST", f"/api/v1/leads/{EXAMPLE_LEAD_ID}/events", EVENTS),
         ("POST", "/api/v1/promotions/1/feedback", FEEDBACK),
     ],
 )
 def test_every_operation_but_the_document_needs_a_key_with_the_scope_it_names(
     api: Api, method: str, path: str, template: str
 ) -> None:
-    from nurture.web.api import SCOPE_OF
-
     [requirement] = document()["paths"][template][method.lower()]["security"]
     [scope] = requirement["apiKey"]
     response = api.call(method, path, template, auth=False, json={})
@@ -392,10 +421,11 @@ KEYS = itertools.count()
 @pytest.fixture
 def seeded(api: Api) -> Api:
     """The lead and the promotion the document's examples name, so examples hit real rows."""
-    example = document()["components"]["schemas"]["LeadInput"]["example"]
+    [example] = document()["components"]["schemas"]["LeadPayload"]["examples"]
     assert api.client.post(LEADS, json=example, headers=api.headers).status_code == 201
     with api.runtime.sessions.begin() as session:
         lead = session.query(Lead).one()
+        lead.public_id = EXAMPLE_LEAD_ID
         made = promote(session, api.runtime.content, lead, "fuzzing", lead.created_at, timedelta(1))
         assert made is not None and made.id == 1
     return api
@@ -415,7 +445,8 @@ def test_fuzzed_requests_get_no_server_error_and_documented_answers(seeded: Api,
     if case.headers and "Idempotency-Key" in case.headers:
         # Generated keys repeat across bodies and would make most requests a 409; replays
         # and conflicts have their own test above.
-        case.headers["Idempotency-Key"] = f"{next(KEYS)}-{case.headers['Idempotency-Key']}"[:255]
+        key = f"{next(KEYS)}-{case.headers['Idempotency-Key']}"
+        case.headers["Idempotency-Key"] = key[:IDEMPOTENCY_KEY_LENGTH]
     case.call_and_validate(
         app=seeded.app,
         headers=seeded.headers,

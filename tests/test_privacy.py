@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from conftest import TEST_SECRET
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
@@ -16,9 +17,11 @@ from nurture.cli import cli
 from nurture.core.intake import parse_lead
 from nurture.enrollment import on_event
 from nurture.evidence import record
-from nurture.leads import email_hash, upsert_lead
+from nurture.intake import take
+from nurture.leads import upsert_lead
 from nurture.mail import MemoryMailer
 from nurture.models import Base, Lead, PrivacyLog, Suppression
+from nurture.suppression import list_key
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SEQUENCE = """\
@@ -59,7 +62,7 @@ def test_export_then_erase_leaves_only_the_hash_and_the_person_is_never_mailed_a
     assert runtime.dispatcher.tick(T0).sent == 1
     env = {
         "NURTURE_DATABASE_URL": runtime.settings.database_url,
-        "NURTURE_SECRET_KEY": "x" * 32,
+        "NURTURE_SECRET_KEY": TEST_SECRET,
         "NURTURE_SEQUENCES_DIR": str(sequences),
         "NURTURE_TEMPLATES_DIR": str(templates),
     }
@@ -81,11 +84,16 @@ def test_export_then_erase_leaves_only_the_hash_and_the_person_is_never_mailed_a
         )
     assert erased.exit_code == 0 and "erased" in erased.output
     left = {name: n for name, n in rows_about(runtime).items() if n}
-    # Only the suppression hash, the log of the two requests, and what isn't personal.
-    assert left == {"suppressions": 1, "privacy_log": 2, "sequence_versions": 1}
+    # Only the suppression hash (and its key's fingerprint), the log of the two
+    # requests, and what isn't personal.
+    assert left == {
+        "suppressions": 1, "key_fingerprints": 1, "privacy_log": 2, "sequence_versions": 1
+    }  # fmt: skip
     with runtime.sessions() as session:
         suppression = session.scalars(select(Suppression)).one()
-        assert suppression.email_hash == email_hash("lucie.bernard@example.com")
+        assert suppression.email_hash == list_key(runtime.settings).digest(
+            "lucie.bernard@example.com"
+        )
         assert "lucie" not in suppression.email_hash
         actions = [r.action for r in session.scalars(select(PrivacyLog).order_by(PrivacyLog.id))]
         assert actions == ["export", "erase"]
@@ -93,8 +101,8 @@ def test_export_then_erase_leaves_only_the_hash_and_the_person_is_never_mailed_a
     # The address comes back (a form, an import): known again, never mailed again.
     later = T0 + timedelta(days=30)
     with runtime.sessions.begin() as session:
-        lead, created, _ = upsert_lead(session, parse_lead({"email": "Lucie.Bernard@example.com"}),
-                                       later)  # fmt: skip
+        lead, created = take(session, runtime.content, runtime.settings,
+                             parse_lead({"email": "Lucie.Bernard@example.com"}), later)  # fmt: skip
         assert created and lead.unsubscribed_at == later
         on_event(session, runtime.content, lead, "start", {}, later)
     assert runtime.dispatcher.tick(later).sent == 0
@@ -115,7 +123,7 @@ def test_retention_purges_prospects_without_clicks_or_replies(make_runtime: Any)
                "email_opened", {"classification": "human"}, recent)  # fmt: skip
         record(session, runtime.content, runtime.settings, leads["clicker@example.com"],
                "email_clicked", {"classification": "human"}, recent)  # fmt: skip
-    env = {"NURTURE_DATABASE_URL": runtime.settings.database_url, "NURTURE_SECRET_KEY": "x" * 32}
+    env = {"NURTURE_DATABASE_URL": runtime.settings.database_url, "NURTURE_SECRET_KEY": TEST_SECRET}
     with freeze_time(T0):
         dry = CliRunner().invoke(cli, ["gdpr", "retention", "--dry-run"], env=env)
         assert dry.output.splitlines()[:2] == ["quiet@example.com", "opener@example.com"]
@@ -155,7 +163,7 @@ def test_stored_api_answers_go_with_an_erasure_and_expire_after_a_day(make_runti
 
     assert any("claire@atelier.example" in body for body in stored())
     with runtime.sessions.begin() as session:
-        assert erase(session, "claire@atelier.example", created)
+        assert erase(session, list_key(runtime.settings), "claire@atelier.example", created)
     assert not any("claire@atelier.example" in body for body in stored())
     assert len(stored()) == 1  # Paul's answer stays, for a day
     with runtime.sessions.begin() as session:

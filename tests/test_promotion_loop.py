@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from itsdangerous.encoding import base64_encode
@@ -79,15 +79,24 @@ class Site:
             self.key = create_key(session, "test", datetime.now(UTC), ("admin",))
 
     def request(
-        self, method: str, path: str, body: Any = None, agent: str = CHROME
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        agent: str = CHROME,
+        headers: dict[str, str] | None = None,
+        form: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.server.server_port, timeout=10)
-        headers = {"User-Agent": agent, "Authorization": f"Bearer {self.key}"}
+        sent = {"User-Agent": agent, "Authorization": f"Bearer {self.key}", **(headers or {})}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        connection.request(method, path, body=data, headers=headers)
+            sent["Content-Type"] = "application/json"
+        if form is not None:
+            data = urlencode(form).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        connection.request(method, path, body=data, headers=sent)
         response = connection.getresponse()  # http.client never follows redirects
         payload = response.read()
         connection.close()

@@ -169,6 +169,44 @@ def test_each_rep_gets_the_top_leads_each_morning_once(runtime: Any) -> None:
     assert "read customer stories or integrations" in digest  # the evidence
 
 
+def test_the_daily_list_is_also_a_report_per_rep(runtime: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from conftest import TEST_SECRET
+    from freezegun import freeze_time
+
+    from nurture.cli import cli
+
+    for number, visits in enumerate((3, 1, 2, 0)):
+        lead_id = a_lead(runtime, f"lead{number}@usine.example")
+        with runtime.sessions.begin() as session:
+            lead = session.get(Lead, lead_id)
+            for _ in range(visits):
+                record(session, runtime.content, runtime.settings, lead, "page_visited",
+                       {"path": "/customers"}, T0 - timedelta(days=1))  # fmt: skip
+    settings = runtime.settings
+    env = {"NURTURE_DATABASE_URL": settings.database_url, "NURTURE_SECRET_KEY": TEST_SECRET,
+           "NURTURE_ROUTING_FILE": str(settings.routing_file),
+           "NURTURE_SCORING_FILE": str(settings.scoring_file),
+           "NURTURE_SEQUENCES_DIR": str(settings.sequences_dir),
+           "NURTURE_TEMPLATES_DIR": str(settings.templates_dir)}  # fmt: skip
+    with freeze_time(datetime(2026, 3, 3, 7, 5, tzinfo=UTC)):
+        out = CliRunner().invoke(
+            cli, ["leads", "top", "--rep", "julien.moreau@planifia.example", "--format", "json"],
+            env=env,
+        )  # fmt: skip
+        unknown = CliRunner().invoke(cli, ["leads", "top", "--rep", "x@y.example"], env=env)
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)["rows"]
+    assert [(r["rank"], r["email"]) for r in rows] == [
+        (1, "lead0@usine.example"), (2, "lead2@usine.example"), (3, "lead1@usine.example")
+    ]  # fmt: skip
+    assert rows[0]["lead"].startswith("ld_") and rows[0]["name"] == "Marc"
+    assert "read customer stories or integrations" in rows[0]["evidence"]
+    assert unknown.exit_code == 2 and "no rep x@y.example in the routing file" in unknown.output
+
+
 def test_rescore_command_recomputes_from_the_event_log(runtime: Any, tmp_path: Path) -> None:
     from nurture.cli import cli
 

@@ -7,6 +7,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from nurture.app import create_app
 from nurture.db import upgrade
 from nurture.web.headers import PAGE_POLICY
@@ -45,6 +47,23 @@ def test_every_page_forbids_scripts_and_framing(tracked: Any) -> None:
         assert page.headers["X-Content-Type-Options"] == "nosniff", name
         assert page.headers["Referrer-Policy"] == "no-referrer", name
         assert "<script" not in page.get_data(as_text=True).lower(), name
+
+
+def test_the_click_retry_page_keeps_its_stricter_policy_and_forbids_framing(
+    tracked: Any, monkeypatch: Any
+) -> None:
+    import nurture.web.tracking as tracking
+
+    def unavailable(*args: Any) -> None:
+        raise SQLAlchemyError("the database does not answer")
+
+    monkeypatch.setattr(tracking, "_links", unavailable)
+    page = tracked.client.get(tracked.stored_link(1))
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert page.headers["Content-Security-Policy"] == tracking.RETRY_PAGE_POLICY
+    assert "img-src" not in tracking.RETRY_PAGE_POLICY  # stricter: no image either
+    assert "frame-ancestors 'none'" in tracking.RETRY_PAGE_POLICY
+    assert page.headers["X-Frame-Options"] == "DENY"
 
 
 def test_the_pages_policy_lets_nothing_load_but_their_own_style() -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from nurture.core.decisions import refusal
 from nurture.core.profile import LeadProfile
 from nurture.core.sequences import Sequence, Trigger, TriggerKind
 from nurture.core.timing import add_duration
@@ -61,12 +62,24 @@ def admitting_trigger(
     sequence: Sequence, occurrence: Occurrence, lead: LeadProfile
 ) -> Trigger | None:
     """The trigger that lets this lead in, if the audience admits it."""
-    if not sequence.enabled or lead.stage in ALWAYS_EXIT_STAGES:
-        return None
-    for trigger in sequence.triggers:
-        if fires(trigger, occurrence, lead):
-            return trigger if sequence.audience.admits(lead) else None
-    return None
+    trigger, refused = admission(sequence, occurrence, lead)
+    return trigger if refused is None else None
+
+
+def admission(
+    sequence: Sequence, occurrence: Occurrence, lead: LeadProfile
+) -> tuple[Trigger | None, str | None]:
+    """The trigger of this sequence that fires on the occurrence (None: none does), and
+    why the lead is kept out all the same (None: it may enter)."""
+    if not sequence.enabled:
+        return None, None
+    trigger = next((t for t in sequence.triggers if fires(t, occurrence, lead)), None)
+    if trigger is None:
+        return None, None
+    if lead.stage in ALWAYS_EXIT_STAGES:
+        return trigger, f"the lead is {lead.stage}"
+    refused = refusal(sequence.audience, lead)
+    return trigger, None if refused is None else f"audience: {refused}"
 
 
 def may_reenter(sequence: Sequence, left_at: datetime | None, now: datetime, tz: ZoneInfo) -> bool:

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from nurture.core.decisions import BRANCH, RESUMED, Decision, seen
 from nurture.core.profile import LeadProfile
 from nurture.core.sequences import (
     END,
@@ -85,6 +86,7 @@ Outcome = SendEmail | Sleep | Finish
 class Walk:
     outcome: Outcome
     trail: tuple[str, ...] = ()  # what was decided on the way, for timelines and notes
+    decisions: tuple[Decision, ...] = ()  # the same, for the decision log
 
 
 def holds(condition: Condition, facts: Facts, since: datetime | None = None) -> bool:
@@ -113,6 +115,21 @@ def holds(condition: Condition, facts: Facts, since: datetime | None = None) -> 
     raise AssertionError(condition)  # pragma: no cover
 
 
+def waiting(sleep: Sleep) -> str:
+    """Why a lead is waiting where it is, for the decision log."""
+    until = f"{sleep.until:%Y-%m-%d %H:%M} UTC" if sleep.until is not None else None
+    if sleep.waiting_for is not None and until is not None:
+        return f"waiting for {sleep.waiting_for}, at the latest until {until}"
+    if sleep.waiting_for is not None:
+        return f"waiting for {sleep.waiting_for} (no time limit)"
+    return f"waiting until {until}"
+
+
+def _seen(condition: Condition, facts: Facts) -> str:
+    names = (e.name for e in facts.events)
+    return seen(condition, facts.lead, facts.clicked, facts.opened, names)
+
+
 def _event_matches(event: EventFact, name: str, match: Mapping[str, str], since: datetime) -> bool:
     if event.name != name or event.occurred_at < since:
         return False
@@ -129,32 +146,52 @@ def walk(
 ) -> Walk:
     """Move from `position` as far as `now` allows; stop at an email to send, a wait, or the end."""
     trail: list[str] = []
+    decided: list[Decision] = []
+
+    def done(outcome: Outcome) -> Walk:
+        return Walk(outcome, tuple(trail), tuple(decided))
+
     for _ in range(MAX_HOPS):
         if position.step_id == END:
-            return Walk(Finish(position), tuple(trail))
+            return done(Finish(position))
         step = sequence.step(position.step_id)
         if step is None:
             # The pinned version always has its steps; only a corrupted row lands here.
-            return Walk(Finish(position, f"unknown step {position.step_id}"), tuple(trail))
+            return done(Finish(position, f"unknown step {position.step_id}"))
         match step:
             case EmailStep():
                 if step.id not in facts.done:
-                    return Walk(SendEmail(step, position), tuple(trail))
+                    return done(SendEmail(step, position))
                 position = Position(step.next, position.started_at)
             case BranchStep():
                 target = step.otherwise
                 chosen = "otherwise"
+                looked: list[str] = []
                 for rule in step.rules:
+                    looked.append(_seen(rule.condition, facts))
                     if holds(rule.condition, facts):
                         target = rule.goto
                         chosen = describe_condition(rule.condition)
                         break
                 trail.append(f"branch {step.id}: {chosen} -> {target}")
+                matched = "no rule held" if chosen == "otherwise" else f"{chosen} held"
+                values = "; ".join(dict.fromkeys(looked))
+                decided.append(
+                    Decision(
+                        BRANCH,
+                        f"{matched}, went to {target} (seen: {values})",
+                        sequence.id,
+                        step.id,
+                    )
+                )
                 position = Position(target, position.started_at)
             case WaitStep():
                 outcome = _wait(step, position, facts, now, tz, holidays, trail)
                 if isinstance(outcome, Sleep):
-                    return Walk(outcome, tuple(trail))
+                    return done(outcome)
+                if trail and trail[-1].startswith(f"wait {step.id}:"):
+                    ended = trail[-1].removeprefix(f"wait {step.id}: ")
+                    decided.append(Decision(RESUMED, ended, sequence.id, step.id))
                 position = outcome
     raise RuntimeError(f"{sequence.id}: more than {MAX_HOPS} steps without a wait")
 

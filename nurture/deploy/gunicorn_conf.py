@@ -17,7 +17,11 @@ the command line) win over this file, as gunicorn documents.
   a worker gets, after SIGTERM, to answer the requests it holds and write its spooled
   hits.
 
-Hooks, in each worker process:
+Hooks: `on_starting`, in the master: its log lines, and every worker's after it (the
+access log's too), go through `nurture.redaction`: no secret, no email address
+(`GET /api/v1/leads/<email>`). Each worker's app installs the same on its own.
+
+In each worker process:
 
 - `post_worker_init`: behind a trusted proxy (gunicorn's `forwarded_allow_ips`,
   `FORWARDED_ALLOW_IPS`, default 127.0.0.1 and ::1), the client's address is the last
@@ -128,6 +132,12 @@ class TrustedProxy:
         if self.trusts(environ.get("REMOTE_ADDR", "")):
             return self.fixed(environ, start_response)
         return self.app(environ, start_response)
+
+
+def on_starting(server: Any) -> None:
+    from nurture import redaction
+
+    redaction.install_logging()
 
 
 def post_worker_init(worker: Any) -> None:

@@ -1,15 +1,25 @@
-"""The JSON API under /api/v1/: leads and their events, authenticated by API key."""
+"""The JSON API under /api/v1/: leads and their events, authenticated by API key.
+
+Each route is declared once, with `operation`: its URL, the scope its key needs, the
+body it takes and the answers it gives (models in nurture/core/payloads.py and
+nurture/web/answers.py). nurture/web/openapi.py builds the OpenAPI document from
+these declarations, so the document says what the routes do.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,46 +35,51 @@ from nurture.core.intake import (
     parse_event,
     parse_feedback,
     parse_lead,
+    parse_lookup,
+)
+from nurture.core.payloads import (
+    MAX_BODY,
+    BatchPayload,
+    EventPayload,
+    FeedbackPayload,
+    LeadPayload,
+    LookupPayload,
 )
 from nurture.evidence import record
 from nurture.feedback import receive
+from nurture.identifiers import is_lead_id
 from nurture.intake import take, take_many
 from nurture.leads import find_lead
-from nurture.models import (
-    Consent,
-    Delivery,
-    Enrollment,
-    Event,
-    Lead,
-    Promotion,
-    StageChange,
-)
-from nurture.scores import explain
-from nurture.web import request_now, runtime
+from nurture.models import Lead, Promotion
+from nurture.web import answers, request_now, runtime
 from nurture.web.ratelimit import RateLimit
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def problem(
-    status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
-) -> Response:
-    body: dict[str, Any] = {"error": {"code": code, "message": message}}
-    if fields:
-        body["error"]["fields"] = fields
-    response = jsonify(body)
+@blueprint.before_request
+def _body_limit() -> None:
+    request.max_content_length = MAX_BODY  # beyond it, 413 before the body is read
+
+
+def _answer(answer: BaseModel, status: int = 200) -> Response:
+    response = jsonify(answers.dumped(answer))
     response.status_code = status
     return response
 
 
+def problem(status: int, code: str, message: str) -> Response:
+    return _answer(answers.Error(error=answers.ErrorDetail(code=code, message=message)), status)
+
+
 @blueprint.errorhandler(InvalidInput)
 def _invalid(error: InvalidInput) -> Response:
-    return problem(
-        422,
-        "invalid",
-        "the request was refused; nothing was stored",
-        [{"path": e.path, "message": e.message} for e in error.errors],
+    detail = answers.InvalidDetail(
+        code="invalid",
+        message="the request was refused; nothing was stored",
+        fields=[answers.FieldProblem(path=e.path, message=e.message) for e in error.errors],
     )
+    return _answer(answers.InvalidError(error=detail), 422)
 
 
 @blueprint.errorhandler(HTTPException)
@@ -90,8 +105,7 @@ def _failures() -> RateLimit:
     return found
 
 
-# Which scope each endpoint needs, as declared by `authenticated`: the OpenAPI document
-# is checked against it (tests/test_openapi.py).
+# Which scope each endpoint needs, as declared by `authenticated`.
 SCOPE_OF: dict[str, str] = {}
 
 
@@ -132,32 +146,125 @@ def authenticated(scope: str) -> Callable[[Callable[..., Response]], Callable[..
     return decorate
 
 
+@dataclass(frozen=True)
+class Operation:
+    """One route, as the OpenAPI document describes it."""
+
+    method: str
+    rule: str  # as Flask writes it, under the blueprint's prefix
+    endpoint: str
+    scope: str
+    tag: str
+    summary: str
+    description: str
+    body: type[BaseModel] | None
+    answers: Mapping[int, tuple[type[BaseModel], str]]  # status: (model, when)
+    idempotent: bool  # takes an Idempotency-Key
+    may_find_nothing: bool  # answers 404 when the lead (or promotion) is unknown
+
+
+OPERATIONS: list[Operation] = []
+
+
+def operation(
+    method: str,
+    rule: str,
+    scope: str,
+    *,
+    tag: str,
+    answers: Mapping[int, tuple[type[BaseModel], str]],
+    body: type[BaseModel] | None = None,
+    idempotent: bool = False,
+    may_find_nothing: bool = False,
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Declare a route: registered on the blueprint behind `authenticated(scope)`, and
+    described in the OpenAPI document (summary and description from its docstring)."""
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        summary, _, description = inspect.cleandoc(view.__doc__ or "").partition("\n\n")
+        OPERATIONS.append(
+            Operation(
+                method=method,
+                rule=rule,
+                endpoint=f"{blueprint.name}.{view.__name__}",
+                scope=scope,
+                tag=tag,
+                summary=summary.replace("\n", " "),
+                description=description.replace("\n", " "),
+                body=body,
+                answers=answers,
+                idempotent=idempotent,
+                may_find_nothing=may_find_nothing or "<" in rule,
+            )
+        )
+        guarded = authenticated(scope)(view)
+        blueprint.add_url_rule(rule, view.__name__, guarded, methods=[method])
+        return guarded
+
+    return decorate
+
+
 def _too_many(seconds: int) -> Response:
     answer = problem(429, "too_many_failures", "too many wrong API keys from this address")
     answer.headers["Retry-After"] = str(seconds)
     return answer
 
 
+# Deeper than any payload format allows (nurture/core/payloads.py). The JSON parser
+# recurses, so a body nested thousands deep would exhaust the stack: values deeper than
+# this are cut (to null) before parsing, and the payload checks then refuse the nesting
+# with its path, as they do for any nesting beyond their limits.
+PARSED_DEPTH = 64
+# A string (to its end when never closed: so no match is ever retried from inside one,
+# and the scan stays linear), or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+
+
 def _body() -> Any:
     """The request's JSON, or a 400 saying what is wrong with it: the Content-Type, the
-    syntax (where), a number JSON does not have (NaN, Infinity), or too deep a nesting."""
+    syntax (where), or a number JSON does not have (NaN, Infinity)."""
     if not request.is_json:
         raise _BadJson("expected a JSON body with Content-Type: application/json")
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise _BadJson("the body is empty: expected a JSON document")
     try:
-        return json.loads(raw, parse_constant=_not_a_number)
+        try:
+            return json.loads(raw, parse_constant=_not_a_number)
+        except RecursionError:
+            return json.loads(
+                _cut_deeper_than(raw.decode(), PARSED_DEPTH), parse_constant=_not_a_number
+            )
     except json.JSONDecodeError as error:
         raise _BadJson(
             f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
     except UnicodeDecodeError:
         raise _BadJson("the body is not UTF-8 text") from None
-    except RecursionError:
+    except RecursionError:  # still too deep: the nesting was never closed
         raise _BadJson("JSON nested too deeply") from None
-    except ValueError as error:  # from parse_constant
+    except ValueError as error:  # from parse_constant, or an integer of 4,300 digits
         raise _BadJson(str(error)) from None
+
+
+def _cut_deeper_than(text: str, depth: int) -> str:
+    """`text` with each object or array that starts deeper than `depth` replaced by
+    null, found without parsing (so without recursion)."""
+    kept: list[str] = []
+    level, cut_from, copied_to = 0, 0, 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            level += 1
+            if level == depth + 1:
+                cut_from = match.start()
+        elif token in ("]", "}"):
+            if level == depth + 1:
+                kept += [text[copied_to:cut_from], "null"]
+                copied_to = match.end()
+            level -= 1
+    kept.append(text[copied_to:])
+    return "".join(kept)
 
 
 def _not_a_number(name: str) -> Any:
@@ -174,106 +281,33 @@ def _bad_json(error: _BadJson) -> Response:
 
 
 def lead_json(
-    session: Session, lead: Lead, detail: bool = False, content: Content | None = None
+    session: Session, lead: Lead, detail: bool = True, content: Content | None = None
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "email": lead.email,
-        "first_name": lead.first_name,
-        "last_name": lead.last_name,
-        "company": lead.company,
-        "job_title": lead.job_title,
-        "company_size": lead.company_size,
-        "country": lead.country,
-        "timezone": lead.timezone,
-        "locale": lead.locale,
-        "source": lead.source,
-        "campaign": lead.campaign,
-        "stage": lead.stage,
-        "score": lead.score,
-        "grade": lead.grade,
-        "tags": lead.tags,
-        "fields": lead.fields,
-        "unsubscribed": lead.unsubscribed_at is not None,
-        "category": lead.category,
-        "reasons": lead.reasons or [],
-        "first_touch": lead.first_touch,
-        "latest_touch": lead.latest_touch,
-        "created_at": lead.created_at.isoformat(),
-    }
-    if detail:
-        enrollments = session.scalars(
-            select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id)
-        )
-        body["enrollments"] = [
-            {
-                "sequence": e.sequence_id,
-                "version": e.version,
-                "status": e.status,
-                "step": e.step_id,
-                "due_at": e.due_at.isoformat() if e.due_at else None,
-                "note": e.note,
-                "entered_at": e.entered_at.isoformat(),
-                "exit_reason": e.exit_reason,
-            }
-            for e in enrollments
-        ]
-        timeline: list[dict[str, Any]] = []
-        for event in session.scalars(
-            select(Event)
-            .where(Event.lead_id == lead.id)
-            .order_by(Event.occurred_at.desc())
-            .limit(100)
-        ):
-            timeline.append(
-                {
-                    "at": event.occurred_at.isoformat(),
-                    "event": event.name,
-                    "properties": event.properties,
-                }
-            )
-        for d in session.scalars(
-            select(Delivery)
-            .where(Delivery.lead_id == lead.id)
-            .order_by(Delivery.id.desc())
-            .limit(100)
-        ):
-            timeline.append(
-                {
-                    "at": (d.sent_at or d.updated_at).isoformat(),
-                    "delivery": d.status,
-                    "sequence": d.sequence_id,
-                    "step": d.step_id,
-                    "subject": d.subject,
-                }
-            )
-        body["timeline"] = sorted(timeline, key=lambda item: item["at"], reverse=True)
-        if content is not None and content.scoring is not None:
-            # "Why 72": every change behind the score, decayed to now, and the fit.
-            body["score_explained"] = explain(session, content.scoring, lead, request_now())
-        body["consents"] = [
-            {
-                "purpose": c.purpose,
-                "granted": c.granted,
-                "source": c.source,
-                "text_version": c.text_version,
-                "at": c.at.isoformat(),
-            }
-            for c in session.scalars(
-                select(Consent).where(Consent.lead_id == lead.id).order_by(Consent.at)
-            )
-        ]
-        body["stage_history"] = [
-            {"from": c.from_stage, "to": c.to_stage, "at": c.at.isoformat(), "cause": c.cause}
-            for c in session.scalars(
-                select(StageChange).where(StageChange.lead_id == lead.id).order_by(StageChange.at)
-            )
-        ]
+    """The lead as the API answers it; without `detail`, without its enrollments,
+    timeline, score explained, consents and stage history."""
+    body = answers.dumped(answers.lead(session, lead, content, request_now()))
+    if not detail:
+        for key in ("enrollments", "timeline", "score_explained", "consents", "stage_history"):
+            body.pop(key, None)
     return body
 
 
-@blueprint.post("/leads")
-@authenticated("intake")
+CREATED_OR_UPDATED = {
+    200: (answers.Lead, "The lead was known and is updated."),
+    201: (answers.Lead, "The lead was created."),
+}
+
+
+@operation(
+    "POST", "/leads", "intake", tag="leads", body=LeadPayload, answers=CREATED_OR_UPDATED,
+    idempotent=True,
+)  # fmt: skip
 def put_lead() -> Response:
+    """Create or update a lead by email
+
+    Never blanks known fields; enrols on lead_created, tag_added and stage_reached. The
+    answer is the whole lead, with its `id` for later requests.
+    """
     return idempotent(_put_lead)
 
 
@@ -285,48 +319,53 @@ def _put_lead() -> Response:
         try:
             with rt.sessions.begin() as session:
                 lead, created = take(session, rt.content, rt.settings, data, now)
-                body = lead_json(session, lead, detail=True, content=rt.content)
+                answer = answers.lead(session, lead, rt.content, now)
             break
         except IntegrityError:
             # The same person arrived twice at once: the other request created the
             # lead first, so this one now finds it and enriches it.
             if attempt == 2:
                 raise
-    response = jsonify(body)
-    response.status_code = 201 if created else 200
-    return response
+    return _answer(answer, 201 if created else 200)
 
 
-BATCH_LIMIT = 1000
-
-
-@blueprint.post("/leads/batch")
-@authenticated("intake")
+@operation(
+    "POST", "/leads/batch", "intake", tag="leads", body=BatchPayload,
+    answers={200: (answers.BatchResult, "Every lead was stored.")}, idempotent=True,
+)  # fmt: skip
 def put_leads() -> Response:
+    """Create or update many leads, all or nothing
+
+    One refused item refuses the batch, with its path (`leads[3].email`), and nothing
+    is stored. The same email twice in a batch is one lead.
+    """
     return idempotent(_put_leads)
 
 
 def _put_leads() -> Response:
-    """All or nothing: one bad item refuses the batch, with its path (`leads[3].email`)."""
     rt = runtime()
-    items = parse_batch(_body(), BATCH_LIMIT, rt.settings.fold_subaddress)
+    items = parse_batch(_body(), rt.settings.fold_subaddress)
     now = request_now()
     for attempt in range(3):
         try:
             with rt.sessions.begin() as session:
                 results = take_many(session, rt.content, rt.settings, items, now, "api")
-                body = {
-                    "created": sum(1 for _, created in results if created),
-                    "updated": sum(1 for _, created in results if not created),
-                    "results": [
-                        {"email": lead.email, "created": created} for lead, created in results
+                answer = answers.BatchResult(
+                    created=sum(1 for _, created in results if created),
+                    updated=sum(1 for _, created in results if not created),
+                    results=[
+                        answers.BatchItem(id=lead.public_id, email=lead.email, created=created)
+                        for lead, created in results
                     ],
-                }
+                )
             break
         except IntegrityError:  # a concurrent arrival of one of these people: go again
             if attempt == 2:
                 raise
-    return jsonify(body)
+    return _answer(answer)
+
+
+IDEMPOTENCY_KEY_LENGTH = 255
 
 
 def idempotent(handler: Callable[[], Response]) -> Response:
@@ -335,8 +374,12 @@ def idempotent(handler: Callable[[], Response]) -> Response:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return handler()
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        return problem(400, "bad_idempotency_key", "Idempotency-Key: 1 to 255 printable characters")
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        return problem(
+            400,
+            "bad_idempotency_key",
+            f"Idempotency-Key: 1 to {IDEMPOTENCY_KEY_LENGTH} printable characters",
+        )
     digest = hashlib.sha256(request.get_data()).hexdigest()
     rt = runtime()
     claim = idempotency.reserve(rt.sessions, g.api_key_id, key, digest, request_now())
@@ -375,53 +418,96 @@ def _replayed(found: idempotency.Found, digest: str) -> Response:
     return response
 
 
-def _lead_or_404(session: Session, email: str) -> Lead | None:
+def _find(session: Session, lead: str) -> Lead | None:
+    """The lead named in a URL: by its id, or (deprecated) by its address."""
+    if is_lead_id(lead):
+        return session.scalar(select(Lead).where(Lead.public_id == lead))
     try:
-        return find_lead(session, normalise_email(email))
+        return find_lead(session, normalise_email(lead, runtime().settings.fold_subaddress))
     except ValueError:
         return None
 
 
-@blueprint.get("/leads/<path:email>")
-@authenticated("read")
-def get_lead(email: str) -> Response:
-    with runtime().sessions() as session:
-        lead = _lead_or_404(session, email)
+def _unknown(lead: str) -> Response:
+    if is_lead_id(lead):
+        return problem(404, "not_found", f"no lead {lead}")
+    return problem(404, "not_found", "no lead with this email address")
+
+
+@operation(
+    "POST", "/leads/lookup", "read", tag="leads", body=LookupPayload,
+    answers={200: (answers.Lead, "The lead.")}, may_find_nothing=True,
+)  # fmt: skip
+def lookup_lead() -> Response:
+    """Find a lead by email address
+
+    The address travels in the body, so it never lands in an access log. The answer
+    carries the lead's `id` for the URLs of later requests.
+    """
+    rt = runtime()
+    email = parse_lookup(_body(), rt.settings.fold_subaddress)
+    with rt.sessions() as session:
+        lead = find_lead(session, email)
         if lead is None:
-            return problem(404, "not_found", f"no lead with email {email!r}")
-        return jsonify(lead_json(session, lead, detail=True, content=runtime().content))
+            return problem(404, "not_found", "no lead with this email address")
+        return _answer(answers.lead(session, lead, rt.content, request_now()))
 
 
-@blueprint.post("/leads/<path:email>/events")
-@authenticated("events")
-def post_event(email: str) -> Response:
+@operation(
+    "GET", "/leads/<path:lead>", "read", tag="leads",
+    answers={200: (answers.Lead, "The lead.")},
+)  # fmt: skip
+def get_lead(lead: str) -> Response:
+    """A lead with its enrollments, timeline, score, stages and consents"""
+    rt = runtime()
+    with rt.sessions() as session:
+        found = _find(session, lead)
+        if found is None:
+            return _unknown(lead)
+        return _answer(answers.lead(session, found, rt.content, request_now()))
+
+
+@operation(
+    "POST", "/leads/<path:lead>/events", "events", tag="events", body=EventPayload,
+    answers={201: (answers.EventResult, "The event was recorded.")},
+)  # fmt: skip
+def record_event(lead: str) -> Response:
+    """Record an event for a lead
+
+    Enrols, exits on goals, wakes waits, scores. email_clicked and email_opened with
+    properties.message_id are tied to their delivery.
+    """
     now = request_now()
     data = parse_event(_body(), now)
     rt = runtime()
     with rt.sessions.begin() as session:
-        lead = _lead_or_404(session, email)
-        if lead is None:
-            return problem(404, "not_found", f"no lead with email {email!r}")
+        found = _find(session, lead)
+        if found is None:
+            return _unknown(lead)
         _, entered = record(
             session,
             rt.content,
             rt.settings,
-            lead,
+            found,
             data.name,
             dict(data.properties),
             now,
             occurred_at=data.occurred_at,
         )
-        body = {"recorded": data.name, "enrolled": [e.sequence_id for e in entered]}
-    response = jsonify(body)
-    response.status_code = 201
-    return response
+        answer = answers.EventResult(recorded=data.name, enrolled=[e.sequence_id for e in entered])
+    return _answer(answer, 201)
 
 
-@blueprint.post("/promotions/<int:promotion_id>/feedback")
-@authenticated("sales")
-def sales_feedback(promotion_id: int) -> Response:
-    """The CRM's answer: accepted, rejected (reason), opportunity (amount), won, lost."""
+@operation(
+    "POST", "/promotions/<int:promotion_id>/feedback", "sales", tag="sales",
+    body=FeedbackPayload,
+    answers={200: (answers.FeedbackResult, "The answer was taken (or replayed).")},
+)  # fmt: skip
+def post_feedback(promotion_id: int) -> Response:
+    """The CRM's answer about a promoted lead (replay-safe)
+
+    Accepted, rejected (with a reason), opportunity (with an amount), won or lost.
+    """
     now = request_now()
     answer, recycle = parse_feedback(_body(), now)
     rt = runtime()
@@ -438,9 +524,11 @@ def sales_feedback(promotion_id: int) -> Response:
             now,
             recycle_sequence=recycle or rt.settings.recycle_sequence,
         )
-    return jsonify(
-        promotion=result.promotion_id,
-        status=result.status,
-        replay=result.replay,
-        recycled_into=result.recycled_into,
+    return _answer(
+        answers.FeedbackResult(
+            promotion=result.promotion_id,
+            status=result.status,
+            replay=result.replay,
+            recycled_into=result.recycled_into,
+        )
     )

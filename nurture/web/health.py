@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from nurture.alarms import gauges
 from nurture.dispatch import due_count
 from nurture.hits import waiting
 from nurture.models import CrmPush, Delivery, Enrollment, Promotion, TrackingHit
@@ -117,6 +118,7 @@ def metrics() -> Response:
         lines.append("# HELP nurture_sla_breached Promotions not accepted within the SLA.")
         lines.append("# TYPE nurture_sla_breached gauge")
         lines.append(f"nurture_sla_breached {breached or 0}")
+        lines.extend(gauges(session))
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
 
 

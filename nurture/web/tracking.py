@@ -44,8 +44,11 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store, max-age=0", "Referrer-Policy": "no-referrer"}
 # A PostgreSQL restart takes seconds: the retry page asks again after this many.
 RETRY_AFTER = 5
-# The retry page is static apart from its own link: nothing on it may run.
-RETRY_PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'"
+# The retry page is static apart from its own link: nothing on it may run, and no other
+# site may frame it (as every page: nurture.web.headers).
+RETRY_PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 class Faults:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from nurture.enrollment import unsubscribe
 from nurture.models import Delivery, Lead
 from nurture.scores import score_event
+from nurture.suppression import list_key
 from nurture.tracking import tokens_for
 from nurture.web import request_now, runtime
 
@@ -61,7 +62,7 @@ def confirm(token: str) -> Response:
             )
             if lead is not None:
                 found = True
-                event = unsubscribe(session, lead, now, delivery_id)
+                event = unsubscribe(session, list_key(rt.settings), lead, now, delivery_id)
                 if event is not None:
                     score_event(session, rt.content, lead, event, now, rt.settings.sla)
     if one_click:

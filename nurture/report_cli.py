@@ -1,0 +1,95 @@
+"""`nurture report NAME --from DAY --to DAY`: the reports, as a table, CSV or JSON.
+
+The command reads the clock once (the SLA report's "not yet due" is as of now). A
+report asked for wrongly is refused in one line, with exit code 2 like any other
+usage error, and nothing is read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nurture.core.reports import ReportError, parse_request
+
+
+class ReportUsageError(click.ClickException):
+    """A report asked for wrongly (shown as one line, no usage text)."""
+
+    exit_code = 2
+
+
+class _OneLineErrors(click.Command):
+    """Click's own usage errors (an unknown option, a missing value) in one line too."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as error:
+            raise ReportUsageError(error.format_message()) from None
+
+
+@click.command("report", cls=_OneLineErrors)
+@click.argument("name", required=False, metavar="NAME")
+@click.option("--from", "first", metavar="YYYY-MM-DD", help="First day, included (UTC).")
+@click.option("--to", "last", metavar="YYYY-MM-DD", help="Last day, included (UTC).")
+@click.option(
+    "--by", metavar="GROUP", help="source, campaign, sequence, rep or month (as the report allows)."
+)
+@click.option("--format", "form", metavar="FORMAT", help="table (default), csv or json.")
+@click.option("--view", metavar="VIEW", help="funnel: cohort (default) or period.")
+@click.option("--attribution", metavar="MODEL", help="sources: first (default) or last touch.")
+@click.pass_context
+def report(
+    ctx: click.Context,
+    name: str | None,
+    first: str | None,
+    last: str | None,
+    by: str | None,
+    form: str | None,
+    view: str | None,
+    attribution: str | None,
+) -> None:
+    """A report over the days from --from to --to: funnel, sla, velocity, sources,
+    sequences or deliverability. Each states its definitions above its figures
+    (docs/reports.md)."""
+    from nurture.core.tables import render
+    from nurture.reports import build
+
+    try:
+        request = parse_request(name, first, last, by, form, view, attribution)
+    except ReportError as error:
+        raise ReportUsageError(str(error)) from None
+    runtime = ctx.obj["runtime"]
+    settings = runtime.settings
+    now = datetime.now(UTC)
+    rep_zones = _rep_zones(settings.routing_file) if request.name == "sla" else None
+    order = _step_order(settings.sequences_dir) if request.name == "sequences" else None
+    with runtime.sessions() as session:
+        data = build(session, request, settings, now, rep_zones, order)
+    click.echo(render(data, request.form), nl=False)
+
+
+def _rep_zones(path: Path) -> dict[str, str]:
+    """Each rep's timezone, from the routing file (none when it is missing or broken:
+    every rep is then counted on the installation's calendar, as the notes say)."""
+    from nurture.core.routing_parser import load_routing
+
+    model = load_routing(path).model
+    return {rep.email: rep.timezone for rep in model.reps} if model is not None else {}
+
+
+def _step_order(folder: Path) -> dict[str, tuple[str, ...]]:
+    from nurture.core.sequence_parser import load_directory
+
+    catalog = load_directory(folder)
+    return {sid: tuple(step.id for step in s.steps) for sid, s in catalog.sequences.items()}

@@ -1,0 +1,539 @@
+"""The reports' queries: GROUP BY over the history, returning the small rows that the
+pure reports (nurture/core/reports*.py) turn into tables.
+
+No query returns a row per lead: counts are grouped here, and percentiles come back
+as the few values at the ranks they need (window functions sort the sample in the
+database). Only the SLA reads a row per promotion, because business hours depend on
+each rep's calendar; promotions are the sales-ready few.
+
+Days and months are UTC: SQLite keeps the instants as UTC text, PostgreSQL is asked
+for UTC explicitly, so both group alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from nurture.config import Settings
+from nurture.core.business_time import calendar_for
+from nurture.core.reports import MQL_OR_LATER, Period, Request
+from nurture.core.reports_deliverability import DayCount, deliverability
+from nurture.core.reports_funnel import STEPS as FUNNEL_STEPS
+from nurture.core.reports_funnel import Reached, funnel
+from nurture.core.reports_sequences import StepCount, sequences
+from nurture.core.reports_sla import Handoff, sla, timed
+from nurture.core.reports_sources import STEPS as SOURCE_STEPS
+from nurture.core.reports_sources import Spent, sources
+from nurture.core.reports_velocity import LEAD_TO_WON, QUANTILES, Ranked, velocity
+from nurture.core.tables import Table
+from nurture.models import (
+    Cost,
+    Delivery,
+    Enrollment,
+    Event,
+    Lead,
+    Promotion,
+    SalesFeedback,
+    StageChange,
+    TrackingHit,
+)
+
+# --- what differs between SQLite and PostgreSQL --------------------------------------
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _day(column: Any, dialect: str) -> ColumnElement[str]:
+    if dialect == "sqlite":  # stored as "YYYY-MM-DD HH:MM:SS.ffffff", UTC
+        return func.substr(column, 1, 10)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+
+
+def _month(column: Any, dialect: str) -> ColumnElement[str]:
+    if dialect == "sqlite":
+        return func.substr(column, 1, 7)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+
+
+def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
+    if dialect == "sqlite":
+        # Whole seconds: strftime('%s') works on every SQLite, unlike unixepoch().
+        return cast(func.strftime("%s", later), Integer) - cast(
+            func.strftime("%s", earlier), Integer
+        )
+    return func.extract("epoch", later - earlier)
+
+
+def _within(column: Any, period: Period) -> ColumnElement[bool]:
+    return and_(column >= period.start, column < period.end)
+
+
+# --- leads and their groups ------------------------------------------------------------
+
+
+def _lead_groups(by: str | None, attribution: str | None = None) -> Any:
+    """Each lead with the columns that name its group (k0, k1): once per sequence it
+    was ever enrolled in with --by sequence, else once. With an attribution model, the
+    source and campaign are the touch's (nurture/core/reports_sources.py)."""
+    columns: list[Any] = [Lead.id.label("lead_id"), Lead.created_at.label("created_at")]
+    if by == "sequence":
+        return (
+            select(*columns, Enrollment.sequence_id.label("k0"))
+            .outerjoin(Enrollment, Enrollment.lead_id == Lead.id)
+            .distinct()
+            .subquery("grouped")
+        )
+    keys: list[Any] = []
+    if by in ("source", "campaign") and attribution is not None:
+        touch = Lead.first_touch if attribution == "first" else Lead.latest_touch
+        keys = [
+            func.coalesce(
+                touch["channel"].as_string(), touch["utm_source"].as_string(), Lead.source
+            ),
+            func.coalesce(
+                touch["campaign"].as_string(), touch["utm_campaign"].as_string(), Lead.campaign
+            ),
+        ]
+    elif by in ("source", "campaign"):
+        keys = [Lead.source, Lead.campaign]
+    elif by == "rep":
+        keys = [Lead.rep_email]
+    if by == "source":
+        keys = keys[:1]
+    named = (key.label(f"k{i}") for i, key in enumerate(keys))
+    return select(*columns, *named).subquery("grouped")
+
+
+def _keys(grouped: Any) -> list[Any]:
+    return [grouped.c[name] for name in ("k0", "k1") if name in grouped.c]
+
+
+# --- funnel and sources ----------------------------------------------------------------
+
+
+def _crossed_into_mql() -> ColumnElement[bool]:
+    """A stage change that made the lead an MQL (see MQL_OR_LATER)."""
+    return and_(StageChange.to_stage.in_(MQL_OR_LATER), StageChange.from_stage.not_in(MQL_OR_LATER))
+
+
+def _reaches() -> dict[str, Any]:
+    """For each funnel step, who reached it (lead_id), when (at) and for how much."""
+    no_amount = cast(null(), Float).label("amount")
+
+    def answered(statuses: tuple[str, ...]) -> Any:
+        return (
+            select(
+                Promotion.lead_id.label("lead_id"),
+                func.min(SalesFeedback.occurred_at).label("at"),
+                Promotion.amount.label("amount"),
+            )
+            .join(SalesFeedback, SalesFeedback.promotion_id == Promotion.id)
+            .where(SalesFeedback.status.in_(statuses))
+            .group_by(Promotion.id, Promotion.lead_id, Promotion.amount)
+        )
+
+    return {
+        "leads": select(Lead.id.label("lead_id"), Lead.created_at.label("at"), no_amount),
+        "mql": select(
+            StageChange.lead_id.label("lead_id"), StageChange.at.label("at"), no_amount
+        ).where(_crossed_into_mql()),
+        "sql": select(
+            Promotion.lead_id.label("lead_id"), Promotion.created_at.label("at"), no_amount
+        ),
+        "accepted": select(
+            Promotion.lead_id.label("lead_id"), Promotion.accepted_at.label("at"), no_amount
+        ).where(Promotion.accepted_at.is_not(None)),
+        "opportunity": answered(("opportunity", "won")),
+        "won": answered(("won",)),
+    }
+
+
+def reached(
+    session: Session,
+    period: Period,
+    by: str,
+    view: str,
+    steps: Sequence[str],
+    attribution: str | None = None,
+    total: bool = True,
+) -> list[Reached]:
+    """Leads that reached each step, per group (and for all groups: group ())."""
+    dialect = _dialect(session)
+    reaches = _reaches()
+    # Every step in one pass: the leads are read and grouped once, not once per step.
+    reach = union_all(
+        *(reaches[step].add_columns(literal(step, String).label("step")) for step in steps)
+    ).subquery("reach")
+    found = []
+    for grouping in (by, None) if total else (by,):
+        grouped = _lead_groups(grouping, attribution)
+        keys = _keys(grouped)
+        when = grouped.c.created_at if view == "cohort" else reach.c.at
+        if grouping == "month":
+            keys = [_month(when, dialect)]
+        query = (
+            select(
+                *keys, reach.c.step, func.count(distinct(reach.c.lead_id)), func.sum(reach.c.amount)
+            )
+            .select_from(reach.join(grouped, grouped.c.lead_id == reach.c.lead_id))
+            .where(_within(when, period))
+            .group_by(*keys, reach.c.step)
+        )
+        for row in session.execute(query):
+            *key, step, count, amount = row
+            found.append(Reached(tuple(key), step, count, amount))
+    return found
+
+
+def costs(session: Session, period: Period) -> list[Spent]:
+    rows = session.execute(
+        select(Cost.source, Cost.campaign, Cost.month, Cost.amount).where(
+            Cost.month.in_(period.months)
+        )
+    )
+    return [Spent(source, campaign, month, amount) for source, campaign, month, amount in rows]
+
+
+# --- SLA --------------------------------------------------------------------------------
+
+
+def handoffs(session: Session, period: Period, by: str) -> list[Handoff]:
+    """Every promotion handed to sales in the period, with sales' first answer."""
+    dialect = _dialect(session)
+    first = (
+        select(
+            SalesFeedback.promotion_id.label("promotion_id"),
+            func.min(SalesFeedback.occurred_at).label("at"),
+        )
+        .group_by(SalesFeedback.promotion_id)
+        .subquery("first_answer")
+    )
+    grouped = _lead_groups(None if by in ("rep", "month") else by)
+    keys: list[Any] = _keys(grouped)
+    if by == "rep":
+        keys = [Promotion.rep_email]
+    if by == "month":
+        keys = [_month(Promotion.created_at, dialect)]
+    query = (
+        select(
+            Promotion.id,
+            Promotion.rep_email,
+            Promotion.rep_name,
+            Promotion.created_at,
+            first.c.at,
+            Promotion.accepted_at.is_not(None),
+            Promotion.escalations,
+            *keys,
+        )
+        .join(grouped, grouped.c.lead_id == Promotion.lead_id)
+        .outerjoin(first, first.c.promotion_id == Promotion.id)
+        .where(_within(Promotion.created_at, period))
+    )
+    return [
+        Handoff(
+            promotion_id=promotion_id,
+            group=tuple(key),
+            rep_email=email,
+            rep_name=name,
+            sent_at=sent_at,
+            answered_at=answered_at,
+            accepted=bool(accepted),
+            escalations=escalations or 0,
+        )
+        for promotion_id, email, name, sent_at, answered_at, accepted, escalations, *key in (
+            session.execute(query)
+        )
+    ]
+
+
+def treatment(
+    session: Session, settings: Settings, now: datetime, rep_zones: Mapping[str, str], days: int
+) -> tuple[int, int]:
+    """The SLA report's overall treatment rate for hand-offs of the last `days` days, as
+    (in time, due): the alarm reads the very figure the report shows."""
+    period = Period((now - timedelta(days=days)).date(), now.date())
+    years = range(period.first.year - 1, now.year + 2)
+    calendars = {
+        email.casefold(): calendar_for(zone, settings.default_timezone, years)
+        for email, zone in rep_zones.items()
+    }
+    fallback = calendar_for(None, settings.default_timezone, years)
+    states = [
+        timed(h, calendars.get((h.rep_email or "").casefold(), fallback), settings.sla_hours).state(
+            now
+        )
+        for h in handoffs(session, period, "rep")
+    ]
+    return states.count("in time"), len(states) - states.count("not yet due")
+
+
+# --- velocity ---------------------------------------------------------------------------
+
+
+def durations(session: Session, period: Period, by: str) -> list[Ranked]:
+    """The values at the percentile ranks of every stay in a stage, and of every lead ->
+    won, that ended in the period: per group, and for all (group ())."""
+    dialect = _dialect(session)
+    before = func.lag(StageChange.at).over(
+        partition_by=StageChange.lead_id, order_by=(StageChange.at, StageChange.id)
+    )
+    stays = select(
+        StageChange.lead_id.label("lead_id"),
+        StageChange.from_stage.label("stage"),
+        func.coalesce(before, Lead.created_at).label("started"),
+        StageChange.at.label("ended"),
+    ).join(Lead, Lead.id == StageChange.lead_id)
+    wins = (
+        select(
+            Promotion.lead_id.label("lead_id"),
+            func.min(SalesFeedback.occurred_at).label("won_at"),
+        )
+        .join(SalesFeedback, SalesFeedback.promotion_id == Promotion.id)
+        .where(SalesFeedback.status == "won")
+        .group_by(Promotion.lead_id)
+        .subquery("wins")
+    )
+    won = select(
+        wins.c.lead_id,
+        literal(LEAD_TO_WON, String).label("stage"),
+        Lead.created_at.label("started"),
+        wins.c.won_at.label("ended"),
+    ).join(Lead, Lead.id == wins.c.lead_id)
+    spans = union_all(stays, won).subquery("spans")
+    found = []
+    for grouping in (by, None):
+        grouped = _lead_groups(grouping)
+        keys = _keys(grouped)
+        if grouping == "month":
+            keys = [_month(spans.c.ended, dialect)]
+        named = [key.label(f"g{i}") for i, key in enumerate(keys)]
+        sample = (
+            select(
+                *named, spans.c.stage, _seconds(spans.c.ended, spans.c.started, dialect).label("s")
+            )
+            .select_from(spans.join(grouped, grouped.c.lead_id == spans.c.lead_id))
+            .where(_within(spans.c.ended, period))
+            .subquery("sample")
+        )
+        part = [*(sample.c[f"g{i}"] for i in range(len(named))), sample.c.stage]
+        ranked = select(
+            *part,
+            func.count().over(partition_by=part).label("n"),
+            (func.row_number().over(partition_by=part, order_by=sample.c.s) - 1).label("r"),
+            sample.c.s,
+        ).subquery("ranked")
+        # The ranks percentile_ranks() names, in integer arithmetic both databases share.
+        lows = [(q * (ranked.c.n - 1)) // 100 for q in QUANTILES]
+        wanted = or_(*(ranked.c.r == low + step for low in lows for step in (0, 1)))
+        for row in session.execute(select(ranked).where(wanted)):
+            *key, stage, count, rank, seconds = row
+            found.append(Ranked(tuple(key), stage, count, rank, float(seconds)))
+    return found
+
+
+# --- emails: sequences and deliverability -----------------------------------------------
+
+
+def _refused() -> ColumnElement[bool]:
+    """A delivery the relay refused for a bad address (joined with its lead): the sender
+    marks the lead bounced in the same write as the failed delivery, so the two times
+    are equal; other failures (a template error) never left."""
+    return and_(Delivery.status == "failed", Lead.bounced_at == Delivery.updated_at)
+
+
+def _emails(period: Period) -> Any:
+    """The emails sent in the period: taken by the relay, or refused for a bad address."""
+    refused = _refused()
+    return (
+        select(
+            Delivery.id.label("id"),
+            Delivery.sequence_id.label("sequence_id"),
+            Delivery.step_id.label("step_id"),
+            case((refused, Delivery.updated_at), else_=Delivery.sent_at).label("at"),
+            case((refused, 1), else_=0).label("refused"),
+        )
+        .join(Lead, Lead.id == Delivery.lead_id)
+        .where(
+            or_(
+                and_(Delivery.status == "sent", _within(Delivery.sent_at, period)),
+                and_(refused, _within(Delivery.updated_at, period)),
+            )
+        )
+        .subquery("emails")
+    )
+
+
+def _bounce_reported(delivery_id: Any) -> ColumnElement[bool]:
+    return exists().where(Event.delivery_id == delivery_id, Event.name == "bounced")
+
+
+def step_counts(session: Session, period: Period) -> list[StepCount]:
+    emails = _emails(period)
+    found: list[StepCount] = []
+    step = (emails.c.sequence_id, emails.c.step_id)
+
+    def add(query: Select[Any], measure: str | None = None) -> None:
+        """Rows of (sequence, step, count) for `measure`, or (sequence, step, measure,
+        count)."""
+        for row in session.execute(query):
+            if measure is None:
+                sequence, at_step, name, count = row
+            else:
+                (sequence, at_step, count), name = row, measure
+            found.append(StepCount(sequence, at_step, name, count))
+
+    add(select(*step, func.count()).group_by(*step), "sent")
+    bounced = or_(emails.c.refused == 1, _bounce_reported(emails.c.id))
+    add(select(*step, func.count()).where(bounced).group_by(*step), "bounced")
+    hit = TrackingHit  # short: four conditions below
+    measure = case(
+        (and_(hit.classification == "human", hit.kind == "open"), "opened"),
+        (and_(hit.classification == "human", hit.kind == "click"), "clicked"),
+        (hit.classification == "machine_open", "machine"),
+        (hit.classification == "scanner", "scanner"),
+    )
+    add(
+        select(*step, measure, func.count(distinct(hit.delivery_id)))
+        .join(hit, hit.delivery_id == emails.c.id)
+        .where(measure.is_not(None))
+        .group_by(*step, measure)
+    )
+    add(
+        select(*step, Event.name, func.count(distinct(Event.delivery_id)))
+        .join(Event, Event.delivery_id == emails.c.id)
+        .where(Event.name.in_(("unsubscribed", "complained")))
+        .group_by(*step, Event.name)
+    )
+    entered = select(Enrollment.sequence_id, func.count()).where(
+        _within(Enrollment.entered_at, period)
+    )
+    for sequence, count in session.execute(entered.group_by(Enrollment.sequence_id)):
+        found.append(StepCount(sequence, None, "entered", count))
+    reason = func.coalesce(Enrollment.exit_reason, Enrollment.status)
+    exits = (
+        select(Enrollment.sequence_id, Enrollment.step_id, reason, func.count())
+        .where(_within(Enrollment.left_at, period), Enrollment.status != "active")
+        .group_by(Enrollment.sequence_id, Enrollment.step_id, reason)
+    )
+    for sequence, at_step, why, count in session.execute(exits):
+        found.append(StepCount(sequence, at_step, "exit", count, why))
+    crossed = _crossed_into_mql()
+    enrolled = (
+        select(
+            Enrollment.sequence_id,
+            func.count(distinct(case((crossed, Enrollment.lead_id)))),
+            func.count(distinct(case((StageChange.to_stage == "sql", Enrollment.lead_id)))),
+        )
+        .join(
+            StageChange,
+            and_(
+                StageChange.lead_id == Enrollment.lead_id,
+                StageChange.at >= Enrollment.entered_at,
+                # Promotion ends the enrollments at the instant of the stage change.
+                or_(Enrollment.left_at.is_(None), StageChange.at <= Enrollment.left_at),
+            ),
+        )
+        .where(_within(StageChange.at, period))
+        .group_by(Enrollment.sequence_id)
+    )
+    for sequence, mqls, sqls in session.execute(enrolled):
+        found.append(StepCount(sequence, None, "mql", mqls))
+        found.append(StepCount(sequence, None, "sql", sqls))
+    return found
+
+
+def day_counts(session: Session, period: Period) -> list[DayCount]:
+    dialect = _dialect(session)
+    emails = _emails(period)
+    found: list[DayCount] = []
+    day = _day(emails.c.at, dialect)
+    for when, sent, refused in session.execute(
+        select(day, func.count(), func.sum(emails.c.refused)).group_by(day)
+    ):
+        found.append(DayCount(when, "sent", sent))
+        found.append(DayCount(when, "bounced", int(refused or 0)))
+    # A bounce reported for an email the relay had refused already is that same bounce.
+    refused_before = select(Delivery.id).join(Lead, Lead.id == Delivery.lead_id).where(_refused())
+    reported = _day(Event.occurred_at, dialect)
+    # Each email once, however often it is reported; a report naming no email is one.
+    one = func.coalesce(Event.delivery_id, -Event.id)
+    events = (
+        select(reported, Event.name, func.count(distinct(one)))
+        .where(
+            Event.name.in_(("bounced", "complained")),
+            _within(Event.occurred_at, period),
+            or_(Event.delivery_id.is_(None), Event.delivery_id.not_in(refused_before)),
+        )
+        .group_by(reported, Event.name)
+    )
+    for when, name, count in session.execute(events):
+        found.append(DayCount(when, name, count))
+    return found
+
+
+# --- one report, from request to table --------------------------------------------------
+
+
+def build(
+    session: Session,
+    request: Request,
+    settings: Settings,
+    now: datetime,
+    rep_zones: Mapping[str, str] | None = None,
+    step_order: Mapping[str, Sequence[str]] | None = None,
+) -> Table:
+    """The table of `request`. `rep_zones`: each rep's timezone by email (the routing
+    file); `step_order`: each sequence's steps in file order."""
+    period, by = request.period, request.by
+    currency = settings.currency
+    if request.name == "funnel":
+        rows = reached(session, period, by, request.view, FUNNEL_STEPS)
+        return funnel(rows, by, request.view, period, currency)
+    if request.name == "sources":
+        rows = reached(
+            session, period, by, "cohort", SOURCE_STEPS, request.attribution, total=False
+        )
+        spent = costs(session, period)
+        return sources(rows, spent, by, request.attribution, period, currency)
+    if request.name == "sla":
+        # Holidays of every year a hand-off or its answer may fall in.
+        years = range(period.first.year - 1, max(period.last.year, now.year) + 2)
+        calendars = {
+            email.casefold(): calendar_for(zone, settings.default_timezone, years)
+            for email, zone in (rep_zones or {}).items()
+        }
+        fallback = calendar_for(None, settings.default_timezone, years)
+        found = handoffs(session, period, by)
+        return sla(found, calendars, fallback, settings.sla_hours, now, by, period,
+                   settings.treatment_alarm)  # fmt: skip
+    if request.name == "velocity":
+        return velocity(durations(session, period, by), by, period)
+    if request.name == "sequences":
+        return sequences(step_counts(session, period), period, step_order)
+    if request.name == "deliverability":
+        return deliverability(day_counts(session, period), period)
+    raise ValueError(f"unknown report {request.name!r}")
