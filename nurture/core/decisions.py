@@ -137,7 +137,7 @@ def explain(
     """The lead's story in plain sentences, oldest first: all of it, or what concerns
     one sequence (and one of its steps: with the sequence's entry and exit around it,
     so that "never got there" reads as such)."""
-    chosen = [e for e in sorted(entries, key=lambda e: e.at) if _concerns(e, sequence_id, step_id)]
+    chosen = [e for e in sorted(entries, key=lambda e: e.at) if concerns(e, sequence_id, step_id)]
     lines = [sentence(e) for e in chosen]
     if step_id is not None and not any(e.step_id == step_id for e in chosen):
         lines.append(f"nothing was decided about step {step_id}: the lead never reached it")
@@ -146,7 +146,8 @@ def explain(
     return lines
 
 
-def _concerns(entry: Entry, sequence_id: str | None, step_id: str | None) -> bool:
+def concerns(entry: Entry, sequence_id: str | None, step_id: str | None) -> bool:
+    """Whether this line of the story is about that sequence (and step)."""
     if sequence_id is None:
         return True
     if entry.sequence_id is None:  # about the lead as a whole (a promotion, a stage)

@@ -309,3 +309,80 @@ def limits() -> tuple[Limit, ...]:
         Limit("any text, key or tag", "no control characters (NUL, CR, LF, tab…)", "`422`"),
         Limit("numbers", "finite (no NaN, no Infinity, no 1e400)", "`400` (NaN) or `422`"),
     )
+
+
+# --- costs, reports and the decision log ------------------------------------------------
+
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+DAY = r"^\d{4}-\d{2}-\d{2}$"
+Month = Annotated[str, Chars(pattern=MONTH), Expect("expected a month as YYYY-MM, such as 2026-11")]
+
+
+class CostPayload(Payload):
+    """What a source, or one campaign of it, cost in a month (again: replaced)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"source": "salon-industrie", "month": "2026-11", "amount": 1200}]
+        }
+    )
+
+    source: Annotated[str, text(100), Chars(min_length=1)]
+    campaign: Annotated[str, text(200)] | None = None
+    month: Month
+    amount: Annotated[float, Field(ge=0, le=999_999_999_999.99, allow_inf_nan=False)]
+    currency: Annotated[str, Chars(pattern=r"^[A-Za-z]{3}$"),
+                        Expect("expected a currency code such as EUR")] | None = None  # fmt: skip
+    rate: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] | None = Field(
+        default=None, description="Converts `currency` to the installation's currency."
+    )
+
+
+class Query(BaseModel):
+    """A query string: known parameters only, as the texts they arrive as."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ReportQuery(Query):
+    """The period and grouping of a report (each report allows some groupings)."""
+
+    first: Annotated[str, Chars(pattern=DAY)] = Field(
+        alias="from", description="First day, included (UTC), YYYY-MM-DD."
+    )
+    last: Annotated[str, Chars(pattern=DAY)] = Field(
+        alias="to", description="Last day, included (UTC), YYYY-MM-DD."
+    )
+    by: Annotated[str, OneOf(("source", "campaign", "sequence", "rep", "month", "day"))] | None = (
+        Field(default=None, description="Grouping, as the report allows (docs/reports.md).")
+    )
+    view: Annotated[str, OneOf(("cohort", "period"))] | None = Field(
+        default=None, description="funnel only: cohort (default) or period."
+    )
+    attribution: Annotated[str, OneOf(("first", "last"))] | None = Field(
+        default=None, description="sources only: first (default) or last touch."
+    )
+
+
+class CostQuery(Query):
+    """Which months of costs (both included)."""
+
+    first: Month | None = Field(default=None, alias="from")
+    last: Month | None = Field(default=None, alias="to")
+
+
+class DecisionQuery(Query):
+    """Which part of a lead's story."""
+
+    sequence: Annotated[str, text(100)] | None = None
+    step: Annotated[str, text(100)] | None = Field(
+        default=None, description="Only with `sequence`: a step of it."
+    )
+
+
+class TopLeadsQuery(Query):
+    """Whose list."""
+
+    rep: Annotated[str, text(320)] | None = Field(
+        default=None, description="One rep's email; else every rep's list."
+    )

@@ -312,3 +312,37 @@ def _touch(stored: dict[str, Any] | None) -> Touch | None:
 def dumped(answer: BaseModel) -> dict[str, Any]:
     """An answer as JSON-ready values, with the field names clients see."""
     return answer.model_dump(mode="json", by_alias=True)
+
+
+class TableAnswer(Answer):
+    """A report: its title, the definitions it uses, and its rows by column name."""
+
+    title: str
+    notes: list[str]
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+class DecisionEntry(Answer):
+    at: Time
+    kind: str
+    sequence: str | None = None
+    step: str | None = None
+    reason: str
+
+
+class Decisions(Answer):
+    """Every decision about the lead, oldest first, and the same as sentences."""
+
+    lead: str
+    decisions: list[DecisionEntry]
+    sentences: list[str]
+
+
+class CostRecorded(Answer):
+    source: str
+    campaign: str | None = None
+    month: str
+    amount: float
+    currency: str
+    replaced: float | None = None

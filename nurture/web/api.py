@@ -161,6 +161,7 @@ class Operation:
     answers: Mapping[int, tuple[type[BaseModel], str]]  # status: (model, when)
     idempotent: bool  # takes an Idempotency-Key
     may_find_nothing: bool  # answers 404 when the lead (or promotion) is unknown
+    query: type[BaseModel] | None = None  # the query string's parameters, if any
 
 
 OPERATIONS: list[Operation] = []
@@ -176,6 +177,7 @@ def operation(
     body: type[BaseModel] | None = None,
     idempotent: bool = False,
     may_find_nothing: bool = False,
+    query: type[BaseModel] | None = None,
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """Declare a route: registered on the blueprint behind `authenticated(scope)`, and
     described in the OpenAPI document (summary and description from its docstring)."""
@@ -195,6 +197,7 @@ def operation(
                 answers=answers,
                 idempotent=idempotent,
                 may_find_nothing=may_find_nothing or "<" in rule,
+                query=query,
             )
         )
         guarded = authenticated(scope)(view)

@@ -19,9 +19,12 @@ from pydantic_core import core_schema
 
 from nurture import __version__
 from nurture.core.payloads import MAX_BODY
+from nurture.core.reports import REPORTS
 from nurture.identifiers import LEAD_ID
-from nurture.web import answers
+from nurture.web import answers, reporting
 from nurture.web.api import IDEMPOTENCY_KEY_LENGTH, OPERATIONS, Operation
+
+assert reporting  # its operations are declared when it is imported
 
 blueprint = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
@@ -57,6 +60,14 @@ PARAMETERS: dict[str, Schema] = {
             ]
         },
         "example": EXAMPLE_LEAD_ID,
+    },
+    "name": {
+        "description": "Which report.",
+        "schema": {
+            "type": "string",
+            "enum": list(REPORTS),
+        },
+        "example": "funnel",
     },
     "promotion_id": {
         "description": "The promotion's number, as the CRM push carried it.",
@@ -125,11 +136,27 @@ def _camel(name: str) -> str:
     return first + "".join(word.capitalize() for word in rest)
 
 
+def _query_parameters(model: type[BaseModel]) -> list[Schema]:
+    """One parameter per field of a query model, its schema from the model."""
+    schema = model.model_json_schema(by_alias=True, schema_generator=_Schemas)
+    required = set(schema.get("required", ()))
+    found = []
+    for name, field in schema["properties"].items():
+        described = {k: v for k, v in field.items() if k != "description"}
+        parameter: Schema = {"name": name, "in": "query", "required": name in required}
+        if "description" in field:
+            parameter["description"] = field["description"]
+        found.append({**parameter, "schema": described})
+    return found
+
+
 def errors_of(operation: Operation) -> tuple[int, ...]:
     """The error statuses an operation may answer, from what it declares."""
     codes = {401, 403, 429}  # every operation needs a key (api.authenticated)
     if operation.body is not None:
         codes |= {400, 413, 422}
+    if operation.query is not None:
+        codes.add(422)
     if operation.idempotent:
         codes |= {400, 409}
     if operation.may_find_nothing:
@@ -142,6 +169,8 @@ def _operation(operation: Operation) -> Schema:
         {"name": name, "in": "path", "required": True, **PARAMETERS[name]}
         for name in re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", operation.rule)
     ]
+    if operation.query is not None:
+        parameters += _query_parameters(operation.query)
     if operation.idempotent:
         parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
     headers = {"headers": REPLAYED} if operation.idempotent else {}

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from nurture.cli import cli
 from nurture.core.reports import ReportError, parse_request
 
 
@@ -38,7 +39,7 @@ class _OneLineErrors(click.Command):
             raise ReportUsageError(error.format_message()) from None
 
 
-@click.command("report", cls=_OneLineErrors)
+@cli.command("report", cls=_OneLineErrors)
 @click.argument("name", required=False, metavar="NAME")
 @click.option("--from", "first", metavar="YYYY-MM-DD", help="First day, included (UTC).")
 @click.option("--to", "last", metavar="YYYY-MM-DD", help="Last day, included (UTC).")
