@@ -123,7 +123,7 @@ def escalate_overdue(
     from nurture.core.routing import Assignment, NoRoute, route
     from nurture.crm import enqueue
     from nurture.leads import profile_of
-    from nurture.promotion import payload, rep_load
+    from nurture.promotion import payload, rep_load, sla_deadline
 
     overdue = list(
         session.scalars(
@@ -138,7 +138,6 @@ def escalate_overdue(
         assert lead is not None
         promotion.sla_breached = True
         promotion.escalations += 1
-        promotion.sla_due_at = now + sla
         kind = "lead.escalated"
         if promotion.escalations >= 2 and content.routing is not None:
             load = rep_load(session)
@@ -155,7 +154,18 @@ def escalate_overdue(
                 promotion.routing_rule = f"reassigned after SLA ({assignment.rule})"
                 lead.rep_name, lead.rep_email = assignment.rep.name, assignment.rep.email
                 kind = "lead.reassigned"
+        # A new deadline on the calendar of whoever holds the lead now.
+        rep_zone = _zone_of(content, promotion.rep_email)
+        promotion.sla_due_at = sla_deadline(now, sla, rep_zone, lead)
         body = payload(session, lead, promotion, now)
         body["escalation"] = {"count": promotion.escalations, "sla_breached": True}
         enqueue(session, kind, body, now, promotion.id)
     return overdue
+
+
+def _zone_of(content: Content, rep_email: str | None) -> str | None:
+    """The timezone the routing file gives this rep, if any."""
+    routing = content.routing
+    if routing is None or rep_email is None:
+        return None
+    return next((r.timezone for r in routing.reps if r.email == rep_email), None)

@@ -15,13 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nurture.content import Content
+from nurture.core.business_time import business_deadline, calendar_for
 from nurture.core.routing import Assignment, NoRoute, route
+from nurture.core.timing import resolve_timezone
 from nurture.crm import enqueue
 from nurture.enrollment import leave, set_stage
 from nurture.leads import profile_of
 from nurture.models import Delivery, Event, Lead, Promotion, ScoreChange, StageChange
 
 OPEN_STATUSES = ("pending", "accepted", "opportunity")
+FALLBACK_ZONE = "Europe/Paris"  # a lead with no timezone nor country, and no rep
 
 
 def rep_load(session: Session) -> dict[str, int]:
@@ -63,9 +66,10 @@ def promote(
     except IntegrityError:
         return None  # promoted already in this cycle (maybe by another process just now)
     routing = content.routing
+    assignment: Assignment | None = None
     if routing is not None:
         try:
-            assignment: Assignment | None = route(routing, profile_of(lead), rep_load(session))
+            assignment = route(routing, profile_of(lead), rep_load(session))
         except NoRoute:
             assignment = None
         if assignment is not None:
@@ -75,11 +79,22 @@ def promote(
             lead.rep_name = assignment.rep.name
             lead.rep_email = assignment.rep.email
             lead.rep_phone = assignment.rep.phone
+    rep_zone = assignment.rep.timezone if assignment is not None else None
+    promotion.sla_due_at = sla_deadline(now, sla, rep_zone, lead)
     leave(session, lead.id, "promoted to sales", now)
     set_stage(session, content, lead, "sql", now, cause=f"promoted: {reason}", event_id=event_id)
     session.flush()
     enqueue(session, "lead.promoted", payload(session, lead, promotion, now), now, promotion.id)
     return promotion
+
+
+def sla_deadline(start: datetime, sla: timedelta, rep_timezone: str | None, lead: Lead) -> datetime:
+    """When sales must have answered: `sla` counted in business hours of the rep's
+    calendar (their timezone, Monday to Friday, their country's public holidays), as
+    the SLA report counts them. Without a rep, the lead's own calendar."""
+    zone = rep_timezone or resolve_timezone(lead.timezone, lead.country, FALLBACK_ZONE).key
+    calendar = calendar_for(zone, FALLBACK_ZONE, range(start.year - 1, start.year + 3))
+    return business_deadline(start, sla.total_seconds() / 3600, calendar)
 
 
 def payload(session: Session, lead: Lead, promotion: Promotion, now: datetime) -> dict[str, Any]:

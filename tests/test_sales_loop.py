@@ -233,3 +233,24 @@ def test_rescore_command_recomputes_from_the_event_log(runtime: Any, tmp_path: P
     with runtime.sessions() as session:
         change = session.scalars(select(ScoreChange)).one()
         assert change.points == 12
+
+
+def test_a_weekend_does_not_count_against_sales(runtime: Any) -> None:
+    """Handed over on Friday at 18:00 in Paris with a 24-hour SLA: Friday's last six
+    hours and Monday's first eighteen; Saturday evening is not overdue."""
+    friday = datetime(2026, 3, 6, 17, 0, tzinfo=UTC)  # 18:00 in Paris
+    lead_id = a_lead(runtime)
+    with runtime.sessions.begin() as session:
+        lead = session.get(Lead, lead_id)
+        promotion = promote(session, runtime.content, lead, "demo", friday, timedelta(hours=24))
+        assert promotion is not None
+        assert promotion.sla_due_at == datetime(2026, 3, 9, 17, 0, tzinfo=UTC)  # Mon 18:00
+    sla = timedelta(hours=24)
+    with runtime.sessions.begin() as session:
+        saturday = friday + timedelta(hours=25)
+        assert escalate_overdue(session, runtime.content, saturday, sla) == []
+        monday = datetime(2026, 3, 9, 16, 0, tzinfo=UTC)
+        assert escalate_overdue(session, runtime.content, monday, sla) == []
+        assert (
+            len(escalate_overdue(session, runtime.content, monday + timedelta(hours=2), sla)) == 1
+        )
