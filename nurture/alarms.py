@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from nurture.config import Settings
 from nurture.core.alarms import RAISED, Alarm, Reading, change, message
-from nurture.core.message import OutgoingEmail, build, make_message_id
 from nurture.mail import Sent
 from nurture.models import AlarmState, Delivery, Event
+from nurture.notices import notice
 from nurture.reports import treatment
 
 if TYPE_CHECKING:
@@ -161,24 +161,11 @@ def tell(runtime: Runtime, reading: Reading, what: str, now: datetime) -> bool:
         )  # fmt: skip
         return True
     subject, text = message(reading, what)
-    key = f"alarm/{reading.alarm.name}/{what}/{now.isoformat()}"
-    email = OutgoingEmail(
-        message_id=make_message_id(key, settings.message_id_domain),
-        from_name=settings.sender_name,
-        from_email=settings.sender_email,
-        to_name=None,
-        to_email=settings.alarm_email,
-        reply_to=None,
-        subject=subject,
-        html=f"<html><body><pre>{_escape(text)}</pre></body></html>",
-        text=text,
-        list_id=f"alarms.{settings.list_id_domain}",
-        list_name="nurture alarms",
-        unsubscribe_url=settings.base_url,  # an internal email: no list to leave
-        unsubscribe_mailto=None,
-        date=now,
-    )
-    result = runtime.dispatcher.send_now(build(email))
+    key = f"alarms/{reading.alarm.name}/{what}/{now.isoformat()}"
+    html = f"<html><body><pre>{_escape(text)}</pre></body></html>"
+    email = notice(settings, key, settings.alarm_email, None, subject, text, html,
+                   "nurture alarms", now)  # fmt: skip
+    result = runtime.dispatcher.send_now(email)
     if not isinstance(result, Sent):
         log.warning("alarm email not sent (%s): will try again", result)
         return False

@@ -14,12 +14,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nurture.core.message import OutgoingEmail, build, make_message_id
 from nurture.core.routing import NoRoute, RoutingModel, SalesRep, route
 from nurture.core.tables import Table, table
 from nurture.leads import profile_of
 from nurture.mail import Sent
 from nurture.models import Digest, Lead, ScoreChange
+from nurture.notices import notice
 from nurture.runtime import Runtime
 
 WINDOW = timedelta(days=7)
@@ -169,23 +169,9 @@ def send_digests(runtime: Runtime, now: datetime) -> int:
         if not leads:
             continue
         subject, text, body = compose(rep, leads)
-        email = OutgoingEmail(
-            message_id=make_message_id(f"digest/{rep.email}/{day}", settings.message_id_domain),
-            from_name=settings.sender_name,
-            from_email=settings.sender_email,
-            to_name=rep.name,
-            to_email=rep.email,
-            reply_to=None,
-            subject=subject,
-            html=body,
-            text=text,
-            list_id=f"digest.{settings.list_id_domain}",
-            list_name="Daily top leads",
-            unsubscribe_url=settings.base_url,  # an internal email: no list to leave
-            unsubscribe_mailto=None,
-            date=now,
-        )
-        result = runtime.dispatcher.send_now(build(email))
+        email = notice(settings, f"digest/{rep.email}/{day}", rep.email, rep.name, subject,
+                       text, body, "Daily top leads", now)  # fmt: skip
+        result = runtime.dispatcher.send_now(email)
         if isinstance(result, Sent):
             sent += 1
         else:
