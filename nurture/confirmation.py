@@ -30,6 +30,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.clock import Clock, clock_of
+from nurture.composing import sender_of
 from nurture.config import Settings
 from nurture.core.confirmation import (
     ConfirmationEmail,
@@ -39,7 +40,6 @@ from nurture.core.confirmation import (
 )
 from nurture.core.message import Envelope, envelope_of, make_message_id
 from nurture.db import skip_locked
-from nurture.dispatch import sender_of
 from nurture.mail import Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import FormConfirmation
 from nurture.suppression import list_key, suppressed

@@ -16,8 +16,8 @@ import hmac
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields
@@ -25,16 +25,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from nurture.backlog import due, priorities
 from nurture.clock import Clock, clock_of
+from nurture.composing import compose, sender_of
 from nurture.config import Settings, journal_folder
 from nurture.content import Content
 from nurture.core.cap import cap_release
 from nurture.core.decisions import DEFERRED, WAITING, Decision
 from nurture.core.journey import (
-    EventFact,
     Facts,
     Finish,
     Position,
@@ -45,19 +46,18 @@ from nurture.core.journey import (
     waiting,
     walk,
 )
-from nurture.core.links import campaign_target, rewrite
-from nurture.core.message import Envelope, MessageError, OutgoingEmail, build, make_message_id
-from nurture.core.rendering import EmailContext, RenderError, Sender
-from nurture.core.sequences import BranchStep, EmailStep, EventSeen, Sequence, WaitStep
+from nurture.core.message import Envelope, OutgoingEmail, make_message_id
+from nurture.core.sequences import EmailStep, Sequence
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
 from nurture.db import among, insert_rows, plan_afresh, skip_locked, update_rows
 from nurture.decisions import as_row, write
 from nurture.enrollment import leave
+from nurture.facts import cap_times_of, engagement, events_of
 from nurture.journal import Journal, orphans, parse
 from nurture.leads import PROFILE_COLUMNS, profile_of
 from nurture.leases import Heartbeat, new_holder
 from nurture.mail import Mailer, SendResult
-from nurture.models import Delivery, Enrollment, Event, Lead
+from nurture.models import Delivery, Enrollment, Lead
 from nurture.relay import RelayPause
 from nurture.sending import (
     CHUNK,
@@ -67,19 +67,18 @@ from nurture.sending import (
     backoff,
     finished,
     placed,
-    settle_journal,
     slept,
     uncertain_hold,
 )
+from nurture.settling import settle_journal
 from nurture.suppression import SUPPRESSION_COLUMNS, suppression_reason
-from nurture.tracking import Tokens, click_url, open_url, unsubscribe_url
+from nurture.tracking import Tokens
 
 __all__ = ["CHUNK", "IN_FLIGHT", "Dispatcher", "TickReport", "backoff"]
 
 log = logging.getLogger(__name__)
 
 SETTLED = ("sent", "skipped")
-COUNTED_BY_CAP = ("claimed", "sending", "sent", "uncertain")
 
 
 @dataclass
@@ -161,17 +160,6 @@ class Known:
 def _selected(model: type[Any], row: type[Any]) -> list[Any]:
     """The model's columns named like the row type's fields, in their order."""
     return [getattr(model, f.name) for f in fields(row)]
-
-
-def _needs_events(sequence: Sequence) -> bool:
-    for step in sequence.steps:
-        if isinstance(step, WaitStep) and step.until_event:
-            return True
-        if isinstance(step, BranchStep) and any(
-            isinstance(rule.condition, EventSeen) for rule in step.rules
-        ):
-            return True
-    return False
 
 
 class Dispatcher:
@@ -309,7 +297,7 @@ class Dispatcher:
                     break
                 query = (
                     select(*_selected(Enrollment, Claimed))
-                    .where(*_due(now), Enrollment.priority == priority)
+                    .where(*due(now), Enrollment.priority == priority)
                     .order_by(Enrollment.due_at, Enrollment.id)
                     .limit(wanted)
                 )
@@ -344,12 +332,12 @@ class Dispatcher:
             for (enrollment_id, step_id), delivery in deliveries.items():
                 if delivery.status in SETTLED:
                     settled[enrollment_id] = settled.get(enrollment_id, frozenset()) | {step_id}
-            engaged = self._engagement(session, ids)
-            cap_times = self._cap_times(session, lead_ids, now)
+            engaged = engagement(session, ids)
+            cap_times = cap_times_of(session, lead_ids, now, self.settings.frequency_cap.days)
             sequences = {
                 e.id: self.content.pinned(session, e.sequence_id, e.version) for e in enrollments
             }
-            events = self._events(session, enrollments, sequences)
+            events = events_of(session, enrollments, sequences)
             walked: list[Claimed] = []
             changed: list[dict[str, Any]] = []
             created: list[dict[str, Any]] = []
@@ -587,62 +575,6 @@ class Dispatcher:
         delivery.status = status
         return delivery.sent_at or delivery.updated_at
 
-    def _engagement(self, session: Session, ids: list[int]) -> dict[str, dict[int, frozenset[str]]]:
-        found: dict[str, dict[int, set[str]]] = {"email_clicked": {}, "email_opened": {}}
-        rows = session.execute(
-            select(Delivery.enrollment_id, Delivery.step_id, Event.name)
-            .join(Event, Event.delivery_id == Delivery.id)
-            .where(
-                among(session, Delivery.enrollment_id, ids),
-                Event.name.in_(("email_clicked", "email_opened")),
-                # Branches follow people: scanner clicks and machine opens don't count.
-                Event.classification == "human",
-            )
-        )
-        for enrollment_id, step_id, name in rows:
-            found[name].setdefault(enrollment_id, set()).add(step_id)
-        return {name: {k: frozenset(v) for k, v in by.items()} for name, by in found.items()}
-
-    def _cap_times(
-        self, session: Session, lead_ids: Iterable[int], now: datetime
-    ) -> dict[int, list[tuple[datetime, str]]]:
-        """Per lead, the emails that count against the cap: when, and from which sequence."""
-        since = now - timedelta(days=self.settings.frequency_cap.days)
-        moment = func.coalesce(Delivery.sent_at, Delivery.updated_at)
-        times: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
-        rows = session.execute(
-            select(
-                Delivery.lead_id, Delivery.sent_at, Delivery.updated_at, Delivery.sequence_id
-            ).where(
-                among(session, Delivery.lead_id, lead_ids),
-                Delivery.status.in_(COUNTED_BY_CAP),
-                moment > since,
-            )
-        )
-        for lead_id, sent_at, updated_at, sequence_id in rows:
-            times[lead_id].append((sent_at or updated_at, sequence_id))
-        return times
-
-    def _events(
-        self, session: Session, enrollments: list[Claimed], sequences: dict[int, Sequence]
-    ) -> dict[int, list[EventFact]]:
-        wanted = [e for e in enrollments if _needs_events(sequences[e.id])]
-        if not wanted:
-            return {}
-        since = min(e.entered_at for e in wanted)
-        found: dict[int, list[EventFact]] = defaultdict(list)
-        rows = session.scalars(
-            select(Event).where(
-                among(session, Event.lead_id, {e.lead_id for e in wanted}),
-                Event.occurred_at >= since,
-            )
-        )
-        for event in rows:
-            found[event.lead_id].append(
-                EventFact(event.name, event.occurred_at, dict(event.properties or {}))
-            )
-        return found
-
     # --- delivering -------------------------------------------------------------
 
     def _deliver(self, jobs: list[Job], now: datetime | Clock, report: TickReport) -> None:
@@ -662,119 +594,9 @@ class Dispatcher:
         return hand_over(self, session, chunk, now, report)
 
     def _render(self, job: Job, now: datetime) -> None:
-        lead = job.facts.lead
-        base = self.settings.base_url
-        link = unsubscribe_url(base, self.tokens.unsubscribe(job.delivery_id))
-        context = EmailContext(
-            lead=lead,
-            rep=lead.rep,
-            sender=self.sender,
-            unsubscribe_url=link,
-            sequence=job.sequence.id,
-            step=job.step.id,
-            subject_override=job.step.subject,
-        )
-        try:
-            rendered = self.content.templates.render(job.step.template, lead.locale, context)
-        except RenderError as error:
-            job.error = f"render error: {error}"
-            return
-        tokens, delivery_id = self.tokens, job.delivery_id
-        sequence_id, step_id = job.sequence.id, job.step.id
-        tracked = rewrite(
-            rendered.html,
-            rendered.text,
-            lambda index, url: click_url(
-                base, tokens.link(delivery_id, index, campaign_target(url, sequence_id, step_id))
-            ),
-            open_url(base, self.tokens.open(job.delivery_id)),
-            self.settings.sender_website,  # the honeypot's target: harmless if followed
-            keep=lambda url: url.startswith(f"{base}/u/"),
-        )
-        job.links = list(tracked.links)
-        job.honeypot = tracked.honeypot_index
-        full_name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or None
-        job.rendered = OutgoingEmail(
-            message_id=job.message_id,
-            from_name=self.settings.sender_name,
-            from_email=self.settings.sender_email,
-            to_name=full_name,
-            to_email=lead.email,
-            reply_to=(lead.rep.email if lead.rep else None) or self.settings.reply_to,
-            subject=rendered.subject,
-            html=tracked.html,
-            text=tracked.text,
-            list_id=f"{job.sequence.id}.{self.settings.list_id_domain}",
-            list_name=job.sequence.name,
-            unsubscribe_url=link,
-            unsubscribe_mailto=self.settings.unsubscribe_mailto,
-            date=now,
-            # No header names the delivery: its number would tell a reader or a relay
-            # how much is sent. The Message-ID (a digest) is what relay logs match.
-        )
-        try:
-            job.message = build(job.rendered)
-        except MessageError as error:  # e.g. an address SMTP could not carry
-            job.rendered = None
-            job.error = f"message error: {error}"
-
-
-def sender_of(settings: Settings) -> Sender:
-    """Who the emails come from, as the templates' footer shows it."""
-    return Sender(
-        name=settings.sender_name,
-        company=settings.sender_company,
-        email=settings.sender_email,
-        postal_address=settings.postal_address,
-        website=settings.sender_website,
-    )
+        compose(self, job, now)
 
 
 def _apply(enrollment: Claimed, values: dict[str, Any]) -> None:
     for name, value in values.items():
         setattr(enrollment, name, value)
-
-
-def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    return (Enrollment.status == "active", Enrollment.due_at <= now)
-
-
-def priorities(session: Session) -> list[int]:
-    """The priorities active enrollments hold, highest first.
-
-    A loose index scan of `ix_enrollments_claim`: one probe per priority, however many
-    enrollments each holds (sequences set a handful of priorities).
-    """
-    found: list[int] = []
-    while True:
-        query = select(Enrollment.priority).where(Enrollment.status == "active")
-        if found:
-            query = query.where(Enrollment.priority < found[-1])
-        priority = session.scalar(query.order_by(Enrollment.priority.desc()).limit(1))
-        if priority is None:
-            return found
-        found.append(priority)
-
-
-def due_count(session: Session, now: datetime) -> int:
-    """Enrollments due at `now`: counted per priority, each an index range."""
-    return sum(
-        session.scalar(
-            select(func.count())
-            .select_from(Enrollment)
-            .where(*_due(now), Enrollment.priority == priority)
-        )
-        or 0
-        for priority in priorities(session)
-    )
-
-
-def stuck(session: Session) -> list[Delivery]:
-    """Deliveries an operator must look at."""
-    return list(
-        session.scalars(
-            select(Delivery)
-            .where(or_(Delivery.status == "uncertain", Delivery.status == "failed"))
-            .order_by(Delivery.updated_at.desc())
-        )
-    )

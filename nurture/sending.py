@@ -1,4 +1,4 @@
-"""Sending claimed emails: hand-over, the SMTP thread, recording, and settling journals.
+"""Sending claimed emails: hand-over, the SMTP thread, recording the answers.
 
 Delivery states (one row per enrollment and email step, unique):
 
@@ -38,7 +38,6 @@ from nurture.core.timing import window_holidays
 from nurture.db import among, update_rows
 from nurture.decisions import as_row, write
 from nurture.enrollment import leave
-from nurture.journal import Entries
 from nurture.leases import holds, update_if_held
 from nurture.mail import Rejected, RetryLater, SendResult, Sent, Uncertain
 from nurture.models import Delivery, Enrollment, Lead
@@ -506,99 +505,6 @@ def _continue(
         return slept(outcome)
     # Another email right away: the next batch takes it.
     return {**placed(outcome.position), "due_at": now}
-
-
-def settle_journal(
-    dispatcher: Dispatcher, session: Session, entries: Entries, now: datetime
-) -> dict[str, int]:
-    """Settle the `sending` deliveries of a journal's holder exactly, as it would have:
-    answers recorded, the message on the wire uncertain, the rest released. Each lead
-    concerned is walked again by the next claim (due now)."""
-    holder = entries.holder
-    counts = {"recorded": 0, "uncertain": 0, "released": 0}
-    if holder is None:
-        return counts
-    columns = (
-        Delivery.id,
-        Delivery.status,
-        Delivery.attempts,
-        Delivery.enrollment_id,
-        Delivery.lead_id,
-        Delivery.step_id,
-    )
-    # Its `sending` rows (through the index of held rows), and those of its answers
-    # another worker marked uncertain meanwhile (by id).
-    rows = list(
-        session.execute(
-            select(*columns).where(Delivery.claimed_by == holder, Delivery.status == "sending")
-        )
-    )
-    rows += session.execute(
-        select(*columns).where(
-            among(session, Delivery.id, entries.answers),
-            Delivery.claimed_by == holder,
-            Delivery.status == "uncertain",
-        )
-    )
-    started = set(entries.started)
-    delivery_rows: list[dict[str, Any]] = []
-    touched: dict[int, str] = {}
-    settings = dispatcher.settings
-    for row in rows:
-        answer = entries.answers.get(row.id)
-        if answer is not None:
-            kind, values = outcome_of(answer, row.attempts, now, settings.max_attempts)
-            if kind == "paused":
-                values["next_attempt_at"] = now
-            delivery_rows.append({"id": row.id, "updated_at": now, **values})
-            counts["recorded"] += 1
-            if kind == "bounced":
-                lead = session.get(Lead, row.lead_id)
-                if lead is not None and lead.bounced_at is None:
-                    lead.bounced_at = now
-                    leave(session, row.lead_id, "bounced", now)
-        elif row.id in started:
-            if row.status == "sending":
-                delivery_rows.append(
-                    {
-                        "id": row.id,
-                        "status": "uncertain",
-                        "updated_at": now,
-                        "lease_until": None,
-                        "last_error": f"worker {holder} stopped with this email on the wire;"
-                        " the relay's answer was lost",
-                    }
-                )
-                counts["uncertain"] += 1
-        elif row.status == "sending":
-            delivery_rows.append({"id": row.id, **release_values(now, max(row.attempts - 1, 0))})
-            counts["released"] += 1
-        else:
-            continue
-        touched[row.enrollment_id] = row.step_id
-    update_rows(session, Delivery, delivery_rows)
-    if touched:
-        at = {
-            e.id: e.step_id
-            for e in session.execute(
-                select(Enrollment.id, Enrollment.step_id).where(
-                    among(session, Enrollment.id, touched), Enrollment.status == "active"
-                )
-            )
-        }
-        update_rows(
-            session,
-            Enrollment,
-            [
-                {"id": eid, "due_at": now, "note": None}
-                for eid, step in touched.items()
-                if at.get(eid) == step
-            ],
-        )
-    return counts
-
-
-# Where an enrollment row goes after a walk: the columns to write.
 
 
 def placed(position: Position) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from freezegun import freeze_time
 from sqlalchemy import select
 
+from nurture.backlog import due_count
 from nurture.core.intake import parse_lead
-from nurture.dispatch import CHUNK, IN_FLIGHT, due_count
+from nurture.dispatch import CHUNK, IN_FLIGHT
 from nurture.enrollment import on_event, unsubscribe
 from nurture.leads import find_lead, upsert_lead
 from nurture.mail import MemoryMailer, Rejected, RetryLater, Uncertain

@@ -18,10 +18,10 @@ def _confirmation_problems(settings: Any) -> list[Any]:
     """The double opt-in email must load and render in every language it is sent in."""
     from datetime import UTC, datetime
 
+    from nurture.composing import sender_of
     from nurture.confirmation import load_template
     from nurture.core.confirmation import ConfirmationEmail, TemplateError, compose
     from nurture.core.problems import Problem
-    from nurture.dispatch import sender_of
 
     found: list[Any] = []
     for locale in ("en", "fr"):
@@ -133,9 +133,9 @@ def preview(
     part: str,
 ) -> None:
     """Render one email of a sequence (HTML and text) for a sample or real lead."""
+    from nurture.composing import sender_of
     from nurture.core.rendering import EmailContext, RenderError
     from nurture.core.sequences import EmailStep
-    from nurture.dispatch import sender_of
 
     runtime = _runtime(ctx)
     sequence = runtime.content.get(sequence_id)

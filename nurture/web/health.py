@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.alarms import gauges
-from nurture.dispatch import due_count
+from nurture.backlog import due_count
 from nurture.hits import waiting
 from nurture.models import CrmPush, Delivery, Enrollment, Promotion, TrackingHit
 from nurture.web import request_now, runtime

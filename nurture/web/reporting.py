@@ -5,6 +5,7 @@ leads why`, declared with `api.operation` so the OpenAPI document shows them.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from flask import Response, request
@@ -26,16 +27,14 @@ def _query(model: type[Any]) -> Any:
 
 
 def _table(data: Table) -> answers.TableAnswer:
-    rows = [{k: float(v) if _decimal(v) else v for k, v in r.items()} for r in data.records()]
+    rows = [{k: _json(v) for k, v in r.items()} for r in data.records()]
     return answers.TableAnswer(
         title=data.title, notes=list(data.notes), columns=list(data.columns), rows=rows
     )
 
 
-def _decimal(value: Any) -> bool:
-    from decimal import Decimal
-
-    return isinstance(value, Decimal)
+def _json(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
 
 
 @operation(
