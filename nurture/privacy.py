@@ -159,11 +159,13 @@ def _delete(session: Session, leads: list[Lead]) -> Removed:
 def _scrub_digests(session: Session, names: set[str]) -> None:
     """Take the leads out of the record of daily digests sent to sales (older rows name
     leads by address, newer ones by public id)."""
-    for name in names:
-        for digest in session.scalars(
-            select(Digest).where(cast(Digest.leads, Text).contains(name, autoescape=True))
-        ):
-            digest.leads = [entry for entry in digest.leads if entry not in names]
+    if not names:
+        return
+    listed = cast(Digest.leads, Text)
+    # One scan for the whole batch (a retention purge removes hundreds at once).
+    mentions = or_(*(listed.contains(name, autoescape=True) for name in sorted(names)))
+    for digest in session.scalars(select(Digest).where(mentions)):
+        digest.leads = [entry for entry in digest.leads if entry not in names]
 
 
 def forget_files(outbox: Path, removed: Removed) -> int:
