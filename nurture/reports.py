@@ -43,7 +43,7 @@ from nurture.core.reports_deliverability import DayCount, deliverability
 from nurture.core.reports_funnel import STEPS as FUNNEL_STEPS
 from nurture.core.reports_funnel import Reached, funnel
 from nurture.core.reports_sequences import StepCount, sequences
-from nurture.core.reports_sla import Handoff, sla, timed
+from nurture.core.reports_sla import Handoff, measure, sla
 from nurture.core.reports_sources import STEPS as SOURCE_STEPS
 from nurture.core.reports_sources import Spent, sources
 from nurture.core.reports_velocity import LEAD_TO_WON, QUANTILES, Ranked, velocity
@@ -282,12 +282,8 @@ def treatment(
         for email, zone in rep_zones.items()
     }
     fallback = calendar_for(None, settings.default_timezone, years)
-    states = [
-        timed(h, calendars.get((h.rep_email or "").casefold(), fallback), settings.sla_hours).state(
-            now
-        )
-        for h in handoffs(session, period, "rep")
-    ]
+    found = handoffs(session, period, "rep")
+    states = [t.state for t in measure(found, calendars, fallback, settings.sla_hours, now)]
     return states.count("in time"), len(states) - states.count("not yet due")
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from freezegun import freeze_time
 
 from nurture.cli import cli
 from nurture.core.business_time import (
+    Ledger,
     WorkCalendar,
     business_deadline,
     business_seconds,
@@ -777,6 +779,47 @@ def test_business_deadline_skips_weekends_and_holidays() -> None:
     assert business_deadline(utc(2026, 3, 5, 22), 1, PARIS) == utc(2026, 3, 5, 23)
     with pytest.raises(ValueError, match="naive"):
         business_deadline(datetime(2026, 3, 2, 9), 24, PARIS)
+
+
+@pytest.mark.parametrize("calendar", [PARIS, TORONTO, WEEKENDS_ONLY], ids=str)
+def test_a_laid_out_calendar_measures_as_the_walk_over_its_days(calendar: WorkCalendar) -> None:
+    """The SLA report measures a year of hand-offs on a ledger: it must agree to the
+    microsecond with the day-by-day walk, across clock changes, holidays, weekends, an
+    answer on the day off right after the deadline, and instants outside its days."""
+    rng = random.Random(7)
+    ledger = Ledger(calendar, date(2026, 1, 1), date(2026, 12, 31))
+    first = utc(2026, 1, 1, 0)
+    starts = [first + timedelta(seconds=rng.randrange(400 * 86400)) for _ in range(300)]
+    # Exact boundaries: local midnights, and a Friday-midnight hand-off whose deadline
+    # is the end of that Friday (the answer on Saturday is at the deadline's count).
+    starts += [utc(2026, 3, 5, 23), utc(2026, 3, 29, 22), utc(2026, 10, 24, 22)]
+    starts.append(utc(2025, 12, 31, 0))  # before the laid-out days: the walk answers
+    for start in starts:
+        for hours in (1, 8.5, 24, 72):
+            assert ledger.deadline(start, hours) == business_deadline(start, hours, calendar)
+        for span in (0, 1, 3600, 86400 * 3 + 17, rng.randrange(20 * 86400)):
+            end = start + timedelta(seconds=span, microseconds=rng.randrange(1_000_000))
+            assert ledger.seconds(start, end) == pytest.approx(
+                business_seconds(start, end, calendar), abs=1e-6
+            )
+
+
+def test_the_sla_state_at_the_deadline_instant_is_in_time() -> None:
+    """Answered at the very instant of the deadline: in time; a microsecond after: late;
+    on the weekend that follows a deadline at Friday's end: late, though no business
+    time passed (the deadline is an instant, as the engine's escalation reads it)."""
+    friday_end = utc(2026, 3, 6, 23)  # midnight in Paris, Friday -> Saturday
+    sent = friday_end - timedelta(hours=24)  # Friday 00:00 in Paris
+    period = Period(date(2026, 3, 1), date(2026, 3, 31))
+    answers = {
+        1: friday_end,
+        2: friday_end + timedelta(microseconds=1),
+        3: friday_end + timedelta(hours=30),  # Saturday
+    }
+    handoffs = [Handoff(n, ("rep@x",), "rep@x", "Rep", sent, at, True) for n, at in answers.items()]
+    data = sla(handoffs, {"rep@x": PARIS}, PARIS, 24, utc(2026, 4, 1, 0), "rep", period)
+    row = dict(zip(data.columns, data.rows[0], strict=True))
+    assert (row["in time"], row["late"]) == (1, 2)
 
 
 def test_a_calendar_names_its_zone_and_country() -> None:

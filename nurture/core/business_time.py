@@ -12,6 +12,7 @@ clocks change lasts 23 or 25 hours, as it did for the rep.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -78,6 +79,80 @@ def business_deadline(start: datetime, hours: float, calendar: WorkCalendar) -> 
                 left -= closes - begin
         day += timedelta(days=1)
     raise ValueError(f"no {hours} business hours after {start.isoformat()} within ten years")
+
+
+class Ledger:
+    """A calendar's working time laid out over a range of days, to measure many
+    intervals fast (a report's year of hand-offs): the business seconds counted from
+    the first local midnight to each next one. Gives what business_seconds and
+    business_deadline give, to the microsecond; outside its days it asks them."""
+
+    def __init__(self, calendar: WorkCalendar, first: date, last: date) -> None:
+        self.calendar = calendar
+        self.midnights: list[int] = []  # microseconds since the epoch, UTC
+        self._counts: list[int] = []  # business microseconds from midnights[0]
+        total, day = 0, first
+        while day <= last + timedelta(days=1):
+            opens, closes = _day_bounds(day, calendar.zone)
+            self.midnights.append(_micros(opens))
+            self._counts.append(total)
+            if calendar.working(day):
+                total += _micros(closes) - _micros(opens)
+            day += timedelta(days=1)
+
+    def _covers(self, moment: int) -> bool:
+        return self.midnights[0] <= moment < self.midnights[-1]
+
+    def counted(self, moment: datetime) -> int | None:
+        """Business microseconds from the first day's midnight to `moment` (None
+        outside the days laid out)."""
+        at = _micros(moment)
+        return self._counted_at(at) if self._covers(at) else None
+
+    def _counted_at(self, moment: int) -> int:
+        i = bisect_right(self.midnights, moment) - 1
+        if self._counts[i + 1] == self._counts[i]:  # a day off adds nothing
+            return self._counts[i]
+        return self._counts[i] + moment - self.midnights[i]
+
+    def seconds(self, start: datetime, end: datetime) -> float:
+        return self.measure(start, end, 0.0)[0] or 0.0
+
+    def deadline(self, start: datetime, hours: float) -> datetime:
+        return self.measure(start, None, hours)[1]
+
+    def measure(
+        self, start: datetime, end: datetime | None, hours: float
+    ) -> tuple[float | None, datetime]:
+        """The business seconds from `start` to `end` (None without an end), and when
+        `hours` business hours have passed since `start`: both in one look-up."""
+        begin = _micros(start)
+        if not self._covers(begin):
+            return self._asked(start, end, hours)
+        counted = self._counted_at(begin)
+        waited = None
+        if end is not None:
+            finish = _micros(end)
+            if not self._covers(finish):
+                return self._asked(start, end, hours)
+            waited = max(0, self._counted_at(finish) - counted) / 1_000_000
+        target = counted + round(hours * 3_600_000_000)
+        j = bisect_left(self._counts, target)
+        if hours <= 0 or not 0 < j < len(self._counts):  # not within the days laid out
+            return waited, business_deadline(start, hours, self.calendar)
+        moment = self.midnights[j - 1] + target - self._counts[j - 1]
+        return waited, datetime.fromtimestamp(moment / 1_000_000, UTC)
+
+    def _asked(
+        self, start: datetime, end: datetime | None, hours: float
+    ) -> tuple[float | None, datetime]:
+        waited = None if end is None else business_seconds(start, end, self.calendar)
+        return waited, business_deadline(start, hours, self.calendar)
+
+
+def _micros(moment: datetime) -> int:
+    # Exact: a float carries today's instants to a quarter of a microsecond.
+    return round(moment.timestamp() * 1_000_000)
 
 
 def _day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
-from nurture.core.business_time import WorkCalendar, business_deadline, business_seconds
+from nurture.core.business_time import Ledger, WorkCalendar
 from nurture.core.reports import (
     ALL,
     GROUP_COLUMNS,
@@ -41,27 +42,86 @@ class Handoff:
     escalations: int = 0
 
 
-@dataclass(frozen=True)
-class Timed:
-    """A handoff measured on its rep's calendar."""
+STATES = ("in time", "late", "overdue", "not yet due")
+
+
+class Timed(NamedTuple):
+    """A handoff measured on its rep's calendar (a tuple: a year holds many)."""
 
     handoff: Handoff
     calendar: WorkCalendar
-    deadline: datetime
+    state: str  # one of STATES, as of the report's `now`
     waited: float | None  # business seconds to the first answer; None: unanswered
 
-    def state(self, now: datetime) -> str:
-        if self.handoff.answered_at is not None:
-            return "in time" if self.handoff.answered_at <= self.deadline else "late"
-        return "overdue" if now > self.deadline else "not yet due"
+
+class _Clock:
+    """One rep's calendar over the report's days, and how much of it had passed `now`."""
+
+    def __init__(self, ledger: Ledger, now: datetime, sla_hours: float) -> None:
+        self.ledger = ledger
+        self.now = now
+        self.counted_now = ledger.counted(now)
+        self.sla = round(sla_hours * 3_600_000_000)
+        self.hours = sla_hours
+
+    def state(self, handoff: Handoff) -> tuple[str, float | None]:
+        """The hand-off's state and its business seconds to the first answer.
+
+        `answered <= deadline` read off the ledger's counts: the business time before
+        an instant only grows, so an instant counted under the target is before the
+        deadline and one counted over it after; only an instant counted exactly at
+        the target (the deadline itself, or the day off right after it) needs the
+        deadline's instant."""
+        ledger, sent, answered = self.ledger, handoff.sent_at, handoff.answered_at
+        start = ledger.counted(sent)
+        moment = answered if answered is not None else self.now
+        reached = self.counted_now if answered is None else ledger.counted(moment)
+        if start is None or reached is None:  # outside the days laid out
+            waited, deadline = ledger.measure(sent, answered, self.hours)
+            return _state(handoff, moment, deadline), waited
+        waited = None if answered is None else max(0, reached - start) / 1_000_000
+        target = start + self.sla
+        if reached == target:
+            return _state(handoff, moment, ledger.deadline(sent, self.hours)), waited
+        if answered is not None:
+            return ("in time" if reached < target else "late"), waited
+        return ("not yet due" if reached < target else "overdue"), waited
 
 
-def timed(handoff: Handoff, calendar: WorkCalendar, sla_hours: float) -> Timed:
-    waited = None
+def _state(handoff: Handoff, moment: datetime, deadline: datetime) -> str:
     if handoff.answered_at is not None:
-        waited = business_seconds(handoff.sent_at, handoff.answered_at, calendar)
-    deadline = business_deadline(handoff.sent_at, sla_hours, calendar)
-    return Timed(handoff, calendar, deadline, waited)
+        return "in time" if moment <= deadline else "late"
+    return "overdue" if moment > deadline else "not yet due"
+
+
+def measure(
+    handoffs: Iterable[Handoff],
+    calendars: Mapping[str, WorkCalendar],
+    fallback: WorkCalendar,
+    sla_hours: float,
+    now: datetime,
+) -> list[Timed]:
+    """Each hand-off on the calendar of its rep (`calendars`: by case-folded email;
+    `fallback` for reps not in it), each calendar laid out once for all of them: a
+    year of hand-offs is measured in a look-up each, not a walk over the days."""
+    handoffs = list(handoffs)
+    if not handoffs:
+        return []
+    first = min(h.sent_at for h in handoffs).date() - timedelta(days=1)
+    answers = [h.answered_at for h in handoffs if h.answered_at is not None]
+    # Past the last instant looked at by more than any deadline of a few days.
+    last = max([now, *answers]).date() + timedelta(days=45)
+    clocks: dict[str, _Clock] = {}
+    measured = []
+    for handoff in handoffs:
+        key = (handoff.rep_email or "").casefold()
+        clock = clocks.get(key)
+        if clock is None:
+            ledger = Ledger(calendars.get(key, fallback), first, last)
+            clock = clocks[key] = _Clock(ledger, now, sla_hours)
+        state, waited = clock.state(handoff)
+        measured.append(Timed(handoff, clock.ledger.calendar, state, waited))
+    return measured
 
 
 def sla(
@@ -75,10 +135,7 @@ def sla(
     threshold: float = TREATMENT_THRESHOLD,
 ) -> Table:
     """`calendars`: by rep email (case-folded); `fallback` for reps not in it."""
-    measured = [
-        timed(h, calendars.get((h.rep_email or "").casefold(), fallback), sla_hours)
-        for h in handoffs
-    ]
+    measured = measure(handoffs, calendars, fallback, sla_hours, now)
     groups: dict[tuple[str, ...], list[Timed]] = {}
     for item in measured:
         groups.setdefault(group_label(item.handoff.group), []).append(item)
@@ -86,7 +143,7 @@ def sla(
     everyone = list({item.handoff.promotion_id: item for item in measured}.values())
     rows, alarms = [], []
     for key, items in [*sorted(groups.items()), ((ALL,) + ("",) * (width - 1), everyone)]:
-        figures, rate, alarm = _figures(items, now, threshold)
+        figures, rate, alarm = _figures(items, threshold)
         extra: tuple[str | None, ...] = ()
         if by == "rep":
             extra = (_name(items), str(items[0].calendar)) if key[0] != ALL else (None, None)
@@ -115,17 +172,17 @@ def sla(
         "answer (h): business hours from the hand-off to the first answer, median and 90th"
         " percentile of the answered",
         "breaches: late + overdue; escalations: the engine's reminders and reassignments"
-        " (it counts elapsed hours, not business hours)",
+        " (on the same business hours)",
     ]
     title = f"Sales SLA, {period}, by {by}"
     return table(title, columns, rows, notes)
 
 
 def _figures(
-    items: list[Timed], now: datetime, threshold: float
+    items: list[Timed], threshold: float
 ) -> tuple[tuple[object, ...], Decimal | None, bool]:
     """The row's figures, the treatment rate and whether it is under the threshold."""
-    states = [item.state(now) for item in items]
+    states = [item.state for item in items]
     in_time, late = states.count("in time"), states.count("late")
     overdue, pending = states.count("overdue"), states.count("not yet due")
     due = len(items) - pending

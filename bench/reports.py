@@ -1,0 +1,338 @@
+"""Reports benchmark: every report over a year and over a month of a million leads.
+
+    python bench/reports.py            # --seed-leads 5000 --months 12 --leads 1000000
+
+1. seed: `nurture demo`'s population (nurture/demo.py) on a throwaway PostgreSQL
+   database: leads arriving through the API and forms over `--months`, the engine
+   ticking under a moving clock, opens and clicks through the tracking routes, CRM
+   answers; its run time is printed;
+2. grow: that history copied set-based to `--leads` leads (bench/reports_growth.py);
+3. reports: each report with each grouping (and view, and attribution model) for the
+   last 12 months and for the last whole month, `--repeat` times each through
+   `nurture.reports.build`, the same call the CLI and the API make; next to them the
+   floor measured in the same run: counting the leads and events of the range;
+4. write path: the cost of the report indexes, as the intake path (`take_many`, a
+   batch of `--write-batch` new leads) and the event insert with and without them.
+
+The database is `nurture_reports_<pid>` on `--postgres-admin`'s server, dropped at the
+end unless `--keep`. docs/performance.md ("Reports") explains the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from machine import machine_facts
+from reports_growth import grow
+from sqlalchemy import Engine, create_engine, text
+
+from nurture.config import load_settings
+from nurture.core.intake import parse_lead
+from nurture.core.reports import GROUPINGS, parse_request
+from nurture.db import upgrade
+from nurture.reports import build
+from nurture.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-key-0123456789abcdef"
+# The report indexes of migration 0010, as (name, table, columns).
+REPORT_INDEXES = (
+    ("ix_leads_created_at", "leads", "created_at"),
+    ("ix_events_name_time", "events", "name, occurred_at"),
+    ("ix_deliveries_sent_at", "deliveries", "sent_at"),
+    ("ix_stage_changes_to_stage_at", "stage_changes", "to_stage, at"),
+    ("ix_promotions_created_at", "promotions", "created_at"),
+    ("ix_sales_feedback_promotion", "sales_feedback", "promotion_id"),
+)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def settings_for(url: str, outbox: Path) -> object:
+    return load_settings(
+        environ={},
+        overrides={
+            "database_url": url,
+            "secret_key": SECRET,
+            "sequences_dir": ROOT / "sequences",
+            "templates_dir": ROOT / "templates",
+            "base_url": "https://nurture.example.com",
+            "outbox_dir": outbox,
+        },
+    )
+
+
+# --- 1 and 2: the history -------------------------------------------------------------
+
+
+def seed(runtime: Runtime, leads: int, months: int, end: datetime) -> float:
+    from nurture.demo import populate
+
+    started = time.perf_counter()
+    summary = populate(runtime, leads=leads, months=months, end=end, seed=1, progress=say)
+    say(f"seed: {summary}")
+    return time.perf_counter() - started
+
+
+COUNTED = ("leads", "events", "promotions", "sales_feedback", "deliveries", "tracking_hits",
+           "stage_changes", "enrollments")  # fmt: skip
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            name: int(connection.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
+            for name in COUNTED
+        }
+
+
+# --- 3: the reports --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timed:
+    label: str
+    span: str
+    first: float
+    median: float
+    rows: int
+
+
+def requests() -> list[tuple[str, str | None, str | None, str | None]]:
+    """(name, by, view, attribution) of every report as the CLI can ask for it."""
+    found: list[tuple[str, str | None, str | None, str | None]] = []
+    for name, groupings in GROUPINGS.items():
+        for by in groupings:
+            if name == "funnel":
+                found += [(name, by, view, None) for view in ("cohort", "period")]
+            elif name == "sources":
+                found += [(name, by, None, model) for model in ("first", "last")]
+            else:
+                found.append((name, by if by not in ("sequence", "day") else None, None, None))
+    return found
+
+
+def spans(end: date) -> dict[str, tuple[date, date]]:
+    last_month_end = end.replace(day=1) - timedelta(days=1)
+    return {
+        "12 months": (end - timedelta(days=364), end),
+        "month": (last_month_end.replace(day=1), last_month_end),
+    }
+
+
+def time_reports(runtime: Runtime, end: datetime, repeat: int) -> list[Timed]:
+    from nurture.commands.reports import _rep_zones, _step_order
+
+    settings = runtime.settings
+    zones = _rep_zones(settings.routing_file)
+    order = _step_order(settings.sequences_dir)
+    found = []
+    for span, (first, last) in spans(end.date()).items():
+        for name, by, view, model in requests():
+            request = parse_request(name, first.isoformat(), last.isoformat(), by, None, view,
+                                    model)  # fmt: skip
+            label = " ".join(x for x in (name, by and f"--by {by}", view, model) if x)
+            seconds = []
+            rows = 0
+            for _ in range(repeat):
+                with runtime.sessions() as session:
+                    started = time.perf_counter()
+                    table = build(session, request, settings, end, zones, order)
+                    seconds.append(time.perf_counter() - started)
+                rows = len(table.rows)
+            found.append(Timed(label, span, seconds[0], statistics.median(seconds), rows))
+            say(f"  {span:>9}  {label:<40} {statistics.median(seconds) * 1000:8.0f} ms")
+    return found
+
+
+def floors(engine: Engine, end: datetime) -> dict[str, float]:
+    """The same run's floor: counting the range's leads and events (index scans)."""
+    found = {}
+    with engine.connect() as connection:
+        for span, (first, last) in spans(end.date()).items():
+            started = time.perf_counter()
+            for table, column in (("leads", "created_at"), ("events", "occurred_at")):
+                connection.execute(
+                    text(f"SELECT count(*) FROM {table} WHERE {column} >= :a AND {column} < :b"),
+                    {"a": first, "b": last + timedelta(days=1)},
+                ).scalar()
+            found[span] = time.perf_counter() - started
+    return found
+
+
+# --- 4: the write path -------------------------------------------------------------------
+
+
+def write_path(runtime: Runtime, end: datetime, batch: int, rounds: int) -> dict[str, float]:
+    """Leads/s through the intake path and events/s inserted, with the report indexes
+    and without them (dropped, measured, created again)."""
+    from nurture.intake import take_many
+
+    def intake(tag: str) -> float:
+        rates = []
+        for round_ in range(rounds):
+            items = [
+                parse_lead(
+                    {
+                        "email": f"w{tag}{round_}-{n}@write.example",
+                        "country": "FR",
+                        "company": f"Write {n % 50}",
+                        "source": "bench",
+                    }
+                )
+                for n in range(batch)
+            ]
+            started = time.perf_counter()
+            with runtime.sessions.begin() as session:
+                take_many(session, runtime.content, runtime.settings, items, end, "api")
+            rates.append(batch / (time.perf_counter() - started))
+        return statistics.median(rates)
+
+    def events(tag: str) -> float:
+        started = time.perf_counter()
+        with runtime.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO events (lead_id, name, properties, occurred_at) "
+                    "SELECT 1 + (n * 7919) % 1000, 'page_viewed', '{}', :at "
+                    "FROM generate_series(1, :n) AS n"
+                ),
+                {"at": end, "n": batch * 10},
+            )
+        return batch * 10 / (time.perf_counter() - started)
+
+    def set_indexes(present: bool) -> None:
+        with runtime.engine.begin() as connection:
+            for name, table, columns in REPORT_INDEXES:
+                if present:
+                    connection.execute(text(f"CREATE INDEX {name} ON {table} ({columns})"))
+                else:
+                    connection.execute(text(f"DROP INDEX {name}"))
+
+    found = {"intake with": intake("a"), "events with": events("a")}
+    set_indexes(False)
+    try:
+        found["intake without"] = intake("b")
+        found["events without"] = events("b")
+    finally:
+        set_indexes(True)
+    return found
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--postgres-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--seed-leads", type=int, default=5000)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--leads", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--write-batch", type=int, default=500)
+    parser.add_argument("--write-rounds", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
+    parser.add_argument("--reuse", metavar="URL", help="skip 1 and 2: time this grown database")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    end = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # a fixed end: the same history each run
+    name = f"nurture_reports_{os.getpid()}"
+    admin = args.postgres_admin
+    url = args.reuse or f"{admin.rsplit('/', 1)[0]}/{name}"
+    outbox = Path(tempfile.mkdtemp(prefix="nurture-reports-"))
+    if not args.reuse:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        upgrade(url)
+    runtime = Runtime(settings_for(url, outbox))  # type: ignore[arg-type]
+    engine = create_engine(runtime.settings.database_url)
+    try:
+        facts = machine_facts(admin, ("SQLAlchemy", "psycopg"))
+        seeded = grown_in = 0.0
+        if not args.reuse:
+            say(f"seed: {args.seed_leads} leads over {args.months} months through the engine")
+            seeded = seed(runtime, args.seed_leads, args.months, end)
+            before = counts(engine)
+            copies = max(0, math.ceil(args.leads / max(before["leads"], 1)) - 1)
+            say(f"grow: {copies} copies of the seed's history")
+            started = time.perf_counter()
+            grow(engine, copies)
+            grown_in = time.perf_counter() - started
+        sizes = counts(engine)
+        say("reports:")
+        timed = time_reports(runtime, end, args.repeat)
+        floor = floors(engine, end)
+        say("write path:")
+        writes = write_path(runtime, end, args.write_batch, args.write_rounds)
+        print(report(facts, sizes, seeded, grown_in, timed, floor, writes, args))
+    finally:
+        runtime.close()
+        engine.dispose()
+        if not args.keep and not args.reuse:
+            with psycopg.connect(admin, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+        elif args.keep:
+            say(f"kept: {url}")
+    return 0
+
+
+def report(
+    facts: list[tuple[str, str]],
+    sizes: dict[str, int],
+    seeded: float,
+    grown_in: float,
+    timed: list[Timed],
+    floor: dict[str, float],
+    writes: dict[str, float],
+    args: argparse.Namespace,
+) -> str:
+    lines = [f"{k}: {v}" for k, v in facts]
+    lines.append("")
+    lines.append("database: " + ", ".join(f"{n} {c:,}" for n, c in sizes.items()))
+    if seeded:
+        lines.append(f"seed through the engine: {args.seed_leads:,} leads in {seeded:.0f} s; "
+                     f"grown set-based in {grown_in:.0f} s")  # fmt: skip
+    lines.append("")
+    lines.append("| report | 12 months (ms) | month (ms) | rows (12 months) |")
+    lines.append("|---|---:|---:|---:|")
+    by_label: dict[str, dict[str, Timed]] = {}
+    for t in timed:
+        by_label.setdefault(t.label, {})[t.span] = t
+    for label, spans_ in by_label.items():
+        year, month = spans_["12 months"], spans_["month"]
+        lines.append(f"| {label} | {year.median * 1000:,.0f} | {month.median * 1000:,.0f} | "
+                     f"{year.rows} |")  # fmt: skip
+    worst_year = max(t.median for t in timed if t.span == "12 months")
+    worst_month = max(t.median for t in timed if t.span == "month")
+    lines.append(f"| floor: count the range's leads and events | {floor['12 months'] * 1000:,.0f} "
+                 f"| {floor['month'] * 1000:,.0f} | |")  # fmt: skip
+    lines.append("")
+    lines.append(f"slowest: {worst_year * 1000:,.0f} ms for 12 months (target 2,000), "
+                 f"{worst_month * 1000:,.0f} ms for a month (target 200); "
+                 f"median of {args.repeat} runs")  # fmt: skip
+    lines.append("")
+    lines.append(
+        f"write path, report indexes present / dropped: intake {writes['intake with']:,.0f} / "
+        f"{writes['intake without']:,.0f} leads/s (batches of {args.write_batch}); events "
+        f"{writes['events with']:,.0f} / {writes['events without']:,.0f} rows/s"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
