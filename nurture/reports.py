@@ -188,8 +188,10 @@ def reached(
     reach = union_all(
         *(reaches[step].add_columns(literal(step, String).label("step")) for step in steps)
     ).subquery("reach")
-    found = []
-    for grouping in (by, None) if total else (by,):
+    # Where each lead is in one group only, the total is the groups' sum: one pass.
+    disjoint = by in ("source", "campaign", "rep") or (by == "month" and view == "cohort")
+    found: list[Reached] = []
+    for grouping in (by, None) if total and not disjoint else (by,):
         grouped = _lead_groups(grouping, attribution)
         keys = _keys(grouped)
         when = grouped.c.created_at if view == "cohort" else reach.c.at
@@ -206,7 +208,20 @@ def reached(
         for row in session.execute(query):
             *key, step, count, amount = row
             found.append(Reached(tuple(key), step, count, amount))
+    if total and disjoint:
+        found += _summed(found)
     return found
+
+
+def _summed(rows: Sequence[Reached]) -> list[Reached]:
+    """The total of each step over groups that share no lead."""
+    leads: dict[str, int] = {}
+    amounts: dict[str, float | None] = {}
+    for row in rows:
+        leads[row.step] = leads.get(row.step, 0) + row.leads
+        if row.amount is not None:
+            amounts[row.step] = (amounts.get(row.step) or 0) + row.amount
+    return [Reached((), step, count, amounts.get(step)) for step, count in leads.items()]
 
 
 def costs(session: Session, period: Period) -> list[Spent]:
