@@ -79,7 +79,7 @@ def complaint_reading(session: Session, settings: Settings, now: datetime) -> Re
         session.scalar(
             select(func.count())
             .select_from(Delivery)
-            .where(Delivery.sent_at > since, Delivery.sent_at <= now)
+            .where(Delivery.status == "sent", Delivery.sent_at > since, Delivery.sent_at <= now)
         )
         or 0
     )

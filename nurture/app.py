@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from nurture import redaction
+from nurture import console, redaction
 from nurture.config import load_settings
 from nurture.runtime import Runtime
 from nurture.web import headers
@@ -18,7 +18,7 @@ from nurture.web.sessions import CookieSessions
 def create_app(
     test_config: Mapping[str, Any] | None = None, runtime: Runtime | None = None
 ) -> Flask:
-    """Build the web app: JSON API, unsubscribe pages, health and metrics.
+    """Build the web app: JSON API, unsubscribe pages, health and metrics, the console.
 
     The dispatcher never runs here: web workers only serve requests
     (`nurture run` starts the scheduler beside the app, in its own thread).
@@ -45,6 +45,7 @@ def create_app(
     app.register_blueprint(unsubscribe.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)
+    console.install(app)  # the web console under /console: sign-in, CSRF, its pages
 
     @app.errorhandler(404)
     @app.errorhandler(405)

@@ -180,7 +180,9 @@ def tick(ctx: click.Context) -> None:
 # Each module adds its commands to `cli` when imported.
 import nurture.commands.authoring  # noqa: E402
 import nurture.commands.costs  # noqa: E402
+import nurture.commands.demo  # noqa: E402
 import nurture.commands.leads  # noqa: E402
 import nurture.commands.operations  # noqa: E402
 import nurture.commands.privacy  # noqa: E402
-import nurture.commands.reports  # noqa: E402, F401
+import nurture.commands.reports  # noqa: E402
+import nurture.commands.users  # noqa: E402, F401

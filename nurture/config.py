@@ -102,6 +102,10 @@ class Settings:
     # Website forms whose submissions wait for the emailed link to be followed ("*": all)
     double_opt_in_forms: frozenset[str] = frozenset()
     double_opt_in_days: int = 7  # the emailed link works this long, then the submission goes
+    # The web console's session cookie: Secure unless told otherwise; None: Secure when
+    # the base URL is https (a plain-http development server would never get it back).
+    console_cookie_secure: bool | None = None
+    console_session_hours: int = 8  # a sign-in lasts this long at most, busy or not
 
     def __repr__(self) -> str:
         """Settings printed whole (a debugger, a log) show no secret nor password."""
@@ -115,6 +119,12 @@ class Settings:
             else:
                 shown.append(f"{item.name}={value!r}")
         return f"Settings({', '.join(shown)})"
+
+    @property
+    def console_cookies_secure(self) -> bool:
+        if self.console_cookie_secure is not None:
+            return self.console_cookie_secure
+        return self.base_url.startswith("https://")
 
     @property
     def sla(self) -> timedelta:
@@ -339,6 +349,8 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "retention_days": _positive_int,
     "double_opt_in_forms": _form_names,
     "double_opt_in_days": _positive_int,
+    "console_cookie_secure": _boolean,
+    "console_session_hours": _positive_int,
 }
 
 

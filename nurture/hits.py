@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, and_, case, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -167,6 +167,34 @@ def _handle(
             hit.processed_at, hit.error = now, "delivery gone"
             continue
         _process(session, content, settings, delivery, lead, hit, now)
+    summarise(session, deliveries)
+
+
+# Each engagement column of a delivery, from the hits that make it.
+ENGAGEMENT = {
+    "opened_at": and_(TrackingHit.classification == "human", TrackingHit.kind == "open"),
+    "clicked_at": and_(TrackingHit.classification == "human", TrackingHit.kind == "click"),
+    "machine_opened_at": TrackingHit.classification == "machine_open",
+    "scanned_at": TrackingHit.classification == "scanner",
+}
+
+
+def summarise(session: Session, deliveries: dict[int, Delivery]) -> None:
+    """Each delivery of the batch: its first hit of each engagement kind, read again
+    from all its hits (a scanner caught now relabels earlier "human" clicks)."""
+    if not deliveries:
+        return
+    firsts = [func.min(case((where, TrackingHit.at))) for where in ENGAGEMENT.values()]
+    rows = session.execute(
+        select(TrackingHit.delivery_id, *firsts)
+        .where(TrackingHit.delivery_id.in_(deliveries), TrackingHit.classification.is_not(None))
+        .group_by(TrackingHit.delivery_id)
+    )
+    for delivery_id, *values in rows:
+        delivery = deliveries[delivery_id]
+        for name, value in zip(ENGAGEMENT, values, strict=True):
+            if getattr(delivery, name) != value:  # unchanged rows are not written
+                setattr(delivery, name, value)
 
 
 def _process(

@@ -150,6 +150,9 @@ class Enrollment(Base):
     __table_args__ = (
         UniqueConstraint("lead_id", "sequence_id", "cycle"),
         Index("ix_enrollments_claim", "status", "priority", "due_at", "id"),
+        # The sequence report: who entered, and who left, in a period.
+        Index("ix_enrollments_entered_at", "entered_at"),
+        Index("ix_enrollments_left_at", "left_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -171,6 +174,9 @@ class Enrollment(Base):
 
 
 ATTENTION_WHERE = "status IN ('retry', 'failed', 'uncertain')"
+SENT_COVERING = (
+    "id", "sequence_id", "step_id", "opened_at", "clicked_at", "machine_opened_at", "scanned_at",
+)  # fmt: skip
 HELD_WHERE = "status IN ('claimed', 'sending')"
 
 
@@ -181,7 +187,15 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id"),
         Index("ix_deliveries_lead_sent", "lead_id", "sent_at"),
-        Index("ix_deliveries_sent_at", "sent_at"),  # reports and alarms, by day
+        # Reports and alarms, by day. Covering on PostgreSQL: a year of emails is
+        # counted per step from the index alone (docs/performance.md, "Reports").
+        Index(
+            "ix_deliveries_sent_at",
+            "sent_at",
+            postgresql_include=list(SENT_COVERING),
+            sqlite_where=text("status = 'sent'"),
+            postgresql_where=text("status = 'sent'"),
+        ),
         # Only the deliveries an operator must look at: most rows end `sent` and stay
         # out of it, so sending writes no entry here and no read by lead is tempted
         # to walk every sent row through it.
@@ -228,6 +242,13 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The email's engagement, from its tracking hits as classified (nurture/hits.py
+    # keeps them, relabelled hits included): the first of each kind, so a report of a
+    # year of emails reads the emails, not every open and click.
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # by a human
+    clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # by a human
+    machine_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(Base):
@@ -568,3 +589,20 @@ class AlarmState(Base):
     detail: Mapped[str] = mapped_column(String(300))
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """A person who signs in to the web console (nurture/console/): an Argon2 hash of
+    the password, never the password; disabled rather than deleted, for the record."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased
+    role: Mapped[str] = mapped_column(String(20))  # viewer | marketer | sales | admin
+    password_hash: Mapped[str] = mapped_column(String(200))
+    rep_email: Mapped[str | None] = mapped_column(String(320))  # sales: whose leads
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the latest
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,22 +19,23 @@ from typing import Any
 from sqlalchemy import (
     Float,
     Integer,
-    Select,
     String,
     and_,
     case,
     cast,
     distinct,
-    exists,
     func,
     literal,
     null,
     or_,
     select,
+    type_coerce,
     union_all,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeDecorator
 
 from nurture.config import Settings
 from nurture.core.business_time import calendar_for
@@ -48,6 +49,7 @@ from nurture.core.reports_sources import STEPS as SOURCE_STEPS
 from nurture.core.reports_sources import Spent, sources
 from nurture.core.reports_velocity import LEAD_TO_WON, QUANTILES, Ranked, velocity
 from nurture.core.tables import Table
+from nurture.hits import ENGAGEMENT
 from nurture.models import (
     Cost,
     Delivery,
@@ -57,7 +59,6 @@ from nurture.models import (
     Promotion,
     SalesFeedback,
     StageChange,
-    TrackingHit,
 )
 
 # --- what differs between SQLite and PostgreSQL --------------------------------------
@@ -67,16 +68,33 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+class _Truncated(TypeDecorator[str]):
+    """A day or month truncated in the database, read as its text ("2026-03-02"):
+    PostgreSQL groups on date_trunc, cheaper per row than formatting every row."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, form: str) -> None:
+        super().__init__()
+        self.form = form
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return value.strftime(self.form) if isinstance(value, datetime) else value
+
+
 def _day(column: Any, dialect: str) -> ColumnElement[str]:
     if dialect == "sqlite":  # stored as "YYYY-MM-DD HH:MM:SS.ffffff", UTC
         return func.substr(column, 1, 10)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    utc = func.timezone("UTC", column)
+    return type_coerce(func.date_trunc("day", utc), _Truncated("%Y-%m-%d"))
 
 
 def _month(column: Any, dialect: str) -> ColumnElement[str]:
     if dialect == "sqlite":
         return func.substr(column, 1, 7)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+    utc = func.timezone("UTC", column)
+    return type_coerce(func.date_trunc("month", utc), _Truncated("%Y-%m"))
 
 
 def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
@@ -184,9 +202,10 @@ def reached(
     """Leads that reached each step, per group (and for all groups: group ())."""
     dialect = _dialect(session)
     reaches = _reaches()
-    # Every step in one pass: the leads are read and grouped once, not once per step.
+    # The later steps in one pass: their few leads are grouped once, not once per step.
+    later = [step for step in steps if step != "leads"]
     reach = union_all(
-        *(reaches[step].add_columns(literal(step, String).label("step")) for step in steps)
+        *(reaches[step].add_columns(literal(step, String).label("step")) for step in later)
     ).subquery("reach")
     # Where each lead is in one group only, the total is the groups' sum: one pass.
     disjoint = by in ("source", "campaign", "rep") or (by == "month" and view == "cohort")
@@ -194,6 +213,17 @@ def reached(
     for grouping in (by, None) if total and not disjoint else (by,):
         grouped = _lead_groups(grouping, attribution)
         keys = _keys(grouped)
+        if "leads" in steps:
+            # Every lead, reached when created (both views): counted off the leads'
+            # index alone, without the join the later steps need.
+            first = [_month(grouped.c.created_at, dialect)] if grouping == "month" else keys
+            created = (
+                select(*first, func.count())
+                .where(_within(grouped.c.created_at, period))
+                .group_by(*first)
+            )
+            for *key, count in session.execute(created):
+                found.append(Reached(tuple(key), "leads", count, None))
         when = grouped.c.created_at if view == "cohort" else reach.c.at
         if grouping == "month":
             keys = [_month(when, dialect)]
@@ -377,68 +407,86 @@ def _refused() -> ColumnElement[bool]:
 
 
 def _emails(period: Period) -> Any:
-    """The emails sent in the period: taken by the relay, or refused for a bad address."""
-    refused = _refused()
-    return (
-        select(
-            Delivery.id.label("id"),
-            Delivery.sequence_id.label("sequence_id"),
-            Delivery.step_id.label("step_id"),
-            case((refused, Delivery.updated_at), else_=Delivery.sent_at).label("at"),
-            case((refused, 1), else_=0).label("refused"),
-        )
-        .join(Lead, Lead.id == Delivery.lead_id)
-        .where(
-            or_(
-                and_(Delivery.status == "sent", _within(Delivery.sent_at, period)),
-                and_(refused, _within(Delivery.updated_at, period)),
-            )
-        )
-        .subquery("emails")
+    """The emails sent in the period: taken by the relay, or refused for a bad address.
+
+    Two branches, not one OR: each walks its own index (sent_at; the few failed rows),
+    so a month of a large history reads that month's emails only."""
+    columns = (
+        Delivery.id.label("id"),
+        Delivery.sequence_id.label("sequence_id"),
+        Delivery.step_id.label("step_id"),
+        *(getattr(Delivery, name).label(name) for name in ENGAGEMENT),
     )
+    taken = select(*columns, Delivery.sent_at.label("at"), literal(0).label("refused")).where(
+        Delivery.status == "sent", _within(Delivery.sent_at, period)
+    )
+    refused = (
+        select(*columns, Delivery.updated_at.label("at"), literal(1).label("refused"))
+        .join(Lead, Lead.id == Delivery.lead_id)
+        .where(_refused(), _within(Delivery.updated_at, period))
+    )
+    return union_all(taken, refused).subquery("emails")
 
 
-def _bounce_reported(delivery_id: Any) -> ColumnElement[bool]:
-    return exists().where(Event.delivery_id == delivery_id, Event.name == "bounced")
+def _bounce_reports() -> Any:
+    """The emails a bounce was reported for (a few rows: joined, not probed per email)."""
+    return (
+        select(Event.delivery_id.label("delivery_id"))
+        .where(Event.name == "bounced", Event.delivery_id.is_not(None))
+        .distinct()
+        .subquery("bounce_reports")
+    )
 
 
 def step_counts(session: Session, period: Period) -> list[StepCount]:
     emails = _emails(period)
     found: list[StepCount] = []
     step = (emails.c.sequence_id, emails.c.step_id)
-
-    def add(query: Select[Any], measure: str | None = None) -> None:
-        """Rows of (sequence, step, count) for `measure`, or (sequence, step, measure,
-        count)."""
-        for row in session.execute(query):
-            if measure is None:
-                sequence, at_step, name, count = row
-            else:
-                (sequence, at_step, count), name = row, measure
-            found.append(StepCount(sequence, at_step, name, count))
-
-    add(select(*step, func.count()).group_by(*step), "sent")
-    bounced = or_(emails.c.refused == 1, _bounce_reported(emails.c.id))
-    add(select(*step, func.count()).where(bounced).group_by(*step), "bounced")
-    hit = TrackingHit  # short: four conditions below
-    measure = case(
-        (and_(hit.classification == "human", hit.kind == "open"), "opened"),
-        (and_(hit.classification == "human", hit.kind == "click"), "clicked"),
-        (hit.classification == "machine_open", "machine"),
-        (hit.classification == "scanner", "scanner"),
+    reported = _bounce_reports()
+    bounced = or_(emails.c.refused == 1, reported.c.delivery_id.is_not(None))
+    # One pass over the period's emails: each measure is a column of the email's row
+    # (its engagement, kept by the hits worker), not a join with every hit.
+    measures = {
+        "sent": func.count(),
+        "bounced": func.count(case((bounced, 1))),
+        "opened": func.count(emails.c.opened_at),
+        "clicked": func.count(emails.c.clicked_at),
+        "machine": func.count(emails.c.machine_opened_at),
+        "scanner": func.count(emails.c.scanned_at),
+    }
+    query = (
+        select(*step, *measures.values())
+        .select_from(emails.outerjoin(reported, reported.c.delivery_id == emails.c.id))
+        .group_by(*step)
     )
-    add(
-        select(*step, measure, func.count(distinct(hit.delivery_id)))
-        .join(hit, hit.delivery_id == emails.c.id)
-        .where(measure.is_not(None))
-        .group_by(*step, measure)
+    for sequence, at_step, *counts in session.execute(query):
+        for name, count in zip(measures, counts, strict=True):
+            if count or name == "sent":
+                found.append(StepCount(sequence, at_step, name, count))
+    # Unsubscribes and complaints: the few events that name an email, from the events
+    # (an index on their name) to their emails of the period.
+    named = (
+        select(Event.delivery_id.label("delivery_id"), Event.name.label("name"))
+        .where(Event.name.in_(("unsubscribed", "complained")), Event.delivery_id.is_not(None))
+        .subquery("named")
     )
-    add(
-        select(*step, Event.name, func.count(distinct(Event.delivery_id)))
-        .join(Event, Event.delivery_id == emails.c.id)
-        .where(Event.name.in_(("unsubscribed", "complained")))
-        .group_by(*step, Event.name)
+    of_period = or_(
+        and_(Delivery.status == "sent", _within(Delivery.sent_at, period)),
+        and_(_refused(), _within(Delivery.updated_at, period)),
     )
+    by_step = (Delivery.sequence_id, Delivery.step_id)
+    reports = (
+        select(*by_step, named.c.name, func.count(distinct(named.c.delivery_id)))
+        .select_from(
+            named.join(Delivery, Delivery.id == named.c.delivery_id).join(
+                Lead, Lead.id == Delivery.lead_id
+            )
+        )
+        .where(of_period)
+        .group_by(*by_step, named.c.name)
+    )
+    for sequence, at_step, name, count in session.execute(reports):
+        found.append(StepCount(sequence, at_step, name, count))
     entered = select(Enrollment.sequence_id, func.count()).where(
         _within(Enrollment.entered_at, period)
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.orm import Session
 
 from nurture.db import upgrade
-from nurture.models import Base
+from nurture.models import Base, Delivery
 
 
 def test_upgrade_from_empty_has_no_drift(database_url: str) -> None:
@@ -20,3 +23,76 @@ def test_upgrade_from_empty_has_no_drift(database_url: str) -> None:
     engine.dispose()
     assert diff == []
     assert {"leads", "events", "enrollments", "deliveries", "sequence_versions"} <= tables
+
+
+def test_the_emails_already_read_keep_their_engagement_across_the_upgrade(
+    database_url: str,
+) -> None:
+    """Migration 0012 fills each email's engagement from the hits it already had, so
+    the sequence report shows the same opens and clicks after the upgrade."""
+    from alembic import command
+
+    from nurture.db import alembic_config
+
+    command.downgrade(alembic_config(database_url), "0011")
+    engine = create_engine(database_url)
+    at = "2026-03-02 10:00:00+00:00"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO leads (id, public_id, email, stage, score, tags, fields, "
+                "created_at, updated_at) VALUES (1, 'l1', 'a@example.com', 'lead', 0, '[]', "
+                "'{}', :at, :at)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO enrollments (id, lead_id, sequence_id, version, cycle, status, "
+                "step_id, step_started_at, priority, entered_at) "
+                "VALUES (1, 1, 's', 'v1', 1, 'active', 'hello', :at, 50, :at)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO deliveries (id, enrollment_id, lead_id, sequence_id, version, "
+                "step_id, template, kind, status, attempts, message_id, to_email, links, "
+                "created_at, updated_at, sent_at) VALUES (1, 1, 1, 's', 'v1', 'hello', 't', "
+                "'guide', 'sent', 1, '<m@x>', 'a@example.com', '[]', :at, :at, :at)"
+            ),
+            {"at": at},
+        )
+        hits = [  # (kind, classification, minutes after 10:00)
+            ("open", "machine_open", 1),
+            ("open", "human", 30),
+            ("open", "human", 5),
+            ("click", "scanner", 2),
+            ("click", None, 3),  # not processed yet: counts for nothing
+        ]
+        for n, (kind, classification, minute) in enumerate(hits, start=1):
+            connection.execute(
+                text(
+                    "INSERT INTO tracking_hits (id, delivery_id, lead_id, kind, method, "
+                    "classification, reasons, at) VALUES (:n, 1, 1, :kind, 'GET', :c, '[]', "
+                    f"'2026-03-02 10:{minute:02d}:00+00:00')"
+                ),
+                {"n": n, "kind": kind, "c": classification},
+            )
+    upgrade(database_url)
+    with Session(engine) as session:
+        delivery = session.scalars(select(Delivery)).one()
+        found = (
+            delivery.opened_at,
+            delivery.clicked_at,
+            delivery.machine_opened_at,
+            delivery.scanned_at,
+        )
+    engine.dispose()
+    ten = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    assert found == (
+        ten + timedelta(minutes=5),  # the first human open
+        None,  # the click was a scanner's, or not processed yet
+        ten + timedelta(minutes=1),
+        ten + timedelta(minutes=2),
+    )

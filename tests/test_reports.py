@@ -42,6 +42,7 @@ from nurture.core.reports import (
 )
 from nurture.core.reports_deliverability import DayCount, deliverability
 from nurture.core.reports_sla import Handoff, sla
+from nurture.hits import summarise
 from nurture.models import (
     Cost,
     Delivery,
@@ -274,6 +275,9 @@ def write_history(session: Any) -> None:
         row = deliveries[delivery]
         session.add(TrackingHit(delivery_id=row.id, lead_id=row.lead_id, kind=kind, method="GET",
                                 classification=classification, at=at(when)))  # fmt: skip
+    session.flush()
+    # As the hits worker leaves them: each email's engagement from its hits.
+    summarise(session, {row.id: row for row in deliveries.values()})
     for lead, name, delivery, when in EVENTS:
         session.add(Event(lead_id=leads[lead].id, name=name, occurred_at=at(when),
                           recorded_at=at(when), origin="api",

@@ -54,6 +54,7 @@ DATABASE_PASSWORD = "DbPw:Kq72/postgres+1"
 CRM_URL_PASSWORD = "CrmPw:Kq72/hook+1"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"planted-webhook-secret-Kq72-0123").decode()
 METRICS_TOKEN = "planted-metrics-token-Kq72-abcdef"
+CONSOLE_PASSWORD = "Kq72 console pass phrase"  # typed at `nurture users` prompts
 SETTINGS = {f.name for f in fields(Settings)}
 # A value for every secret setting, a new one included.
 PLANTED_SETTINGS = {
@@ -109,6 +110,7 @@ class Planted:
             **PLANTED_SETTINGS,
             "SMTP password": SMTP_PASSWORD,
             "CRM URL password": CRM_URL_PASSWORD,  # in a URL given to `crm enable`
+            "console password": CONSOLE_PASSWORD,  # typed at `users create`, `users password`
         }
         url = make_url(database_url)
         if url.get_backend_name() == "postgresql":
@@ -234,11 +236,26 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
     ("gdpr", "export"): [["{lead}"], ["{lead}", "--out", "{out}"]],
     ("gdpr", "retention"): [["--dry-run"]],
     ("gdpr", "erase"): [["{lead}"], ["{lead}", "--yes"]],
+    ("demo",): [["--leads", "5", "--months", "1"]],  # the lead erased: an empty database
+    ("users", "create"): [
+        ["{user}", "--role", "admin"],
+        ["{user}", "--role", "admin"],  # exists already
+        ["rep@example.com", "--role", "sales", "--password-stdin"],
+    ],
+    ("users", "list"): [[]],
+    ("users", "password"): [["{user}"], ["rep@example.com", "--password-stdin"]],
+    ("users", "disable"): [["{user}"], ["nobody@example.com"]],
+    ("users", "enable"): [["{user}"]],
     # Serving and working until stopped: run as processes, below.
     ("run",): [],
     ("worker",): [],
 }
 UNTIL_STOPPED = {("run",), ("worker",)}
+# What the operator types at a command's prompts (else "n": no to a confirmation).
+TYPED = {
+    ("users", "create"): "{password}\n{password}\n",
+    ("users", "password"): "{password}\n{password}\n",
+}
 
 
 def commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -281,14 +298,16 @@ def test_no_command_prints_or_logs_a_secret(
         "crm": planted.env["NURTURE_CRM_WEBHOOK_URL"],
         "crm_password": quote(CRM_URL_PASSWORD, safe=""),
         "sequence": str(Path(planted.env["NURTURE_SEQUENCES_DIR"]) / "news.yaml"),
+        "user": "ops@example.com",
+        "password": CONSOLE_PASSWORD,
     }
     caplog.set_level(logging.WARNING, logger="mail.log")  # the test relay's own log
     runs: list[tuple[str, str, str]] = []  # what was run, what it printed, what it logged
     crashed: dict[str, str] = {}
 
-    def invoke(*args: str) -> None:
+    def invoke(*args: str, typed: str = "n\n") -> None:
         caplog.clear()
-        result = CliRunner().invoke(cli, list(args), env=planted.env, input="n\n")
+        result = CliRunner().invoke(cli, list(args), env=planted.env, input=typed)
         if result.exception and not isinstance(result.exception, SystemExit):
             crashed[" ".join(args)] = "".join(traceback.format_exception(result.exception))
         runs.append((" ".join(args), result.stdout + result.stderr, caplog.text))
@@ -299,8 +318,9 @@ def test_no_command_prints_or_logs_a_secret(
             invoke(*path)  # no arguments: a usage error, or the command's default run
     invoke("--help")
     for path, invocations in INVOCATIONS.items():
+        typed = TYPED.get(path, "n\n").format(**values)
         for arguments in invocations:
-            invoke(*path, *(argument.format(**values) for argument in arguments))
+            invoke(*path, *(argument.format(**values) for argument in arguments), typed=typed)
 
     found = {what: leaks(printed + logged, planted.secrets) for what, printed, logged in runs}
     assert {what: names for what, names in found.items() if names} == {}
@@ -310,6 +330,10 @@ def test_no_command_prints_or_logs_a_secret(
     printed = [(what, output) for what, output, _ in runs]
     assert any(what == "tick" and "sent 1" in output for what, output in printed)
     assert any(what == "crm status" and "disabled endpoint" in output for what, output in printed)
+    assert any(what.startswith("demo --") and "emails sent" in output for what, output in printed)
+    assert any(what.startswith("users create") and "created" in output for what, output in printed)
+    assert any(what.startswith("users password") and "new password" in output
+               for what, output in printed)  # fmt: skip
     assert not crashed, "\n".join(crashed.values())
 
 

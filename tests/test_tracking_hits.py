@@ -117,6 +117,7 @@ def test_an_open_gets_the_image_and_becomes_an_event(tracked: Tracked) -> None:
     assert settle(tracked) == "1 processed, 0 failed"
     [event] = tracked.events()
     assert (event.name, event.classification) == ("email_opened", "human")
+    assert tracked.engagement()["opened_at"] == tracked.later
 
 
 def test_a_scanner_burst_relabels_the_clicks_just_before_it(tracked: Tracked) -> None:
@@ -125,6 +126,7 @@ def test_a_scanner_burst_relabels_the_clicks_just_before_it(tracked: Tracked) ->
         tracked.click(1)
         settle(tracked)
         assert tracked.score() == before + 5  # looked like a reader
+        assert tracked.engagement()["clicked_at"] == tracked.later
         clock.tick(0.5)
         tracked.click(2)
         clock.tick(0.5)
@@ -135,6 +137,11 @@ def test_a_scanner_burst_relabels_the_clicks_just_before_it(tracked: Tracked) ->
     assert any(r.startswith("re-labelled: ") for r in hits[0].reasons)
     assert {e.classification for e in tracked.events()} == {"scanner"}
     assert tracked.score() == before  # the first click's points are gone again
+    # The sequence report no longer counts the email as clicked by a human.
+    assert tracked.engagement() == {
+        "opened_at": None, "clicked_at": None, "machine_opened_at": None,
+        "scanned_at": tracked.later,
+    }  # fmt: skip
 
 
 def test_a_gateway_walk_processed_in_one_batch_scores_nothing(tracked: Tracked) -> None:

@@ -74,6 +74,15 @@ class Tracked:
         token = tokens_for(self.runtime.secret_key).click(delivery_id)
         return f"/c/{token}/{index}"
 
+    def engagement(self) -> dict[str, datetime | None]:
+        """The email's engagement as the sequence report reads it (its own row)."""
+        with self.runtime.sessions() as session:
+            delivery = session.scalars(select(Delivery)).one()
+            return {
+                name: getattr(delivery, name)
+                for name in ("opened_at", "clicked_at", "machine_opened_at", "scanned_at")
+            }
+
     def hits(self) -> list[TrackingHit]:
         with self.runtime.sessions() as session:
             return list(session.scalars(select(TrackingHit).order_by(TrackingHit.id)))
