@@ -31,6 +31,7 @@ from nurture.models import Delivery, Enrollment, Event, Lead, StageChange
 from nurture.suppression import ListKey, suppress
 
 ENGAGEMENT = frozenset({"email_opened", "email_clicked"})
+REPORTED = frozenset({"bounced", "complained", "unsubscribed"})  # about one email
 
 
 def enrol(
@@ -151,8 +152,9 @@ def on_event(
 
 
 def delivery_of(session: Session, lead: Lead, name: str, properties: dict[str, Any]) -> int | None:
-    """Opens and clicks reported from outside (an ESP, a proxy) name the Message-ID."""
-    if name not in ENGAGEMENT or not properties.get("message_id"):
+    """Opens, clicks, bounces, complaints and unsubscribes reported from outside (an
+    ESP, a proxy, a feedback loop) name the Message-ID: the event is the email's."""
+    if name not in ENGAGEMENT | REPORTED or not properties.get("message_id"):
         return None
     return session.scalar(
         select(Delivery.id).where(

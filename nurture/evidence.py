@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from nurture.config import Settings
 from nurture.content import Content
-from nurture.enrollment import ENGAGEMENT, delivery_of, react
+from nurture.enrollment import ENGAGEMENT, delivery_of, leave, react
 from nurture.leads import add_event
 from nurture.models import Enrollment, Event, Lead
 from nurture.scores import score_event
+from nurture.suppression import list_key, suppress
 
 
 def record(
@@ -42,6 +43,24 @@ def record(
     event = add_event(
         session, lead, name, now, properties, occurred_at, origin, delivery_id, classification
     )
+    _stop_mailing(session, settings, lead, name, now)
     entered = react(session, content, lead, event, now)
     score_event(session, content, lead, event, now, settings.sla)
     return event, entered
+
+
+def _stop_mailing(
+    session: Session, settings: Settings, lead: Lead, name: str, now: datetime
+) -> None:
+    """A bounce or a spam complaint reported from outside (the relay's or a mailbox
+    provider's feedback) stops mail to the address, as a refusal at sending does: a
+    bounced address is dead, a complaint is the strongest unsubscribe there is."""
+    if name == "bounced" and lead.bounced_at is None:
+        lead.bounced_at = now
+    elif name == "complained" and lead.unsubscribed_at is None:
+        lead.unsubscribed_at = now
+    else:
+        return
+    lead.updated_at = now
+    suppress(session, list_key(settings), lead.email, name, now)
+    leave(session, lead.id, name, now)

@@ -180,3 +180,47 @@ def test_lead_outside_the_audience_is_not_enrolled(world: Any, tmp_path: Path) -
             {"name": "form_submitted", "properties": {"form": "whitepaper"}},
         )
     assert body["enrolled"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "stopped_by"), [("bounced", "bounced_at"), ("complained", "unsubscribed_at")]
+)
+def test_a_bounce_or_complaint_reported_for_an_email_stops_the_mail_and_counts(
+    world: Any, name: str, stopped_by: str
+) -> None:
+    """A bounce or a spam complaint reported through the API with the Message-ID is the
+    email's (the sequence report counts it at its step), and no more email goes out."""
+    from sqlalchemy import select
+
+    from nurture.core.reports import parse_request
+    from nurture.models import Enrollment, Event, Lead
+    from nurture.reports import build
+    from nurture.suppression import list_key, suppressed
+
+    runtime, client, mailer, key = world
+    with freeze_time(utc(2026, 3, 30, 8, 0)):
+        post(client, key, "/api/v1/leads", {"email": "cy@example.com", "country": "FR"})
+        post(client, key, "/api/v1/leads/cy@example.com/events",
+             {"name": "form_submitted", "properties": {"form": "whitepaper"}})  # fmt: skip
+    assert runtime.dispatcher.tick(utc(2026, 3, 30, 8, 0)).sent == 1
+    message_id = mailer.messages[0]["Message-ID"].strip("<>")
+    with freeze_time(utc(2026, 3, 30, 9, 0)):
+        post(client, key, "/api/v1/leads/cy@example.com/events",
+             {"name": name, "properties": {"message_id": message_id}})  # fmt: skip
+    # Two days later the story would be due: nothing leaves.
+    assert runtime.dispatcher.tick(utc(2026, 4, 3, 8, 0)).sent == 0
+    assert len(mailer.messages) == 1
+    with runtime.sessions() as session:
+        lead = session.scalars(select(Lead)).one()
+        event = session.scalars(select(Event).where(Event.name == name)).one()
+        enrollment = session.scalars(select(Enrollment)).one()
+        assert getattr(lead, stopped_by) == utc(2026, 3, 30, 9, 0)
+        assert event.delivery_id is not None
+        assert (enrollment.status, enrollment.exit_reason) == ("exited", name)
+        key_ = list_key(runtime.settings)
+        assert suppressed(session, key_, "cy@example.com", utc(2026, 3, 30, 9, 0))
+        request = parse_request("sequences", "2026-03-01", "2026-03-31", None, "json", None, None)
+        table = build(session, request, runtime.settings, utc(2026, 4, 1, 0, 0))
+    welcome = next(r for r in table.rows if r[1] == "welcome")
+    row = dict(zip(table.columns, welcome, strict=True))
+    assert (row["sent"], row[name]) == (1, 1)
