@@ -1,6 +1,6 @@
 """Reports benchmark: every report over a year and over a month of a million leads.
 
-    python bench/reports.py            # --seed-leads 5000 --months 12 --leads 1000000
+    python bench/reports.py            # --seed-leads 1000 --months 12 --leads 1000000
 
 1. seed: `nurture demo`'s population (nurture/demo.py) on a throwaway PostgreSQL
    database: leads arriving through the API and forms over `--months`, the engine
@@ -69,6 +69,10 @@ def settings_for(url: str, outbox: Path) -> object:
             "database_url": url,
             "secret_key": SECRET,
             "sequences_dir": ROOT / "sequences",
+            # The shipped rules, as `nurture demo` runs with them: scoring promotes.
+            "scoring_file": ROOT / "sequences" / "rules" / "scoring.yaml",
+            "routing_file": ROOT / "sequences" / "rules" / "routing.yaml",
+            "qualification_file": ROOT / "sequences" / "rules" / "qualification.yaml",
             "templates_dir": ROOT / "templates",
             "base_url": "https://nurture.example.com",
             "outbox_dir": outbox,
@@ -248,7 +252,7 @@ def write_path(runtime: Runtime, end: datetime, batch: int, rounds: int) -> dict
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--postgres-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--seed-leads", type=int, default=5000)
+    parser.add_argument("--seed-leads", type=int, default=1000)
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)

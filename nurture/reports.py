@@ -119,10 +119,12 @@ def _lead_groups(by: str | None, attribution: str | None = None) -> Any:
     source and campaign are the touch's (nurture/core/reports_sources.py)."""
     columns: list[Any] = [Lead.id.label("lead_id"), Lead.created_at.label("created_at")]
     if by == "sequence":
+        # Each (lead, sequence) once: its first cycle (a re-entry numbers the cycles
+        # from the first), so no DISTINCT sorts a million pairs.
+        first_cycle = and_(Enrollment.lead_id == Lead.id, Enrollment.cycle == 1)
         return (
             select(*columns, Enrollment.sequence_id.label("k0"))
-            .outerjoin(Enrollment, Enrollment.lead_id == Lead.id)
-            .distinct()
+            .outerjoin(Enrollment, first_cycle)
             .subquery("grouped")
         )
     keys: list[Any] = []
