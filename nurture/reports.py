@@ -33,7 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
@@ -337,6 +337,9 @@ def treatment(
 # --- velocity ---------------------------------------------------------------------------
 
 
+SHORT_PERIOD_DAYS = 92
+
+
 def durations(session: Session, period: Period, by: str) -> list[Ranked]:
     """The values at the percentile ranks of every stay in a stage, and of every lead ->
     won, that ended in the period: per group, and for all (group ())."""
@@ -350,6 +353,14 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked]:
         func.coalesce(before, Lead.created_at).label("started"),
         StageChange.at.label("ended"),
     ).join(Lead, Lead.id == StageChange.lead_id)
+    if (period.end - period.start).days <= SHORT_PERIOD_DAYS:
+        # Only the leads with a stay ending in the period: a month walks that month's
+        # leads' changes, not every change ever (the window needs the one before). Over
+        # a year nearly every lead is there, and the filter only adds work (measured on
+        # a million leads: a month 2.1 -> 0.7 s; a year 5.7 -> 7.0 s with it).
+        ending = aliased(StageChange)
+        in_period = select(ending.lead_id).where(_within(ending.at, period))
+        stays = stays.where(StageChange.lead_id.in_(in_period))
     wins = (
         select(
             Promotion.lead_id.label("lead_id"),

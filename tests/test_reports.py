@@ -491,6 +491,23 @@ def test_velocity_over_everyone(report: Any) -> None:
                         ("opportunity", 1, 14.0), ("lead -> won", 1, 28.0)]  # fmt: skip
 
 
+def test_velocity_reads_the_same_with_and_without_the_short_period_filter(
+    report: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short period reads only its leads' stage changes, a long one all of them
+    (nurture/reports.py, SHORT_PERIOD_DAYS): both ways give the same figures."""
+    import nurture.reports
+
+    asked = ("velocity", "--from", "2026-01-01", "--to", "2026-12-31", "--format", "json")
+    every = report(*asked)
+    monkeypatch.setattr(nurture.reports, "SHORT_PERIOD_DAYS", 400)
+    filtered = report(*asked)
+    assert every.exit_code == filtered.exit_code == 0, every.output
+    rows = json.loads(every.output)["rows"]
+    assert rows == json.loads(filtered.output)["rows"]
+    assert any(row["count"] for row in rows)
+
+
 def test_velocity_by_sequence(report: Any) -> None:
     data = march(report, "velocity", "--by", "sequence")
     webinar = [r[1:] for r in rows_of(data, "sequence", "stage", "count", "median (days)")
