@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from nurture.config import Settings
 from nurture.content import Content
 from nurture.core.engagement import Click, Hit, Rules, Verdict, classify
-from nurture.db import skip_locked
+from nurture.db import among, skip_locked
 from nurture.evidence import record
 from nurture.models import Delivery, Event, Lead, TrackingHit
 from nurture.scores import rescore_leads
@@ -187,7 +187,10 @@ def summarise(session: Session, deliveries: dict[int, Delivery]) -> None:
     firsts = [func.min(case((where, TrackingHit.at))) for where in ENGAGEMENT.values()]
     rows = session.execute(
         select(TrackingHit.delivery_id, *firsts)
-        .where(TrackingHit.delivery_id.in_(deliveries), TrackingHit.classification.is_not(None))
+        .where(
+            among(session, TrackingHit.delivery_id, deliveries),
+            TrackingHit.classification.is_not(None),
+        )
         .group_by(TrackingHit.delivery_id)
     )
     for delivery_id, *values in rows:

@@ -116,7 +116,10 @@ class Ledger:
         return self._counts[i] + moment - self.midnights[i]
 
     def seconds(self, start: datetime, end: datetime) -> float:
-        return self.measure(start, end, 0.0)[0] or 0.0
+        begin, finish = _micros(start), _micros(end)
+        if not (self._covers(begin) and self._covers(finish)):
+            return business_seconds(start, end, self.calendar)
+        return max(0, self._counted_at(finish) - self._counted_at(begin)) / 1_000_000
 
     def deadline(self, start: datetime, hours: float) -> datetime:
         return self.measure(start, None, hours)[1]
