@@ -6,8 +6,7 @@ as the few values at the ranks they need (window functions sort the sample in th
 database). Only the SLA reads a row per promotion, because business hours depend on
 each rep's calendar; promotions are the sales-ready few.
 
-Days and months are UTC: SQLite keeps the instants as UTC text, PostgreSQL is asked
-for UTC explicitly, so both group alike.
+Days and months are UTC, read alike on both databases (nurture/report_time.py).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     Float,
-    Integer,
     String,
     and_,
     case,
@@ -29,13 +27,10 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    type_coerce,
     union_all,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import TypeDecorator
 
 from nurture.config import Settings
 from nurture.core.business_time import calendar_for
@@ -60,55 +55,7 @@ from nurture.models import (
     SalesFeedback,
     StageChange,
 )
-
-# --- what differs between SQLite and PostgreSQL --------------------------------------
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-class _Truncated(TypeDecorator[str]):
-    """A day or month truncated in the database, read as its text ("2026-03-02"):
-    PostgreSQL groups on date_trunc, cheaper per row than formatting every row."""
-
-    impl = String
-    cache_ok = True
-
-    def __init__(self, form: str) -> None:
-        super().__init__()
-        self.form = form
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        return value.strftime(self.form) if isinstance(value, datetime) else value
-
-
-def _day(column: Any, dialect: str) -> ColumnElement[str]:
-    if dialect == "sqlite":  # stored as "YYYY-MM-DD HH:MM:SS.ffffff", UTC
-        return func.substr(column, 1, 10)
-    utc = func.timezone("UTC", column)
-    return type_coerce(func.date_trunc("day", utc), _Truncated("%Y-%m-%d"))
-
-
-def _month(column: Any, dialect: str) -> ColumnElement[str]:
-    if dialect == "sqlite":
-        return func.substr(column, 1, 7)
-    utc = func.timezone("UTC", column)
-    return type_coerce(func.date_trunc("month", utc), _Truncated("%Y-%m"))
-
-
-def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
-    if dialect == "sqlite":
-        # Whole seconds: strftime('%s') works on every SQLite, unlike unixepoch().
-        return cast(func.strftime("%s", later), Integer) - cast(
-            func.strftime("%s", earlier), Integer
-        )
-    return func.extract("epoch", later - earlier)
-
-
-def _within(column: Any, period: Period) -> ColumnElement[bool]:
-    return and_(column >= period.start, column < period.end)
-
+from nurture.report_time import day_of, dialect_of, month_of, seconds_between, within
 
 # --- leads and their groups ------------------------------------------------------------
 
@@ -202,7 +149,7 @@ def reached(
     total: bool = True,
 ) -> list[Reached]:
     """Leads that reached each step, per group (and for all groups: group ())."""
-    dialect = _dialect(session)
+    dialect = dialect_of(session)
     reaches = _reaches()
     # The later steps in one pass: their few leads are grouped once, not once per step.
     later = [step for step in steps if step != "leads"]
@@ -218,23 +165,23 @@ def reached(
         if "leads" in steps:
             # Every lead, reached when created (both views): counted off the leads'
             # index alone, without the join the later steps need.
-            first = [_month(grouped.c.created_at, dialect)] if grouping == "month" else keys
+            first = [month_of(grouped.c.created_at, dialect)] if grouping == "month" else keys
             created = (
                 select(*first, func.count())
-                .where(_within(grouped.c.created_at, period))
+                .where(within(grouped.c.created_at, period))
                 .group_by(*first)
             )
             for *key, count in session.execute(created):
                 found.append(Reached(tuple(key), "leads", count, None))
         when = grouped.c.created_at if view == "cohort" else reach.c.at
         if grouping == "month":
-            keys = [_month(when, dialect)]
+            keys = [month_of(when, dialect)]
         query = (
             select(
                 *keys, reach.c.step, func.count(distinct(reach.c.lead_id)), func.sum(reach.c.amount)
             )
             .select_from(reach.join(grouped, grouped.c.lead_id == reach.c.lead_id))
-            .where(_within(when, period))
+            .where(within(when, period))
             .group_by(*keys, reach.c.step)
         )
         for row in session.execute(query):
@@ -270,7 +217,7 @@ def costs(session: Session, period: Period) -> list[Spent]:
 
 def handoffs(session: Session, period: Period, by: str) -> list[Handoff]:
     """Every promotion handed to sales in the period, with sales' first answer."""
-    dialect = _dialect(session)
+    dialect = dialect_of(session)
     first = (
         select(
             SalesFeedback.promotion_id.label("promotion_id"),
@@ -284,7 +231,7 @@ def handoffs(session: Session, period: Period, by: str) -> list[Handoff]:
     if by == "rep":
         keys = [Promotion.rep_email]
     if by == "month":
-        keys = [_month(Promotion.created_at, dialect)]
+        keys = [month_of(Promotion.created_at, dialect)]
     query = (
         select(
             Promotion.id,
@@ -298,7 +245,7 @@ def handoffs(session: Session, period: Period, by: str) -> list[Handoff]:
         )
         .join(grouped, grouped.c.lead_id == Promotion.lead_id)
         .outerjoin(first, first.c.promotion_id == Promotion.id)
-        .where(_within(Promotion.created_at, period))
+        .where(within(Promotion.created_at, period))
     )
     return [
         Handoff(
@@ -343,7 +290,7 @@ SHORT_PERIOD_DAYS = 92
 def durations(session: Session, period: Period, by: str) -> list[Ranked]:
     """The values at the percentile ranks of every stay in a stage, and of every lead ->
     won, that ended in the period: per group, and for all (group ())."""
-    dialect = _dialect(session)
+    dialect = dialect_of(session)
     before = func.lag(StageChange.at).over(
         partition_by=StageChange.lead_id, order_by=(StageChange.at, StageChange.id)
     )
@@ -359,7 +306,7 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked]:
         # a year nearly every lead is there, and the filter only adds work (measured on
         # a million leads: a month 2.1 -> 0.7 s; a year 5.7 -> 7.0 s with it).
         ending = aliased(StageChange)
-        in_period = select(ending.lead_id).where(_within(ending.at, period))
+        in_period = select(ending.lead_id).where(within(ending.at, period))
         stays = stays.where(StageChange.lead_id.in_(in_period))
     wins = (
         select(
@@ -383,14 +330,16 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked]:
         grouped = _lead_groups(grouping)
         keys = _keys(grouped)
         if grouping == "month":
-            keys = [_month(spans.c.ended, dialect)]
+            keys = [month_of(spans.c.ended, dialect)]
         named = [key.label(f"g{i}") for i, key in enumerate(keys)]
         sample = (
             select(
-                *named, spans.c.stage, _seconds(spans.c.ended, spans.c.started, dialect).label("s")
+                *named,
+                spans.c.stage,
+                seconds_between(spans.c.ended, spans.c.started, dialect).label("s"),
             )
             .select_from(spans.join(grouped, grouped.c.lead_id == spans.c.lead_id))
-            .where(_within(spans.c.ended, period))
+            .where(within(spans.c.ended, period))
             .subquery("sample")
         )
         part = [*(sample.c[f"g{i}"] for i in range(len(named))), sample.c.stage]
@@ -431,12 +380,12 @@ def _emails(period: Period) -> Any:
         *(getattr(Delivery, name).label(name) for name in ENGAGEMENT),
     )
     taken = select(*columns, Delivery.sent_at.label("at"), literal(0).label("refused")).where(
-        Delivery.status == "sent", _within(Delivery.sent_at, period)
+        Delivery.status == "sent", within(Delivery.sent_at, period)
     )
     refused = (
         select(*columns, Delivery.updated_at.label("at"), literal(1).label("refused"))
         .join(Lead, Lead.id == Delivery.lead_id)
-        .where(_refused(), _within(Delivery.updated_at, period))
+        .where(_refused(), within(Delivery.updated_at, period))
     )
     return union_all(taken, refused).subquery("emails")
 
@@ -484,8 +433,8 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
         .subquery("named")
     )
     of_period = or_(
-        and_(Delivery.status == "sent", _within(Delivery.sent_at, period)),
-        and_(_refused(), _within(Delivery.updated_at, period)),
+        and_(Delivery.status == "sent", within(Delivery.sent_at, period)),
+        and_(_refused(), within(Delivery.updated_at, period)),
     )
     by_step = (Delivery.sequence_id, Delivery.step_id)
     reports = (
@@ -501,14 +450,14 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
     for sequence, at_step, name, count in session.execute(reports):
         found.append(StepCount(sequence, at_step, name, count))
     entered = select(Enrollment.sequence_id, func.count()).where(
-        _within(Enrollment.entered_at, period)
+        within(Enrollment.entered_at, period)
     )
     for sequence, count in session.execute(entered.group_by(Enrollment.sequence_id)):
         found.append(StepCount(sequence, None, "entered", count))
     reason = func.coalesce(Enrollment.exit_reason, Enrollment.status)
     exits = (
         select(Enrollment.sequence_id, Enrollment.step_id, reason, func.count())
-        .where(_within(Enrollment.left_at, period), Enrollment.status != "active")
+        .where(within(Enrollment.left_at, period), Enrollment.status != "active")
         .group_by(Enrollment.sequence_id, Enrollment.step_id, reason)
     )
     for sequence, at_step, why, count in session.execute(exits):
@@ -529,7 +478,7 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
                 or_(Enrollment.left_at.is_(None), StageChange.at <= Enrollment.left_at),
             ),
         )
-        .where(_within(StageChange.at, period))
+        .where(within(StageChange.at, period))
         .group_by(Enrollment.sequence_id)
     )
     for sequence, mqls, sqls in session.execute(enrolled):
@@ -539,10 +488,10 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
 
 
 def day_counts(session: Session, period: Period) -> list[DayCount]:
-    dialect = _dialect(session)
+    dialect = dialect_of(session)
     emails = _emails(period)
     found: list[DayCount] = []
-    day = _day(emails.c.at, dialect)
+    day = day_of(emails.c.at, dialect)
     for when, sent, refused in session.execute(
         select(day, func.count(), func.sum(emails.c.refused)).group_by(day)
     ):
@@ -550,14 +499,14 @@ def day_counts(session: Session, period: Period) -> list[DayCount]:
         found.append(DayCount(when, "bounced", int(refused or 0)))
     # A bounce reported for an email the relay had refused already is that same bounce.
     refused_before = select(Delivery.id).join(Lead, Lead.id == Delivery.lead_id).where(_refused())
-    reported = _day(Event.occurred_at, dialect)
+    reported = day_of(Event.occurred_at, dialect)
     # Each email once, however often it is reported; a report naming no email is one.
     one = func.coalesce(Event.delivery_id, -Event.id)
     events = (
         select(reported, Event.name, func.count(distinct(one)))
         .where(
             Event.name.in_(("bounced", "complained")),
-            _within(Event.occurred_at, period),
+            within(Event.occurred_at, period),
             or_(Event.delivery_id.is_(None), Event.delivery_id.not_in(refused_before)),
         )
         .group_by(reported, Event.name)
