@@ -53,7 +53,7 @@ from nurture.db import among, insert_rows, plan_afresh, skip_locked, update_rows
 from nurture.decisions import as_row, write
 from nurture.enrollment import leave
 from nurture.facts import cap_times_of, engagement, events_of
-from nurture.journal import Journal, orphans, parse
+from nurture.journal import Entries, Journal, orphans, parse
 from nurture.leads import PROFILE_COLUMNS, profile_of
 from nurture.leases import Heartbeat, new_holder
 from nurture.mail import Mailer, SendResult
@@ -188,6 +188,7 @@ class Dispatcher:
         self.relay = RelayPause()
         self.stopping = threading.Event()  # stop claiming and handing over
         self.give_up = threading.Event()  # the grace period is over: start nothing more
+        self._unsettled = False  # a tick failed: its claims are settled by the next one
         self._deadline: float | None = None
 
     @property
@@ -238,6 +239,7 @@ class Dispatcher:
         self.journal.open()
         flow = Flow(self, clock)
         batches = 0
+        self._unsettled = True  # until the tick ends normally
         with Heartbeat(self.sessions, self.holder, self.lease, clock):
             try:
                 while max_batches is None or batches < max_batches:
@@ -252,8 +254,10 @@ class Dispatcher:
                         break
             finally:
                 # What SMTP took is recorded, whatever stopped the tick.
-                if flow.drain(self._deadline):
+                complete = flow.drain(self._deadline)
+                if complete:
                     self.journal.clear()
+        self._unsettled = not complete
         total.add(flow.report)
         return total
 
@@ -268,12 +272,17 @@ class Dispatcher:
                     done = settle_journal(self, session, entries, now)
                 log.info("journal %s settled: %s", path.name, done)
                 counts.update(done)
-        if self.journal.path.exists():
-            entries = parse(self.journal.path.read_bytes())
-            if entries.started:
-                with self.sessions.begin() as session:
-                    counts.update(settle_journal(self, session, entries, now))
-                self.journal.clear()
+        entries = parse(self.journal.path.read_bytes()) if self.journal.path.exists() else None
+        if self._unsettled or (entries is not None and entries.started):
+            # A tick that failed (the database went away mid-batch) left claims under
+            # this holder; between ticks none is in flight, so they are settled now
+            # rather than held until their lease ends.
+            own = entries if entries is not None else Entries()
+            own.holder = self.holder
+            with self.sessions.begin() as session:
+                counts.update(settle_journal(self, session, own, now))
+            self.journal.clear()
+            self._unsettled = False
         return counts
 
     # --- claiming -------------------------------------------------------------

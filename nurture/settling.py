@@ -23,8 +23,10 @@ def settle_journal(
     dispatcher: Dispatcher, session: Session, entries: Entries, now: datetime
 ) -> dict[str, int]:
     """Settle the `sending` deliveries of a journal's holder exactly, as it would have:
-    answers recorded, the message on the wire uncertain, the rest released. Each lead
-    concerned is walked again by the next claim (due now)."""
+    answers recorded, the message on the wire uncertain, the rest released, and its
+    `claimed` ones released (never handed over). The holder is gone, or is this worker
+    after a failed tick, so nothing waits for a lease to end. Each lead concerned is
+    walked again by the next claim (due now)."""
     holder = entries.holder
     counts = {"recorded": 0, "uncertain": 0, "released": 0}
     if holder is None:
@@ -37,11 +39,13 @@ def settle_journal(
         Delivery.lead_id,
         Delivery.step_id,
     )
-    # Its `sending` rows (through the index of held rows), and those of its answers
+    # Its held rows (through the index of held rows), and those of its answers
     # another worker marked uncertain meanwhile (by id).
     rows = list(
         session.execute(
-            select(*columns).where(Delivery.claimed_by == holder, Delivery.status == "sending")
+            select(*columns).where(
+                Delivery.claimed_by == holder, Delivery.status.in_(("claimed", "sending"))
+            )
         )
     )
     rows += session.execute(
@@ -83,6 +87,9 @@ def settle_journal(
                 counts["uncertain"] += 1
         elif row.status == "sending":
             delivery_rows.append({"id": row.id, **release_values(now, max(row.attempts - 1, 0))})
+            counts["released"] += 1
+        elif row.status == "claimed":
+            delivery_rows.append({"id": row.id, **release_values(now, row.attempts)})
             counts["released"] += 1
         else:
             continue

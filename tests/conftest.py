@@ -60,6 +60,14 @@ def _truncate(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated once; each test gets a copy (the migrations take ~0.2 s)."""
+    path = tmp_path_factory.mktemp("template") / "nurture.sqlite"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
 def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A migrated, empty database for one test: PostgreSQL when configured, else SQLite."""
@@ -71,9 +79,9 @@ def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
         url: str = request.getfixturevalue("postgres_url")
         _truncate(url)
         return url
-    url = f"sqlite:///{tmp_path / 'nurture.sqlite'}"
-    upgrade(url)
-    return url
+    path = tmp_path / "nurture.sqlite"
+    shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture

@@ -258,3 +258,33 @@ def _hold() -> Any:
     from nurture.config import UncertainPolicy
 
     return UncertainPolicy("hold", None)
+
+
+def test_a_tick_the_database_fails_mid_batch_leaves_no_claim_waiting_for_its_lease(
+    build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away between the claim and the hand-over: the next tick of the
+    same worker sends those emails at once, not once a five-minute lease has ended."""
+    from sqlalchemy.exc import OperationalError
+
+    from nurture.sending import Flow
+
+    mailer = MemoryMailer()
+    runtime = build(mailer, lease_seconds=300)
+    for n in range(3):
+        enter(runtime, f"j{n}@example.com")
+    deliver = Flow.deliver
+
+    def database_gone(flow: Flow, jobs: Any) -> None:
+        monkeypatch.setattr(Flow, "deliver", deliver)
+        raise OperationalError("UPDATE deliveries", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Flow, "deliver", database_gone)
+    with pytest.raises(OperationalError):
+        runtime.dispatcher.tick(T0)
+    assert [(d.status, d.claimed_by) for d in rows(runtime)] == [
+        ("claimed", runtime.dispatcher.holder)
+    ] * 3
+    report = runtime.dispatcher.tick(T0 + timedelta(seconds=1))
+    assert report.sent == 3 and len(mailer.messages) == 3
+    assert Counter(d.status for d in rows(runtime)) == Counter({"sent": 3})

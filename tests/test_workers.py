@@ -69,6 +69,13 @@ def statuses(runtime: Any) -> Counter[str]:
         return Counter({status: count for status, count in rows})
 
 
+def held(runtime: Any) -> list[tuple[str, str | None, Any, str | None]]:
+    """The deliveries not yet sent: status, holder, lease, last error (a failure says)."""
+    query = select(Delivery.status, Delivery.claimed_by, Delivery.lease_until, Delivery.last_error)
+    with runtime.sessions() as session:
+        return [tuple(row) for row in session.execute(query.where(Delivery.status != "sent"))][:20]
+
+
 @pytest.mark.parametrize("processes", [2, 4])
 def test_parallel_workers_deliver_every_step_exactly_once(
     processes: int, postgres_url: str, make_runtime: Any, content_dirs: tuple[Path, Path]
@@ -172,10 +179,13 @@ def spawn(env: dict[str, str], log: Path | None = None) -> subprocess.Popen[byte
     )
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> None:
+def wait_for(condition: Any, timeout: float, what: str, state: Any = None) -> None:
+    """Poll `condition`; on timeout, say what was awaited and `state()` (what was seen)."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            seen = f"; seen: {state()}" if state is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{seen}")
         time.sleep(0.05)  # polling the workers' progress, not waiting for a schedule
 
 
@@ -399,7 +409,12 @@ def test_a_database_restart_mid_send_marks_no_delivered_email_uncertain(
                 time.sleep(3)  # the length of the outage, not a wait for a schedule
                 during = len(server.received)
                 proxy.restore()
-                wait_for(lambda: statuses(runtime)["sent"] >= leads * 2, 180, "every email")
+                wait_for(
+                    lambda: statuses(runtime)["sent"] >= leads * 2,
+                    180,
+                    "every email",
+                    lambda: (statuses(runtime), held(runtime)),
+                )
             finally:
                 worker.send_signal(signal.SIGTERM)
                 code = worker.wait(timeout=60)
