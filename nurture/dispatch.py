@@ -272,15 +272,14 @@ class Dispatcher:
                     done = settle_journal(self, session, entries, now)
                 log.info("journal %s settled: %s", path.name, done)
                 counts.update(done)
-        entries = parse(self.journal.path.read_bytes()) if self.journal.path.exists() else None
-        if self._unsettled or (entries is not None and entries.started):
+        entries = parse(self.journal.path.read_bytes()) if self.journal.path.exists() else Entries()
+        if self._unsettled or entries.started:
             # A tick that failed (the database went away mid-batch) left claims under
             # this holder; between ticks none is in flight, so they are settled now
             # rather than held until their lease ends.
-            own = entries if entries is not None else Entries()
-            own.holder = self.holder
+            entries.holder = self.holder
             with self.sessions.begin() as session:
-                counts.update(settle_journal(self, session, own, now))
+                counts.update(settle_journal(self, session, entries, now))
             self.journal.clear()
             self._unsettled = False
         return counts
