@@ -3,7 +3,8 @@ users only (docs/console.md).
 
 - `users.py`: users and passwords in the database, the leads a user may see (no Flask);
 - `auth.py`: signing in and out, sessions, the `requires(role)` decorator, CSRF;
-- `pages.py` and `overview.py`: the pages, and the figures the home page shows.
+- `pages.py` and `overview.py`: the home page, its navigation and its figures;
+- `sequences.py`, `leads.py`, `dashboards.py`, `operations.py`: the four sections.
 
 Sessions and CSRF tokens live in Flask's signed session cookie, which only the console
 uses: the JSON API keeps its API keys, and the tracking, form and unsubscribe routes
@@ -30,9 +31,8 @@ blueprint = Blueprint(
 
 def install(app: Flask) -> None:
     """The console's cookie, sign-in and CSRF settings, then its pages."""
-    from nurture.console import auth, pages
-
-    assert pages  # its routes join the blueprint when imported
+    # The sections' routes join the blueprint when their modules are imported.
+    from nurture.console import auth, dashboards, leads, operations, pages, sequences  # noqa: F401
     runtime: Runtime = app.extensions["nurture"]
     settings = runtime.settings
     secure = settings.console_cookies_secure

@@ -1,8 +1,5 @@
-"""The console's pages: the home page, and the sections its navigation leads to.
-
-The four sections are placeholders for now, each saying so on the page: their own
-pages come next, on the access layer this package sets up.
-"""
+"""The console's home page and its navigation; each section is a module of its own
+(sequences, leads, dashboards, operations)."""
 
 from __future__ import annotations
 
@@ -43,31 +40,3 @@ def home() -> str:
     with rt.sessions() as session:
         figures = overview(session, user(), now(), rt.settings.default_timezone)
     return render_template("console/home.html", figures=figures, zone=rt.settings.default_timezone)
-
-
-def _coming(title: str, summary: str) -> str:
-    return render_template("console/coming.html", title=title, summary=summary)
-
-
-@blueprint.get("/sequences")
-@requires("viewer")
-def sequences() -> str:
-    return _coming("Sequences", "Each sequence, its versions, and its steps' figures.")
-
-
-@blueprint.get("/leads")
-@requires("viewer", "sales")
-def leads() -> str:
-    return _coming("Leads", "Finding a lead, its timeline, score and decisions.")
-
-
-@blueprint.get("/dashboards")
-@requires("viewer")
-def dashboards() -> str:
-    return _coming("Dashboards", "The funnel, sales' SLA, velocity, sources and costs.")
-
-
-@blueprint.get("/operations")
-@requires("admin")
-def operations() -> str:
-    return _coming("Operations", "Deliveries to settle, the CRM outbox, workers and alarms.")
