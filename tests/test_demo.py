@@ -113,6 +113,33 @@ def test_a_database_that_holds_leads_is_refused_and_left_as_it_was(
     assert _rows(runtime) == before
 
 
+def test_the_command_makes_a_console_admin_whose_password_it_shows_once(
+    make_runtime: Callable[..., Runtime], database_url: str, tmp_path: Path
+) -> None:
+    import re
+
+    from nurture.console.users import authenticate
+
+    runtime = make_runtime()
+    env = {
+        "NURTURE_DATABASE_URL": database_url,
+        "NURTURE_SECRET_KEY": runtime.settings.secret_key or "",
+        "NURTURE_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "NURTURE_SPOOL_DIR": str(tmp_path / "spool"),
+        "NURTURE_JOURNAL_DIR": str(tmp_path / "journal"),
+    }
+    result = CliRunner().invoke(cli, ["demo", "--leads", "8", "--months", "1"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "The console, once `nurture run` serves it: http://127.0.0.1:5000/console/" in (
+        result.output
+    )
+    shown = re.search(r"sign in as (\S+) with the password (\S+)", result.output)
+    assert shown is not None, result.output
+    with runtime.sessions.begin() as session:
+        signed = authenticate(session, shown[1], shown[2], END)
+        assert signed is not None and signed.role == "admin"
+
+
 def test_the_engine_runs_three_times_a_weekday_and_once_a_weekend_day() -> None:
     monday = datetime(2026, 3, 9, tzinfo=UTC)
     runs = list(engine_runs(monday, monday + timedelta(days=7)))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import secrets
+from datetime import datetime
 
 import click
 
 from nurture.cli import _now, _prepare, _runtime, cli
+from nurture.runtime import Runtime
 
 
 @cli.command()
@@ -77,3 +80,31 @@ def demo(ctx: click.Context, leads: int, months: int, seed: int) -> None:  # fmt
         + (f"  nurture leads why {s.example}\n" if s.example else "")
         + "  nurture run      # the engine goes on from here, in real time"
     )
+    click.echo(_console_user(runtime, s.end))
+
+
+DEMO_USER = "admin@demo.example"
+
+
+def _console_user(runtime: Runtime, now: datetime) -> str:
+    """An admin for the demo's console, with a password made here and shown once (a
+    newcomer opens the console without reading about users first)."""
+    from nurture.console.users import UserError, create_user, find
+
+    url = f"{runtime.settings.base_url}/console/"
+    with runtime.sessions.begin() as session:
+        if find(session, DEMO_USER) is not None:
+            return f"\nThe console: {url}, as {DEMO_USER} (its password is unchanged)."
+        for _ in range(5):  # a drawn password the rules refuse is drawn again
+            password = secrets.token_urlsafe(15)
+            try:
+                create_user(session, DEMO_USER, "admin", password, now)
+            except UserError:
+                continue
+            return (
+                f"\nThe console, once `nurture run` serves it: {url}\n"
+                f"  sign in as {DEMO_USER} with the password {password}\n"
+                "  (made for this demo database and shown once: `nurture users password"
+                f" {DEMO_USER}` sets another)"
+            )
+    return f"\nThe console: {url}; make yourself a user with `nurture users create`."
