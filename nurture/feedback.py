@@ -157,7 +157,7 @@ def escalate_overdue(
         # A new deadline on the calendar of whoever holds the lead now.
         rep_zone = _zone_of(content, promotion.rep_email)
         promotion.sla_due_at = sla_deadline(now, sla, rep_zone, lead)
-        body = payload(session, lead, promotion, now)
+        body = payload(session, lead, promotion, now, content.scoring)
         body["escalation"] = {"count": promotion.escalations, "sla_breached": True}
         enqueue(session, kind, body, now, promotion.id)
     return overdue

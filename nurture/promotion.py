@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from nurture.content import Content
 from nurture.core.business_time import business_deadline, calendar_for
 from nurture.core.routing import Assignment, NoRoute, route
+from nurture.core.scoring import ScoringModel, grade
 from nurture.core.timing import resolve_timezone
 from nurture.crm import enqueue
 from nurture.enrollment import leave, set_stage
@@ -84,7 +85,8 @@ def promote(
     leave(session, lead.id, "promoted to sales", now)
     set_stage(session, content, lead, "sql", now, cause=f"promoted: {reason}", event_id=event_id)
     session.flush()
-    enqueue(session, "lead.promoted", payload(session, lead, promotion, now), now, promotion.id)
+    body = payload(session, lead, promotion, now, content.scoring)
+    enqueue(session, "lead.promoted", body, now, promotion.id)
     return promotion
 
 
@@ -97,8 +99,16 @@ def sla_deadline(start: datetime, sla: timedelta, rep_timezone: str | None, lead
     return business_deadline(start, sla.total_seconds() / 3600, calendar)
 
 
-def payload(session: Session, lead: Lead, promotion: Promotion, now: datetime) -> dict[str, Any]:
-    """What the CRM receives: who, how hot and why, who handles it, what they read."""
+def payload(
+    session: Session,
+    lead: Lead,
+    promotion: Promotion,
+    now: datetime,
+    scoring_model: ScoringModel | None = None,
+) -> dict[str, Any]:
+    """What the CRM receives: who, how hot and why, who handles it, what they read.
+    `fit` lists the fit rules that give the grade (the scoring model's, when there is
+    one): a lead promoted at intake has no score change yet, and still a reason."""
     stages = session.scalars(
         select(StageChange).where(StageChange.lead_id == lead.id).order_by(StageChange.at)
     )
@@ -152,6 +162,7 @@ def payload(session: Session, lead: Lead, promotion: Promotion, now: datetime) -
         "score": {
             "value": lead.score,
             "grade": lead.grade,
+            "fit": list(grade(scoring_model, profile_of(lead)).reasons) if scoring_model else [],
             "breakdown": [
                 {
                     "points": round(c.points, 2),

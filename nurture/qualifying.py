@@ -30,7 +30,11 @@ def qualify_lead(
     if model is None:
         return
     profile = profile_of(lead)
-    grade = scoring.grade(content.scoring, profile).grade if content.scoring else lead.grade
+    grade = lead.grade
+    if content.scoring is not None:
+        # Kept on the lead now, not at its first scored event: a lead promoted here is
+        # pushed to the CRM (and shown) with the grade its rules were checked against.
+        grade = lead.grade = scoring.grade(content.scoring, profile).grade
     verdict = qualify(model, profile, grade=grade, score=lead.score)
     lead.category = verdict.category
     lead.reasons = [reason.as_dict() for reason in verdict.reasons]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from nurture.apikeys import create_key
 from nurture.app import create_app
-from nurture.models import Enrollment, Promotion
+from nurture.models import CrmPush, Enrollment, Lead, Promotion
 
 
 @pytest.fixture
@@ -69,6 +69,14 @@ def test_a_sales_ready_lead_is_promoted_at_once(api: Any) -> None:
     with runtime.sessions() as session:
         promotion = session.scalars(select(Promotion)).one()
         assert promotion.reason.startswith("qualified sales-ready")
+        # Sales get the grade its rules saw and the fit rules behind it, before any
+        # scored event: not `grade: null` with an empty breakdown.
+        push = session.scalars(select(CrmPush)).one()
+        lead = session.scalars(select(Lead)).one()
+    score = push.payload["data"]["score"]
+    assert lead.grade == score["grade"] == "A"
+    assert "+10 in a country we sell to" in score["fit"]
+    assert sum(int(line.split()[0]) for line in score["fit"]) >= 45  # grade A's least points
 
 
 def test_long_term_nurture_goes_to_the_sequences(api: Any) -> None:
