@@ -35,7 +35,10 @@ def notice(
             text=text,
             list_id=f"{key.split('/', 1)[0]}.{settings.list_id_domain}",
             list_name=list_name,
-            unsubscribe_url=settings.base_url,  # an internal email: no list to leave
+            # An internal email: no list to leave, so no List-Unsubscribe (a link that
+            # unsubscribes nobody, beside a one-click header, would mislead the reader's
+            # mail client).
+            unsubscribe_url=None,
             unsubscribe_mailto=None,
             date=now,
         )

@@ -167,6 +167,10 @@ def test_each_rep_gets_the_top_leads_each_morning_once(runtime: Any) -> None:
     assert digest.index("lead0@usine.example") < digest.index("lead2@usine.example")
     assert "lead3@usine.example" not in digest  # did nothing this week
     assert "read customer stories or integrations" in digest  # the evidence
+    # An internal email: no list to leave, so no unsubscribe link and no one-click header.
+    message = to["julien.moreau@planifia.example"]
+    assert message["List-Unsubscribe"] is None and message["List-Unsubscribe-Post"] is None
+    assert message["List-Id"] is not None
 
 
 def test_the_daily_list_is_also_a_report_per_rep(runtime: Any) -> None:

@@ -53,7 +53,7 @@ class OutgoingEmail:
     text: str
     list_id: str
     list_name: str
-    unsubscribe_url: str
+    unsubscribe_url: str | None  # None: not a list (an internal notice), no List-Unsubscribe
     unsubscribe_mailto: str | None
     date: datetime
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -256,7 +256,7 @@ def build(email: OutgoingEmail) -> Envelope:
     sender = parse_address("from_email", email.from_email, email.from_name)
     recipient = parse_address("to_email", email.to_email, email.to_name)
     reply_to = parse_address("reply_to", email.reply_to) if email.reply_to else None
-    unsubscribe = [f"<{_url(email.unsubscribe_url)}>"]
+    unsubscribe = [f"<{_url(email.unsubscribe_url)}>"] if email.unsubscribe_url else []
     if email.unsubscribe_mailto:
         mailbox = parse_address("unsubscribe_mailto", email.unsubscribe_mailto).addr_spec
         unsubscribe.append(f"<mailto:{mailbox}?subject=unsubscribe>")
@@ -283,11 +283,12 @@ def build(email: OutgoingEmail) -> Envelope:
         head.append(f"List-Id: {name} {list_id}{_CRLF}")
     else:
         head.append(f"List-Id: {list_id}{_CRLF}")
-    unsubscribe_line = f"List-Unsubscribe: {', '.join(unsubscribe)}"
-    if len(unsubscribe_line) > 78:  # fold only between the <...> items, never inside a URL
-        unsubscribe_line = f"List-Unsubscribe: {(',' + _CRLF + ' ').join(unsubscribe)}"
-    head.append(unsubscribe_line + _CRLF)
-    if email.unsubscribe_url.lower().startswith("https://"):
+    if unsubscribe:
+        unsubscribe_line = f"List-Unsubscribe: {', '.join(unsubscribe)}"
+        if len(unsubscribe_line) > 78:  # fold only between the <...> items, never inside a URL
+            unsubscribe_line = f"List-Unsubscribe: {(',' + _CRLF + ' ').join(unsubscribe)}"
+        head.append(unsubscribe_line + _CRLF)
+    if email.unsubscribe_url and email.unsubscribe_url.lower().startswith("https://"):
         # RFC 8058 one-click unsubscribe is defined for HTTPS links only.
         head.append(f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{_CRLF}")
     for name, value in _extra_headers(email.headers):
