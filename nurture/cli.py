@@ -94,7 +94,7 @@ def _prepare(runtime: Runtime) -> None:
     from nurture.db import upgrade
 
     upgrade(runtime.settings.database_url)
-    for problem in runtime.content.problems:
+    for problem in [*runtime.content.problems, *runtime.settings.notices()]:
         click.echo(f"warning: {problem}", err=True)
 
 

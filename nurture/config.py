@@ -126,6 +126,17 @@ class Settings:
             return self.console_cookie_secure
         return self.base_url.startswith("https://")
 
+    def notices(self) -> list[str]:
+        """What these settings leave out of the emails on purpose, said at start-up."""
+        if self.smtp_url and not self.base_url.startswith("https://"):
+            return [
+                f"NURTURE_BASE_URL is {self.base_url}: emails carry List-Unsubscribe without"
+                " List-Unsubscribe-Post, because one-click unsubscribe (RFC 8058) is defined"
+                " for https:// links only, and Gmail and Yahoo ask it of bulk senders; serve"
+                " nurture over https and set NURTURE_BASE_URL to that address"
+            ]
+        return []
+
     @property
     def sla(self) -> timedelta:
         return timedelta(hours=self.sla_hours)

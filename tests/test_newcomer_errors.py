@@ -117,15 +117,34 @@ def test_nurture_run_says_where_emails_go_without_the_relay_password(
     try:
         assert process.stdout is not None
         deadline = time.monotonic() + 60
-        line = ""
+        line, before = "", []
         while "listening on" not in line and time.monotonic() < deadline:
             line = process.stdout.readline()
+            before.append(line)
             assert PASSWORD not in line
     finally:
         process.terminate()
         rest = process.communicate(timeout=30)[0]
     assert "emails to smtp://mailer:***@127.0.0.1:2525" in line
     assert PASSWORD not in rest
+    # Real mail from an http:// base URL: why the one-click header is left out is said.
+    assert any(
+        "warning: NURTURE_BASE_URL is http://127.0.0.1:5000: emails carry List-Unsubscribe"
+        " without List-Unsubscribe-Post, because one-click unsubscribe (RFC 8058)" in seen
+        for seen in before
+    ), before
+
+
+def test_an_https_base_url_or_the_outbox_needs_no_word_about_one_click() -> None:
+    from nurture.config import load_settings
+
+    https = {
+        "NURTURE_BASE_URL": "https://nurture.planifia.example",
+        "NURTURE_SMTP_URL": "smtp://127.0.0.1:2525",
+    }
+    outbox = {"NURTURE_BASE_URL": "http://127.0.0.1:5000"}
+    assert load_settings(environ=https).notices() == []
+    assert load_settings(environ=outbox).notices() == []
 
 
 def test_a_postgresql_server_that_is_not_there_is_one_line(env: dict[str, str]) -> None:
