@@ -28,6 +28,17 @@ SCOPES = ("intake", "events", "read", "sales", "admin")
 DEFAULT_SCOPES = ("intake", "events", "read")
 
 
+NAME_LENGTH = 100  # the column's
+
+
+class KeyRefused(ValueError):
+    """A key cannot be made as asked; `field` names what to change, the message why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+
+
 def allows(key: ApiKey, scope: str) -> bool:
     granted = set(key.scopes.split(","))
     return scope in granted or "admin" in granted
@@ -40,10 +51,15 @@ def _hash(secret: str) -> str:
 def create_key(
     session: Session, name: str, now: datetime, scopes: tuple[str, ...] = DEFAULT_SCOPES
 ) -> str:
-    """A new key `nk_<prefix>.<secret>`; only its hash is kept."""
+    """A new key `nk_<prefix>.<secret>`; only its hash is kept. KeyRefused, naming the
+    field, for a blank or too long name or scopes outside SCOPES (nothing is written)."""
+    if not name.strip():
+        raise KeyRefused("name", "give the key a name saying who uses it (a website, the CRM)")
+    if len(name) > NAME_LENGTH:
+        raise KeyRefused("name", f"at most {NAME_LENGTH} characters (got {len(name)})")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise ValueError(f"scopes: expected some of {', '.join(SCOPES)}; got {unknown or 'none'}")
+        raise KeyRefused("scopes", f"expected some of {', '.join(SCOPES)}; got {unknown or 'none'}")
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     granted = ",".join(s for s in SCOPES if s in scopes)

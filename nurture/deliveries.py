@@ -81,6 +81,15 @@ def listed(
     return [Row(*tuple(row)) for row in session.execute(query.order_by(Delivery.id))]
 
 
+def check_found(rows: Sequence[Row], ids: Sequence[int]) -> None:
+    """ResolveError naming the ids asked for that are not among `rows` (the deliveries
+    needing attention that `listed` found): nothing is settled when one is missing."""
+    missing = sorted(set(ids) - {row.id for row in rows})
+    if missing:
+        statuses = ", ".join(ATTENTION)
+        raise ResolveError(f"no {statuses} delivery with id {', '.join(map(str, missing))}")
+
+
 def resolve(session: Session, rows: Sequence[Row], action: str, now: datetime) -> list[int]:
     """Settle these deliveries; their leads resume at once. Returns the ids changed.
 

@@ -31,12 +31,15 @@ def keys() -> None:
 @click.pass_context
 def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...]) -> None:
     """Create a key; it is shown once."""
-    from nurture.apikeys import DEFAULT_SCOPES, create_key
+    from nurture.apikeys import DEFAULT_SCOPES, KeyRefused, create_key
 
     runtime = _runtime(ctx)
     _prepare(runtime)
-    with runtime.sessions.begin() as session:
-        key = create_key(session, name, _now(), scopes or DEFAULT_SCOPES)
+    try:
+        with runtime.sessions.begin() as session:
+            key = create_key(session, name, _now(), scopes or DEFAULT_SCOPES)
+    except KeyRefused as error:
+        raise click.ClickException(str(error)) from None
     click.echo(key)
 
 
@@ -142,7 +145,7 @@ def deliveries_resolve(
     """Settle uncertain, failed or retrying deliveries, by id or in bulk with filters;
     each lead resumes at once (after --mark-sent or --skip it moves on; after --resend
     the email goes again)."""
-    from nurture.deliveries import ATTENTION, ResolveError, listed, resolve
+    from nurture.deliveries import ResolveError, check_found, listed, resolve
 
     if action is None:
         raise click.UsageError("choose --resend, --mark-sent or --skip")
@@ -153,12 +156,10 @@ def deliveries_resolve(
     now = _now()
     with runtime.sessions.begin() as session:
         rows = listed(session, **filters)
-        missing = sorted(set(delivery_ids) - {row.id for row in rows})
-        if missing:
-            statuses = ", ".join(ATTENTION)
-            raise click.ClickException(
-                f"no {statuses} delivery with id {', '.join(map(str, missing))}"
-            )
+        try:
+            check_found(rows, delivery_ids)
+        except ResolveError as error:
+            raise click.ClickException(str(error)) from None
         if dry_run:
             for row in rows:
                 click.echo(f"would {action}: " + _row_line(row, now))

@@ -25,8 +25,10 @@ def _navigation() -> dict[str, object]:
     if not current_user.is_authenticated:
         return {"nav": []}
     signed, views = user(), current_app.view_functions
+    here = request.endpoint or ""
     links = [
-        (label, url_for(endpoint), endpoint == request.endpoint)
+        # A section's own pages are named after it (`operations_keys`): its link stays lit.
+        (label, url_for(endpoint), here == endpoint or here.startswith(endpoint + "_"))
         for label, endpoint in SECTIONS
         if signed.may(*getattr(views[endpoint], "roles", ()))
     ]
