@@ -34,6 +34,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # What the engine sends, one line per batch, is shown without --verbose.
+    logging.getLogger("nurture.activity").setLevel(logging.INFO)
     try:
         settings = load_settings()
     except ConfigError as error:

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -77,6 +77,8 @@ from nurture.tracking import Tokens
 __all__ = ["CHUNK", "IN_FLIGHT", "Dispatcher", "TickReport", "backoff"]
 
 log = logging.getLogger(__name__)
+# One line per batch of emails, which `nurture worker` and `nurture run` show by default.
+activity = logging.getLogger("nurture.activity")
 
 SETTLED = ("sent", "skipped")
 
@@ -239,6 +241,7 @@ class Dispatcher:
         self.journal.open()
         flow = Flow(self, clock)
         batches = 0
+        said = TickReport()  # what the flow had recorded at the last activity line
         self._unsettled = True  # until the tick ends normally
         with Heartbeat(self.sessions, self.holder, self.lease, clock):
             try:
@@ -252,14 +255,25 @@ class Dispatcher:
                     flow.deliver(jobs)
                     if report.claimed == 0:
                         break
+                    said = self._say(report, flow.report, said)
             finally:
                 # What SMTP took is recorded, whatever stopped the tick.
                 complete = flow.drain(self._deadline)
                 if complete:
                     self.journal.clear()
         self._unsettled = not complete
+        self._say(TickReport(), flow.report, said)
         total.add(flow.report)
         return total
+
+    @staticmethod
+    def _say(claimed: TickReport, recorded: TickReport, said: TickReport) -> TickReport:
+        """Log one concise line: this batch's claim, and the answers recorded since the
+        last line (the sender works one batch behind). Returns what is said by now."""
+        line = ", ".join(filter(None, (claimed.said(), recorded.since(said).said())))
+        if line:
+            activity.info("emails: %s", line.replace("claimed", "due"))
+        return replace(recorded)
 
     def recover(self, now: datetime) -> Counter[str]:
         """Settle, from their journals, the `sending` deliveries of dead workers on this

@@ -75,6 +75,16 @@ class TickReport:
     def __str__(self) -> str:
         return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
 
+    def since(self, earlier: TickReport) -> TickReport:
+        """What happened after `earlier` (a copy of this report taken then)."""
+        return TickReport(**{f.name: getattr(self, f.name) - getattr(earlier, f.name)
+                             for f in fields(self)})  # fmt: skip
+
+    def said(self) -> str:
+        """The figures that are not zero, as an operator reads them: `48 sent, 2 deferred`."""
+        return ", ".join(f"{getattr(self, f.name)} {f.name}" for f in fields(self)
+                         if getattr(self, f.name))  # fmt: skip
+
 
 def backoff(attempts: int) -> timedelta:
     """1 min, 2, 4 ... capped at 4 hours, with a little jitter so retries spread out."""

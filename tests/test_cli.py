@@ -176,3 +176,43 @@ def test_bad_setting_stops_the_command_naming_the_variable(env: dict[str, str]) 
     result = CliRunner().invoke(cli, ["tick"], env={**env, "NURTURE_FREQUENCY_CAP": "many"})
     assert result.exit_code != 0
     assert "NURTURE_FREQUENCY_CAP" in result.output
+
+
+def test_a_tick_says_in_one_line_what_it_sent_and_a_quiet_one_says_nothing(
+    env: dict[str, str],
+) -> None:
+    """Without --verbose: one `emails:` line per batch, and none when nothing was due."""
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from nurture.config import load_settings
+    from nurture.core.intake import parse_lead
+    from nurture.enrollment import on_event
+    from nurture.leads import upsert_lead
+    from nurture.runtime import Runtime
+
+    run(env, "db", "upgrade")
+    runtime = Runtime(load_settings(environ=env))
+    now = datetime.now(UTC)
+    with runtime.sessions.begin() as session:
+        for name in ("lea", "marc"):
+            lead, _, _ = upsert_lead(session, parse_lead({"email": f"{name}@example.com",
+                                     "country": "FR", "company_size": 300}), now)  # fmt: skip
+            form = {"form": "whitepaper-planning-roi"}
+            on_event(session, runtime.content, lead, "form_submitted", form, now)
+    runtime.close()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NURTURE_")}
+
+    def tick() -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "nurture", "tick"], env={**clean, **env},
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return [line for line in done.stderr.splitlines() if "nurture.activity" in line]
+
+    first = tick()
+    assert len(first) == 1, first
+    # Both are due at once: sent now, or deferred to their send window at night.
+    assert first[0].endswith(("emails: 2 due, 2 sent", "emails: 2 due, 2 deferred")), first
+    assert tick() == []
