@@ -56,19 +56,14 @@ def costs_set(
 @click.pass_context
 def costs_list(ctx: click.Context, start: str | None, end: str | None, form: str) -> None:
     """The costs recorded, month by month."""
-    from nurture.core.tables import render, table
-    from nurture.costs import CostError, listed
+    from nurture.core.tables import render
+    from nurture.costs import CostError
+    from nurture.report_output import cost_table
 
     runtime = _runtime(ctx)
     try:
         with runtime.sessions() as session:
-            rows = [
-                (c.month, c.source, c.campaign or None, c.amount,
-                 f"{c.original_amount} {c.original_currency} at {c.rate}" if c.rate else None)
-                for c in listed(session, start, end)
-            ]  # fmt: skip
+            data = cost_table(session, runtime.settings.currency, start, end)
     except CostError as error:
         raise click.BadParameter(str(error)) from None
-    currency = runtime.settings.currency
-    columns = ("month", "source", "campaign", f"amount ({currency})", "entered as")
-    click.echo(render(table(f"Costs ({currency})", columns, rows), form), nl=False)
+    click.echo(render(data, form), nl=False)

@@ -8,7 +8,6 @@ usage error, and nothing is read.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -63,34 +62,14 @@ def report(
     """A report over the days from --from to --to: funnel, sla, velocity, sources,
     sequences or deliverability. Each states its definitions above its figures
     (docs/reports.md)."""
-    from nurture.core.tables import render
-    from nurture.reports import build
+    from nurture.report_output import report_text
 
     try:
         request = parse_request(name, first, last, by, form, view, attribution)
     except ReportError as error:
         raise ReportUsageError(str(error)) from None
     runtime = ctx.obj["runtime"]
-    settings = runtime.settings
     now = datetime.now(UTC)
-    rep_zones = _rep_zones(settings.routing_file) if request.name == "sla" else None
-    order = _step_order(settings.sequences_dir) if request.name == "sequences" else None
     with runtime.sessions() as session:
-        data = build(session, request, settings, now, rep_zones, order)
-    click.echo(render(data, request.form), nl=False)
-
-
-def _rep_zones(path: Path) -> dict[str, str]:
-    """Each rep's timezone, from the routing file (none when it is missing or broken:
-    every rep is then counted on the installation's calendar, as the notes say)."""
-    from nurture.core.routing_parser import load_routing
-
-    model = load_routing(path).model
-    return {rep.email: rep.timezone for rep in model.reps} if model is not None else {}
-
-
-def _step_order(folder: Path) -> dict[str, tuple[str, ...]]:
-    from nurture.core.sequence_parser import load_directory
-
-    catalog = load_directory(folder)
-    return {sid: tuple(step.id for step in s.steps) for sid, s in catalog.sequences.items()}
+        text = report_text(session, request, runtime.settings, now)
+    click.echo(text, nl=False)

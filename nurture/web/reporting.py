@@ -47,7 +47,7 @@ def get_report(name: str) -> Response:
     The figures `nurture report NAME` shows, over whole UTC days from `from` to `to`
     (docs/reports.md states every definition).
     """
-    from nurture.commands.reports import _rep_zones, _step_order
+    from nurture.report_output import rep_zones, step_order
     from nurture.reports import build
 
     if name not in REPORTS:
@@ -62,8 +62,8 @@ def get_report(name: str) -> Response:
         raise InvalidInput([FieldError("query", str(error).replace("--", ""))]) from None
     rt = runtime()
     settings = rt.settings
-    zones = _rep_zones(settings.routing_file) if wanted.name == "sla" else None
-    order = _step_order(settings.sequences_dir) if wanted.name == "sequences" else None
+    zones = rep_zones(settings.routing_file) if wanted.name == "sla" else None
+    order = step_order(settings.sequences_dir) if wanted.name == "sequences" else None
     with rt.sessions() as session:
         data = build(session, wanted, settings, request_now(), zones, order)
     return _answer(_table(data))
