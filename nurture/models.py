@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -67,7 +68,26 @@ class Base(DeclarativeBase):
 
 class Lead(Base):
     __tablename__ = "leads"
-    __table_args__ = (Index("ix_leads_created_at", "created_at"),)  # reports: cohorts
+    __table_args__ = (
+        Index("ix_leads_created_at", "created_at"),  # reports: cohorts
+        # The console's list of leads, one index per sort order: each page is a range of
+        # it (keyset, docs/console-leads.md); the id breaks ties.
+        Index("ix_leads_score_id", "score", "id"),
+        Index("ix_leads_grade_id", "grade", "id"),
+        Index("ix_leads_last_name_id", "last_name", "id"),
+        Index("ix_leads_company_id", "company", "id"),
+        # A sales user's leads, and the list's rep filter (nurture.console.users).
+        Index("ix_leads_rep", func.lower(text("rep_email"))),
+        # The list's prefix search, any case: PostgreSQL only (SQLite reads the table).
+        *(
+            Index(
+                f"ix_leads_search_{name}",
+                func.lower(text(name)).label(f"{name}_lower"),
+                postgresql_ops={f"{name}_lower": "text_pattern_ops"},
+            ).ddl_if(dialect="postgresql")
+            for name in ("email", "first_name", "last_name", "company")
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # What URLs, API answers and logs call the lead (see nurture.identifiers).
@@ -153,6 +173,7 @@ class Enrollment(Base):
         # The sequence report: who entered, and who left, in a period.
         Index("ix_enrollments_entered_at", "entered_at"),
         Index("ix_enrollments_left_at", "left_at"),
+        Index("ix_enrollments_sequence_lead", "sequence_id", "lead_id"),  # console: filter
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
