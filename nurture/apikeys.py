@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from nurture.models import ApiKey
@@ -86,3 +86,19 @@ def revoke_key(session: Session, prefix: str, now: datetime) -> bool:
         return False
     key.revoked_at = now
     return True
+
+
+USE_PRECISION = timedelta(minutes=1)
+
+
+def mark_used(session: Session, key_id: int, now: datetime) -> None:
+    """Note that the key was used at `now`, at most once a minute: a busy key costs the
+    API one write a minute, not one per request."""
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - USE_PRECISION),
+        )
+        .values(last_used_at=now)
+    )

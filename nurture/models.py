@@ -282,6 +282,7 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     scopes: Mapped[str] = mapped_column(String(200))  # comma-separated, nurture/apikeys.py
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # to the minute
 
 
 class TrackingHit(Base):

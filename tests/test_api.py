@@ -50,6 +50,37 @@ def test_requests_without_a_valid_key_are_refused(api: Any) -> None:
     assert lead_count(runtime) == 0
 
 
+def test_a_keys_last_use_is_noted_to_the_minute_and_listed(api: Any) -> None:
+    from click.testing import CliRunner
+
+    from nurture.cli import cli
+    from nurture.models import ApiKey
+
+    client, headers, runtime = api
+
+    def last_used() -> datetime | None:
+        with runtime.sessions() as session:
+            return session.scalars(select(ApiKey.last_used_at)).one()
+
+    assert last_used() is None
+    with freeze_time("2026-03-02 09:00:10"):
+        assert client.get("/api/v1/leads/a@example.com", headers=headers).status_code == 404
+    assert last_used() == datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC)
+    with freeze_time("2026-03-02 09:00:50"):  # within the minute: no write
+        client.get("/api/v1/leads/a@example.com", headers=headers)
+    assert last_used() == datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC)
+    with freeze_time("2026-03-02 09:01:20"):
+        client.get("/api/v1/leads/a@example.com", headers=headers)
+    assert last_used() == datetime(2026, 3, 2, 9, 1, 20, tzinfo=UTC)
+    with freeze_time("2026-03-02 10:00:00"):  # a refused key is not a use
+        client.get("/api/v1/leads/a@example.com", headers={"Authorization": "Bearer nk_x.y"})
+    assert last_used() == datetime(2026, 3, 2, 9, 1, 20, tzinfo=UTC)
+    env = {"NURTURE_DATABASE_URL": runtime.settings.database_url, "NURTURE_SECRET_KEY": "x" * 32}
+    listed = CliRunner().invoke(cli, ["keys", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "  test  [admin]  created 2026-01-01 00:00  last used 2026-03-02 09:01" in listed.output
+
+
 def test_create_then_update_by_email_never_blanks_known_values(api: Any) -> None:
     client, headers, runtime = api
     first = client.post(

@@ -210,6 +210,7 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
     ("preview",): [["news", "one", "--lead", "{lead}"], ["news", "two"]],
     ("simulate",): [["news", "--lead", "{lead}", "--days", "3"], ["nope"]],
     ("keys", "create"): [["website", "--scope", "read"]],
+    ("keys", "list"): [[]],
     ("keys", "revoke"): [["nk_000000000000.{key}"]],
     ("leads", "import"): [["{csv}"]],
     ("leads", "show"): [["{lead}"], ["nobody@example.com"]],

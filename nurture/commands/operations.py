@@ -43,6 +43,29 @@ def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...]) -> None:
     click.echo(key)
 
 
+@keys.command("list")
+@click.pass_context
+def keys_list(ctx: click.Context) -> None:
+    """Every key: prefix, name, scopes, created, last used (to the minute), revoked."""
+    from nurture.models import ApiKey
+
+    def at(moment: datetime | None, none: str) -> str:
+        return f"{moment:%Y-%m-%d %H:%M}" if moment else none
+
+    runtime = _runtime(ctx)
+    _prepare(runtime)
+    with runtime.sessions() as session:
+        found = list(session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
+    if not found:
+        click.echo("no API key: `nurture keys create NAME` makes one")
+    for key in found:
+        click.echo(
+            f"nk_{key.prefix}  {key.name}  [{key.scopes.replace(',', ', ')}]"
+            f"  created {at(key.created_at, '')}  last used {at(key.last_used_at, 'never')}"
+            + (f"  revoked {at(key.revoked_at, '')}" if key.revoked_at else "")
+        )
+
+
 @keys.command("revoke")
 @click.argument("prefix")
 @click.pass_context

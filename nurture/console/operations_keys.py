@@ -39,6 +39,7 @@ class KeyRow:
     scopes: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None
 
 
 def _keys() -> list[KeyRow]:
@@ -46,7 +47,7 @@ def _keys() -> list[KeyRow]:
         found = db.scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc()))
         return [
             KeyRow(key.prefix, key.name, tuple(key.scopes.split(",")), key.created_at,
-                   key.revoked_at)
+                   key.revoked_at, key.last_used_at)
             for key in found
         ]  # fmt: skip
 

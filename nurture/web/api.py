@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from nurture import idempotency
-from nurture.apikeys import SCOPES, allows, check_key
+from nurture.apikeys import SCOPES, allows, check_key, mark_used
 from nurture.content import Content
 from nurture.core.intake import (
     InvalidInput,
@@ -126,7 +126,7 @@ def authenticated(scope: str) -> Callable[[Callable[..., Response]], Callable[..
             kind, _, presented = header.partition(" ")
             if kind.lower() != "bearer" or not presented:
                 return problem(401, "unauthorized", "send Authorization: Bearer <API key>")
-            with runtime().sessions() as session:
+            with runtime().sessions.begin() as session:
                 key = check_key(session, presented.strip())
                 if key is None:
                     failures.allow(address, now)  # counts the failure
@@ -139,6 +139,7 @@ def authenticated(scope: str) -> Callable[[Callable[..., Response]], Callable[..
                         f" (it has {key.scopes.replace(',', ', ')})",
                     )
                 g.api_key_id = key.id
+                mark_used(session, key.id, now)
             return view(*args, **kwargs)
 
         return wrapper
