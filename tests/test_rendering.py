@@ -445,3 +445,20 @@ def test_a_layout_without_unsubscribe_link_is_a_problem(root: Path) -> None:
     assert problems == [
         f"{layout}:1: the footer must show an unsubscribe link ({{{{ unsubscribe_url }}}})"
     ]
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_a_shipped_email_without_a_rep_is_signed_by_the_team(locale: str) -> None:
+    """Not "Planifia, Planifia SAS": a team signs, in the email's language."""
+    catalog = TemplateCatalog(REPO_TEMPLATES)
+    planifia = replace(SENDER, name="Planifia", company="Planifia SAS")
+    team = {"en": "The Planifia team", "fr": "L’équipe Planifia"}[locale]
+    signed = 0
+    for name in catalog.templates():
+        if name.startswith("_") or locale not in catalog.locales(name):
+            continue
+        lead = replace(SAMPLE_LEAD, rep=None, locale=locale)
+        rendered = catalog.render(name, locale, replace(context(lead), sender=planifia))
+        assert "Planifia, Planifia SAS" not in rendered.text, name
+        signed += team in rendered.text
+    assert signed >= 10
