@@ -6,6 +6,7 @@ ever loaded is stored, so an enrollment keeps following the version it entered.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ from nurture.core.scoring_parser import load_scoring
 from nurture.core.sequence_parser import load_directory, parse_sequence
 from nurture.core.sequences import Sequence
 from nurture.models import SequenceVersion
+
+log = logging.getLogger(__name__)
 
 
 def _stamp(path: Path | None) -> tuple[float, int] | None:
@@ -115,10 +118,30 @@ class Content:
                 self._pinned[(seq.id, seq.version)] = seq
             self.problems = catalog.problems
             self._stamp = stamp
-            return True
+        for problem in catalog.problems:  # a refused file stays refused until fixed
+            log.warning("sequence file refused: %s", problem)
+        return True
 
     def live(self) -> tuple[Sequence, ...]:
         return tuple(self._live.values())
+
+    def refused(self, sequence_id: str) -> tuple[Problem, ...]:
+        """The problems of the file `sequence_id` would be read from (`<id>.yaml` or
+        `.yml`), had it been loaded: why a sequence someone asks for is not live."""
+        return tuple(p for p in self.problems if Path(p.path).stem == sequence_id)
+
+    def missing(self, sequence_id: str) -> str:
+        """Why `sequence_id` is not live, in one message for a person: its file's
+        problems with file:line, or the sequences that are."""
+        problems = self.refused(sequence_id)
+        if problems:
+            return (
+                f"sequence {sequence_id!r} is not live: its file was refused:\n  "
+                + "\n  ".join(map(str, problems))
+                + "\n(fix it; `nurture validate` checks every file)"
+            )
+        known = ", ".join(sorted(s.id for s in self.live())) or "none"
+        return f"unknown sequence {sequence_id!r}; the live ones: {known}"
 
     def get(self, sequence_id: str) -> Sequence | None:
         return self._live.get(sequence_id)

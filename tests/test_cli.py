@@ -216,3 +216,40 @@ def test_a_tick_says_in_one_line_what_it_sent_and_a_quiet_one_says_nothing(
     # Both are due at once: sent now, or deferred to their send window at night.
     assert first[0].endswith(("emails: 2 due, 2 sent", "emails: 2 due, 2 deferred")), first
     assert tick() == []
+
+
+def test_a_refused_sequence_file_is_named_with_its_line_wherever_it_is_asked_for(
+    env: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """preview and simulate say why the sequence is not live, the server logs it, and
+    /healthz keeps it while it lasts: not a bare "unknown sequence"."""
+    from nurture.app import create_app
+    from nurture.config import load_settings
+    from nurture.runtime import Runtime
+
+    folder = tmp_path / "sequences"
+    shutil.copytree(ROOT / "sequences", folder)
+    source = folder / "whitepaper-evaluation.yaml"
+    source.write_text(source.read_text().replace("wait: ", "wait: soon ", 1))
+    env = {**env, "NURTURE_SEQUENCES_DIR": str(folder)}
+    for args in (["preview", "whitepaper-evaluation", "guide"],
+                 ["simulate", "whitepaper-evaluation"]):  # fmt: skip
+        result = run(env, *args)
+        assert result.exit_code == 1
+        assert "sequence 'whitepaper-evaluation' is not live: its file was refused:" in (
+            result.output
+        )
+        assert f"{source}:" in result.output and "soon" in result.output
+    unknown = run(env, "simulate", "no-such-sequence")
+    assert "unknown sequence 'no-such-sequence'; the live ones: customer-growth," in (
+        unknown.output
+    )
+
+    runtime = Runtime(load_settings(environ=env))
+    with caplog.at_level("WARNING", logger="nurture.content"):
+        health = create_app(runtime=runtime).test_client().get("/healthz").get_json()
+    runtime.close()
+    assert health["status"] == "ok"
+    (refused,) = health["refused_files"]
+    assert refused.startswith("whitepaper-evaluation.yaml:") and "soon" in refused
+    assert any("sequence file refused: " in r.getMessage() for r in caplog.records)

@@ -140,10 +140,7 @@ def preview(
     runtime = _runtime(ctx)
     sequence = runtime.content.get(sequence_id)
     if sequence is None:
-        raise click.ClickException(
-            f"unknown sequence {sequence_id!r}; "
-            f"known: {sorted(s.id for s in runtime.content.live())}"
-        )
+        raise click.ClickException(runtime.content.missing(sequence_id))
     step = sequence.step(step_id)
     if not isinstance(step, EmailStep):
         emails = [s.id for s in sequence.email_steps()]
@@ -211,7 +208,7 @@ def simulate(
     runtime = _runtime(ctx)
     sequence = runtime.content.get(sequence_id)
     if sequence is None:
-        raise click.ClickException(f"unknown sequence {sequence_id!r}")
+        raise click.ClickException(runtime.content.missing(sequence_id))
     entered = _parse_time(start) if start else _now()
     profile = _lead_profile(runtime, email, None)
     if score is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select, text
@@ -24,7 +25,8 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/healthz")
 def healthz() -> Response:
     """`{"status": "ok"}`, or a 503 naming what fails: this process's spool folder (a
-    tracking hit could not be written there), the database."""
+    tracking hit could not be written there), the database; with `refused_files`, the
+    authored files that are not live, each with its line and problem."""
     rt = runtime()
     failing = {}
     spool = rt.spool.check()
@@ -37,11 +39,15 @@ def healthz() -> Response:
         log.warning("health: the database does not answer: %s", error)
         # The driver's message names hosts and ports: kept for the log.
         failing["database"] = f"does not answer ({type(error).__name__})"
+    # A refused sequence file does not stop the process (the others run), but whoever
+    # watches the health sees it, by file name and line, until it is fixed.
+    refused = [f"{Path(p.path).name}:{p.line}: {p.message}" for p in rt.content.problems]
+    extra = {"refused_files": refused} if refused else {}
     if failing:
-        response = jsonify(status="failing", failing=failing)
+        response = jsonify(status="failing", failing=failing, **extra)
         response.status_code = 503
         return response
-    return jsonify(status="ok")
+    return jsonify(status="ok", **extra)
 
 
 def _metrics_refusal() -> Response | None:
