@@ -253,3 +253,20 @@ def test_a_refused_sequence_file_is_named_with_its_line_wherever_it_is_asked_for
     (refused,) = health["refused_files"]
     assert refused.startswith("whitepaper-evaluation.yaml:") and "soon" in refused
     assert any("sequence file refused: " in r.getMessage() for r in caplog.records)
+
+
+def test_an_unknown_click_step_or_locale_is_refused_with_what_there_is(
+    env: dict[str, str],
+) -> None:
+    clicked = run(env, "simulate", "whitepaper-evaluation", "--click", "gide")
+    assert clicked.exit_code == 2
+    assert "--click" in clicked.output and "'gide': not an email step of whitepaper-evaluation" in (
+        clicked.output
+    )
+    assert "(its emails: testimonial, guide, comparison," in clicked.output
+    opened = run(env, "simulate", "whitepaper-evaluation", "--open", "guide", "--open", "nope")
+    assert opened.exit_code == 2 and "'nope': not an email step" in opened.output
+    german = run(env, "preview", "whitepaper-evaluation", "guide", "--locale", "de")
+    assert german.exit_code == 2
+    assert "--locale" in german.output and "has no such version (it has en, fr)" in german.output
+    assert run(env, "preview", "whitepaper-evaluation", "guide", "--locale", "fr").exit_code == 0

@@ -148,6 +148,14 @@ def preview(
             f"{step_id!r} is not an email step of {sequence_id}; emails: {emails}"
         )
     settings = runtime.settings
+    if locale is not None:
+        versions = runtime.content.templates.locales(step.template)
+        if locale not in versions:
+            raise click.BadParameter(
+                f"{locale!r}: template {step.template} has no such version (it has"
+                f" {', '.join(versions) or 'none'})",
+                param_hint="--locale",
+            )
     profile = _lead_profile(runtime, email, locale)
     context = EmailContext(
         lead=profile,
@@ -209,6 +217,15 @@ def simulate(
     sequence = runtime.content.get(sequence_id)
     if sequence is None:
         raise click.ClickException(runtime.content.missing(sequence_id))
+    emails = [step.id for step in sequence.email_steps()]
+    for option, steps in (("--click", clicks), ("--open", opens)):
+        unknown = [step for step in steps if step not in emails]
+        if unknown:
+            raise click.BadParameter(
+                f"{', '.join(map(repr, unknown))}: not an email step of {sequence.id}"
+                f" (its emails: {', '.join(emails)})",
+                param_hint=option,
+            )
     entered = _parse_time(start) if start else _now()
     profile = _lead_profile(runtime, email, None)
     if score is not None:
