@@ -129,13 +129,14 @@ def test_clicker_walks_the_whole_sequence_across_dst(world: Any) -> None:
     # "2 days" keeps the wall time: Wednesday 1 April 09:00 Paris, the branch sees the click.
     assert runtime.dispatcher.tick(utc(2026, 4, 1, 6, 59)).sent == 0
     assert runtime.dispatcher.tick(utc(2026, 4, 1, 7, 0)).sent == 1
-    # 3 business days after Wednesday: Thursday, Friday, Monday 6 April.
-    assert runtime.dispatcher.tick(utc(2026, 4, 5, 7, 0)).sent == 0
-    assert runtime.dispatcher.tick(utc(2026, 4, 6, 7, 0)).sent == 1
+    # 3 business days after Wednesday: Thursday, Friday, then not Monday 6 April,
+    # Easter Monday, a public holiday in France: Tuesday 7 April.
+    assert runtime.dispatcher.tick(utc(2026, 4, 6, 7, 0)).sent == 0
+    assert runtime.dispatcher.tick(utc(2026, 4, 7, 7, 0)).sent == 1
     assert subjects_and_times(runtime) == [
         ("welcome", utc(2026, 3, 30, 7, 0)),
         ("comparison", utc(2026, 4, 1, 7, 0)),
-        ("study", utc(2026, 4, 6, 7, 0)),
+        ("study", utc(2026, 4, 7, 7, 0)),
     ]
     # Nothing more, ever: ticking again sends nothing twice.
     assert runtime.dispatcher.tick(utc(2026, 6, 1, 7, 0)).sent == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -363,3 +365,23 @@ NAIVE = datetime(2026, 3, 25, 9, 0)
 def test_naive_datetimes_are_rejected(call: Callable[[], object]) -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         call()
+
+
+@pytest.mark.parametrize(
+    ("window", "off"),
+    [
+        (None, True),  # no window: business days still skip the country's holidays
+        (parse_send_window("mon-fri", "09:00-17:30"), True),
+        (replace(parse_send_window("every day", "09:00-17:30"), holidays=False), False),
+    ],
+)
+def test_a_countrys_public_holidays_are_off_unless_the_window_says_not(
+    window: Any, off: bool
+) -> None:
+    from datetime import date
+
+    from nurture.core.timing import window_holidays
+
+    found = window_holidays(window, "FR", [2026])
+    assert (date(2026, 4, 6) in found) is off  # Easter Monday
+    assert window_holidays(window, None, [2026]) == frozenset()  # no country, no calendar

@@ -544,7 +544,7 @@ def _send_window(reader: Reader, node: Located | None) -> SendWindow | None:
         return None
     days = reader.strings(found.get("days"), "send_window.days", 'days such as "mon-fri"')
     hours = reader.string(found.get("hours"), "send_window.hours", 'hours such as "09:00-17:30"')
-    skip_holidays = False
+    skip_holidays = True  # business days are working days: a country's holidays are not
     if found.get("holidays") is not None:
         skip_holidays = bool(reader.boolean(found.get("holidays"), "send_window.holidays"))
     if days is None or hours is None:

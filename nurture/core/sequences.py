@@ -69,8 +69,9 @@ class SendWindow:
     days: frozenset[int]
     start: time
     end: time
-    # Skip the public holidays of the lead's country (and count business days without them).
-    holidays: bool = False
+    # The public holidays of the lead's country are off: the window is closed on them and
+    # business days skip them (`holidays: false` in the file sends on them too).
+    holidays: bool = True
 
 
 class TriggerKind(StrEnum):

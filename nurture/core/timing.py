@@ -413,7 +413,8 @@ def _first_second(lo: datetime, hi: datetime, reached: Callable[[datetime], bool
 def window_holidays(
     window: SendWindow | None, country: str | None, years: Iterable[int]
 ) -> frozenset[date]:
-    """The holidays a send window skips for a lead of `country`: none unless it asks."""
-    if window is None or not window.holidays:
+    """The public holidays of the lead's `country` that close the send window and that
+    business days skip: always, unless the window says `holidays: false`."""
+    if window is not None and not window.holidays:
         return frozenset()
     return holiday_dates(country, years)
