@@ -365,6 +365,14 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
 }
 
 
+# Each rules file's name in `<sequences folder>/rules/`, where it is looked for by default.
+RULES_FILES = {
+    "scoring_file": "scoring.yaml",
+    "routing_file": "routing.yaml",
+    "qualification_file": "qualification.yaml",
+}
+
+
 def variable_name(name: str) -> str:
     return "NURTURE_" + name.upper()
 
@@ -397,6 +405,14 @@ def load_settings(
     settings = replace(Settings(), **values)
     if overrides:
         settings = replace(settings, **overrides)
+    # The rules files live in the sequences folder's `rules/` unless named one by one.
+    given = set(values) | set(overrides or ())
+    rules: dict[str, Any] = {
+        name: settings.sequences_dir / "rules" / file
+        for name, file in RULES_FILES.items()
+        if name not in given
+    }
+    settings = replace(settings, **rules)
     if settings.crm_webhook_url and not settings.crm_webhook_secret:
         raise ConfigError(
             "NURTURE_CRM_WEBHOOK_SECRET: required when NURTURE_CRM_WEBHOOK_URL is set"

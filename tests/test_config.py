@@ -84,3 +84,20 @@ def test_an_https_crm_url_on_a_public_name_is_taken() -> None:
         "NURTURE_CRM_WEBHOOK_SECRET": CRM_SECRET,
     }
     assert load_settings(environ=environ).crm_webhook_url == "https://crm.example/hooks/nurture"
+
+
+def test_the_rules_files_are_looked_for_in_the_sequences_folder_unless_named() -> None:
+    settings = load_settings(environ={"NURTURE_SEQUENCES_DIR": "/srv/marketing/sequences"})
+    rules = Path("/srv/marketing/sequences/rules")
+    assert settings.scoring_file == rules / "scoring.yaml"
+    assert settings.routing_file == rules / "routing.yaml"
+    assert settings.qualification_file == rules / "qualification.yaml"
+    named = load_settings(
+        environ={
+            "NURTURE_SEQUENCES_DIR": "/srv/marketing/sequences",
+            "NURTURE_SCORING_FILE": "/etc/nurture/scoring.yaml",
+        }
+    )
+    assert named.scoring_file == Path("/etc/nurture/scoring.yaml")
+    assert named.routing_file == rules / "routing.yaml"
+    assert load_settings(environ={}).scoring_file == Path("sequences/rules/scoring.yaml")

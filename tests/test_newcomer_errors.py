@@ -189,10 +189,14 @@ def test_a_scoring_file_asked_for_by_name_must_exist(env: dict[str, str], tmp_pa
 def test_without_a_scoring_file_validate_says_scoring_is_off(
     env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the default, sequences/rules/scoring.yaml, is not here
+    import shutil
+
+    folder = tmp_path / "sequences"  # the shipped sequences, without their scoring file
+    shutil.copytree(ROOT / "sequences", folder)
+    (folder / "rules" / "scoring.yaml").unlink()
     monkeypatch.delenv("NURTURE_SCORING_FILE", raising=False)
-    result = run(env, "validate")
-    assert "off sequences/rules/scoring.yaml: scoring (no such file;" in result.output
+    result = run({**env, "NURTURE_SEQUENCES_DIR": str(folder)}, "validate")
+    assert f"off {folder}/rules/scoring.yaml: scoring (no such file;" in result.output
 
 
 def test_crm_replay_of_an_unknown_push_fails_and_says_which(env: dict[str, str]) -> None:

@@ -37,7 +37,9 @@ steps:
 def api(make_runtime: Any, content_dirs: tuple[Path, Path]) -> Any:
     sequences, templates = content_dirs
     (sequences / "belgium.yaml").write_text(BELGIUM)
-    runtime = make_runtime(sequences_dir=sequences, templates_dir=templates)
+    # The shipped reps, for the daily list (the test's sequences folder has no rules).
+    routing = Path(__file__).resolve().parent.parent / "sequences" / "rules" / "routing.yaml"
+    runtime = make_runtime(sequences_dir=sequences, templates_dir=templates, routing_file=routing)
     with runtime.sessions.begin() as session:
         keys = {
             scope: create_key(session, scope, NOW, (scope,))
