@@ -270,3 +270,20 @@ def test_an_unknown_click_step_or_locale_is_refused_with_what_there_is(
     assert german.exit_code == 2
     assert "--locale" in german.output and "has no such version (it has en, fr)" in german.output
     assert run(env, "preview", "whitepaper-evaluation", "guide", "--locale", "fr").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("recycle", "said", "code"),
+    [
+        ("webinar-followup", "ok  NURTURE_RECYCLE_SEQUENCE: webinar-followup, re-entered after", 0),
+        ("customer-growth", "which a lead never enters twice (no reentry)", 1),
+        ("nurture-forever", "NURTURE_RECYCLE_SEQUENCE=nurture-forever: no such live sequence", 1),
+        ("", "off NURTURE_RECYCLE_SEQUENCE: leads sales reject are nurtured in no sequence", 0),
+    ],
+)
+def test_validate_says_where_rejected_leads_go_and_refuses_a_recycle_that_cannot_work(
+    env: dict[str, str], recycle: str, said: str, code: int
+) -> None:
+    result = run({**env, "NURTURE_RECYCLE_SEQUENCE": recycle}, "validate")
+    assert said in result.output
+    assert result.exit_code == code, result.output

@@ -88,6 +88,7 @@ def validate(ctx: click.Context, path: Path | None) -> None:
                 )
             else:
                 click.echo(f"off {path}: {name} (no such file; set {variable} to use one)")
+    problems += _recycle_problems(settings.recycle_sequence, content, settings.sequences_dir)
     for check in content.templates.inlining_report():
         click.echo(f"css {check}")
     if settings.double_opt_in_forms:
@@ -97,6 +98,29 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     if problems:
         click.echo(f"{len(problems)} problem(s)", err=True)
         sys.exit(1)
+
+
+def _recycle_problems(recycle: str | None, content: Any, folder: Path) -> list[Any]:
+    """Where leads rejected by sales go back to: said, and refused when it cannot work
+    (no such live sequence, or one a lead that was in it may never enter again)."""
+    from nurture.core.problems import Problem
+
+    if recycle is None:
+        click.echo("off NURTURE_RECYCLE_SEQUENCE: leads sales reject are nurtured in no"
+                   " sequence unless the CRM's answer names one")  # fmt: skip
+        return []
+    sequence = content.get(recycle)
+    if sequence is None:
+        why = f"NURTURE_RECYCLE_SEQUENCE={recycle}: no such live sequence; rejected leads"
+        return [Problem(str(folder), 0, why + " would be put back in none")]
+    if not sequence.reentry.allowed:
+        why = (f"NURTURE_RECYCLE_SEQUENCE names {recycle}, which a lead never enters twice"
+               " (no reentry): a lead that was in it once could not be recycled into it;"
+               " give it `reentry: {after: ...}`")  # fmt: skip
+        return [Problem(sequence.path, 1, why)]
+    click.echo(f"ok  NURTURE_RECYCLE_SEQUENCE: {recycle}, re-entered after"
+               f" {sequence.reentry.cooldown or 'leaving'}")  # fmt: skip
+    return []
 
 
 def _lead_profile(runtime: Runtime, email: str | None, locale: str | None) -> Any:
