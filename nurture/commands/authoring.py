@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,40 +13,13 @@ from nurture.cli import _now, _runtime, cli
 from nurture.runtime import Runtime
 
 
-def _confirmation_problems(settings: Any) -> list[Any]:
-    """The double opt-in email must load and render in every language it is sent in."""
-    from datetime import UTC, datetime
-
-    from nurture.composing import sender_of
-    from nurture.confirmation import load_template
-    from nurture.core.confirmation import ConfirmationEmail, TemplateError, compose
-    from nurture.core.problems import Problem
-
-    found: list[Any] = []
-    for locale in ("en", "fr"):
-        try:
-            template = load_template(settings.templates_dir, locale)
-            sample = ConfirmationEmail(
-                message_id="check@nurture.invalid", to_email="someone@example.com",
-                first_name="Camille", form="newsletter",
-                confirm_url=f"{settings.base_url}/forms/confirm/x", days=7,
-                sender=sender_of(settings), reply_to=None,
-                date=datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
-            )  # fmt: skip
-            compose(template, sample)
-        except (FileNotFoundError, TemplateError) as error:
-            where = str(settings.templates_dir / "forms" / "form_confirmation" / locale)
-            found.append(Problem(where, 1, f"double opt-in email: {error}"))
-    return found
-
-
 @cli.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.pass_context
 def validate(ctx: click.Context, path: Path | None) -> None:
     """Check sequences and templates; exit 1 with file:line errors."""
     from nurture.content import Content
-    from nurture.core.problems import Problem
+    from nurture.validation import check
 
     settings = _runtime(ctx).settings
     sequences_dir = settings.sequences_dir
@@ -60,67 +32,21 @@ def validate(ctx: click.Context, path: Path | None) -> None:
         routing_file=settings.routing_file,
         qualification_file=settings.qualification_file,
     )
-    problems = (
-        list(content.problems)
-        + list(content.templates.validate_all())
-        + list(content.rule_problems)
-    )
+    checked = check(content, settings)
+    problems = list(checked.problems)
+    lines = list(checked.lines)
     if path is not None and path.is_file():
+        # One file asked for: its problems and the templates', its own `ok` line.
         problems = [p for p in problems if Path(p.path).name == path.name or "templates" in p.path]
-    for sequence in sorted(content.live(), key=lambda s: s.id):
-        if path is None or not path.is_file() or Path(sequence.path).name == path.name:
-            click.echo(
-                f"ok  {sequence.path}: {sequence.id} v{sequence.version}, "
-                f"{len(sequence.steps)} steps"
-            )
-    for name, path, model in (
-        ("scoring", settings.scoring_file, content.scoring),
-        ("routing", settings.routing_file, content.routing),
-        ("qualification", settings.qualification_file, content.qualification),
-    ):
-        if model is not None:
-            click.echo(f"ok  {path}: {name}")
-        elif not path.exists():
-            variable = f"NURTURE_{name.upper()}_FILE"
-            if os.environ.get(variable):  # asked for by name: a typo, not a choice
-                problems.append(
-                    Problem(str(path), 1, f"no such file ({variable}): {name} would be off")
-                )
-            else:
-                click.echo(f"off {path}: {name} (no such file; set {variable} to use one)")
-    problems += _recycle_problems(settings.recycle_sequence, content, settings.sequences_dir)
-    for check in content.templates.inlining_report():
-        click.echo(f"css {check}")
-    if settings.double_opt_in_forms:
-        problems += _confirmation_problems(settings)
+        others = tuple(f"ok  {s.path}:" for s in content.live() if Path(s.path).name != path.name)
+        lines = [line for line in lines if not line.startswith(others)]
+    for line in lines:
+        click.echo(line)
     for problem in sorted(set(problems)):
         click.echo(str(problem), err=True)
     if problems:
         click.echo(f"{len(problems)} problem(s)", err=True)
         sys.exit(1)
-
-
-def _recycle_problems(recycle: str | None, content: Any, folder: Path) -> list[Any]:
-    """Where leads rejected by sales go back to: said, and refused when it cannot work
-    (no such live sequence, or one a lead that was in it may never enter again)."""
-    from nurture.core.problems import Problem
-
-    if recycle is None:
-        click.echo("off NURTURE_RECYCLE_SEQUENCE: leads sales reject are nurtured in no"
-                   " sequence unless the CRM's answer names one")  # fmt: skip
-        return []
-    sequence = content.get(recycle)
-    if sequence is None:
-        why = f"NURTURE_RECYCLE_SEQUENCE={recycle}: no such live sequence; rejected leads"
-        return [Problem(str(folder), 0, why + " would be put back in none")]
-    if not sequence.reentry.allowed:
-        why = (f"NURTURE_RECYCLE_SEQUENCE names {recycle}, which a lead never enters twice"
-               " (no reentry): a lead that was in it once could not be recycled into it;"
-               " give it `reentry: {after: ...}`")  # fmt: skip
-        return [Problem(sequence.path, 1, why)]
-    click.echo(f"ok  NURTURE_RECYCLE_SEQUENCE: {recycle}, re-entered after"
-               f" {sequence.reentry.cooldown or 'leaving'}")  # fmt: skip
-    return []
 
 
 def _lead_profile(runtime: Runtime, email: str | None, locale: str | None) -> Any:
