@@ -33,6 +33,7 @@ def install(app: Flask) -> None:
     """The console's cookie, sign-in and CSRF settings, then its pages."""
     # The sections' routes join the blueprint when their modules are imported.
     from nurture.console import auth, dashboards, leads, operations, pages, sequences  # noqa: F401
+
     runtime: Runtime = app.extensions["nurture"]
     settings = runtime.settings
     secure = settings.console_cookies_secure
