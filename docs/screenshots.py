@@ -33,6 +33,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=IMAGES)
     args = parser.parse_args()
 
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     from nurture.app import create_app
     from nurture.config import load_settings
     from nurture.console import users
@@ -98,7 +101,12 @@ def shoot(origin: str, out: Path) -> None:
                 page.click(follow)
                 page.wait_for_load_state("networkidle")
             target = out / f"console-{name}.png"
-            page.screenshot(path=str(target), full_page=True)
+            height = min(page.evaluate("document.documentElement.scrollHeight"), TALLEST)
+            page.screenshot(
+                path=str(target),
+                full_page=True,
+                clip={"x": 0, "y": 0, "width": 1280, "height": height},
+            )
             print(f"{target}  {page.url.removeprefix(origin)}")
         browser.close()
 
@@ -107,12 +115,15 @@ def shoot(origin: str, out: Path) -> None:
 PAGES = [
     ("home", "/console/", None),
     ("sequences", "/console/sequences", None),
-    ("sequence", "/console/sequences", "main table a >> nth=0"),
+    ("sequence", "/console/sequences/whitepaper-evaluation", None),
     ("leads", "/console/leads", None),
-    ("lead", "/console/leads", "main table a >> nth=0"),
-    ("dashboards", "/console/dashboards", None),
+    ("lead", "/console/leads?stage=sql", "main table a >> nth=0"),  # a promoted lead
+    ("funnel", "/console/dashboards/funnel?by=source", None),
+    ("sla", "/console/dashboards/sla?by=rep", None),
+    ("sources", "/console/dashboards/sources", None),
     ("operations", "/console/operations", None),
 ]
+TALLEST = 2400  # px: the top of a long page says what it is
 
 
 if __name__ == "__main__":

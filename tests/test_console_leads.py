@@ -309,6 +309,18 @@ def test_a_sales_user_lists_and_opens_only_the_leads_of_their_rep(console: Conso
     assert len(ids(text_of(viewer.get("/console/leads")))) == 3
 
 
+def test_the_category_reasons_read_as_sentences(console: Console) -> None:
+    reasons = [{"code": "sales_ready", "message": "a planning project within three months"}]
+    row = {"email": "sophie@conserverie.example", "category": "sales_ready", "reasons": reasons}
+    ids_by_email = many(console.runtime, [row])
+    client = console.signed_in("ana@planifia.example", "viewer")
+    page = html.unescape(
+        text_of(client.get(f"/console/leads/{ids_by_email['sophie@conserverie.example']}"))
+    )
+    assert "a planning project within three months (sales_ready)" in page
+    assert "{'code'" not in page
+
+
 def test_hostile_names_stay_text_in_the_list_and_on_the_lead_page(console: Console) -> None:
     lead_id = add_lead(
         console.runtime,

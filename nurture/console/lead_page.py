@@ -116,7 +116,7 @@ def profile(lead: Lead) -> tuple[tuple[str, Any], ...]:
         ("Campaign", lead.campaign),
         ("Tags", ", ".join(lead.tags or ()) or None),
         ("Category", lead.category),
-        ("Category reasons", "; ".join(str(r) for r in lead.reasons or ()) or None),
+        ("Category reasons", "; ".join(_reason(r) for r in lead.reasons or ()) or None),
         ("Rep", " ".join(filter(None, (lead.rep_name, lead.rep_email, lead.rep_phone))) or None),
         ("Promotion cycle", lead.cycle),
         ("Behaviour points", round(lead.behaviour_points or 0.0, 2)),
@@ -309,3 +309,11 @@ def _place(
         exit_reason=row.exit_reason,
         emails=tl.email_verdicts(here, steps, decisions, subjects),
     )
+
+
+def _reason(reason: object) -> str:
+    """A qualification reason as stored (`{"code", "message"}`), as a person reads it."""
+    if isinstance(reason, dict):
+        code, message = reason.get("code"), reason.get("message")
+        return f"{message} ({code})" if message and code else str(message or code or "")
+    return str(reason)
