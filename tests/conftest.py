@@ -61,7 +61,8 @@ def _truncate(url: str) -> None:
     costs some 70 ms, this some 4 ms, for the nearly empty tables a test leaves)."""
     engine = _emptiers.get(url)
     if engine is None:
-        engine = _emptiers[url] = create_engine(url)
+        # Pre-ping: a test that kills server connections may have killed this one.
+        engine = _emptiers[url] = create_engine(url, pool_pre_ping=True)
     with engine.begin() as connection:
         sequences = connection.scalars(
             text("SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()")
