@@ -287,3 +287,50 @@ def test_validate_says_where_rejected_leads_go_and_refuses_a_recycle_that_cannot
     result = run({**env, "NURTURE_RECYCLE_SEQUENCE": recycle}, "validate")
     assert said in result.output
     assert result.exit_code == code, result.output
+
+
+def test_simulate_takes_a_real_lead_as_it_is(env: dict[str, str]) -> None:
+    """Not the whole sequence for everyone: a disqualified or out-of-audience lead gets
+    nothing, a lead inside goes on from its step, one that left may not be back yet."""
+    from datetime import UTC, datetime, timedelta
+
+    from nurture.config import load_settings
+    from nurture.core.intake import parse_lead
+    from nurture.enrollment import on_event
+    from nurture.intake import take
+    from nurture.runtime import Runtime
+
+    run(env, "db", "upgrade")
+    runtime = Runtime(load_settings(environ=env))
+    monday = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # 10:00 in Paris
+    target = {"country": "FR", "company_size": 300, "job_title": "Responsable planification"}
+    with runtime.sessions.begin() as session:
+        for email, extra in (
+            ("lea@usine-martin.example", {}),
+            ("etudiant@usine.example", {"job_title": "Étudiant en alternance"}),
+            ("john@usine-ohio.example", {"country": "US"}),
+        ):
+            data = parse_lead({**target, **extra, "email": email})
+            lead, _ = take(session, runtime.content, runtime.settings, data, monday)
+            form = {"form": "whitepaper-planning-roi"}
+            on_event(session, runtime.content, lead, "form_submitted", form, monday)
+    assert runtime.dispatcher.tick(monday).sent == 1  # the testimonial, to Léa only
+    runtime.close()
+
+    def simulate(email: str, at: datetime) -> str:
+        result = run(env, "simulate", "whitepaper-evaluation", "--lead", email,
+                     "--start", at.isoformat())  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    student = simulate("etudiant@usine.example", monday)
+    assert (
+        "Nothing from whitepaper-evaluation for this lead: the lead may not be mailed:" in student
+    )
+    assert "sends" not in student
+    ohio = simulate("john@usine-ohio.example", monday)
+    assert "Nothing from whitepaper-evaluation for this lead: audience: country must be" in ohio
+    inside = simulate("lea@usine-martin.example", monday + timedelta(hours=1))
+    assert "is in whitepaper-evaluation at pause-1 since" in inside
+    assert "sends testimonial" not in inside  # sent already, never again
+    assert "sends guide" in inside

@@ -199,11 +199,29 @@ def simulate(
         cap_days=cap.days,
     )
     click.echo(f"Lead: {profile.email} ({profile.country or '?'}, {profile.locale or '?'})")
+    standing = None
+    if email:
+        # A real lead as it is: mailable or not, admitted or not, inside already or not.
+        from nurture.core.simulation import kept_out
+        from nurture.leads import find_lead
+        from nurture.standing import standing_of
+
+        with runtime.sessions() as session:
+            lead = find_lead(session, email.strip().lower())
+            assert lead is not None  # _lead_profile found it
+            standing = standing_of(
+                session, lead.id, profile, sequence, runtime.settings.consent_required
+            )
+        refused = kept_out(sequence, profile, standing, entered)
+        if refused is not None:
+            click.echo(f"Nothing from {sequence.id} for this lead: {refused}.")
+            return
     click.echo(
         f"Assuming: clicks {sorted(clicks) or 'none'}, events {list(events) or 'none'}, "
         f"score {profile.score}; only this sequence counts toward the cap"
     )
-    for entry in run_simulation(sequence, profile, entered, days, assumptions):
+    timeline = run_simulation(sequence, profile, entered, days, assumptions, standing)
+    for entry in timeline:
         click.echo(f"{entry.local:<28} {entry.what}")
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from nurture.core.admission import exit_on_event
+from nurture.core.admission import ALWAYS_EXIT_STAGES, exit_on_event, may_reenter
 from nurture.core.cap import cap_release
+from nurture.core.decisions import refusal
 from nurture.core.journey import (
     EventFact,
     Facts,
@@ -47,13 +48,57 @@ class Entry:
     what: str
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a real lead stands with the sequence, read from the database: why it may
+    not be mailed (None: it may), and its latest enrollment there, if any."""
+
+    mail_refusal: str | None = None
+    status: str | None = None  # active | completed | exited
+    left_at: datetime | None = None
+    position: Position | None = None  # where an active enrollment is
+    facts: Facts | None = None  # what it did in that enrollment
+
+
+def kept_out(
+    sequence: Sequence, lead: LeadProfile, standing: Standing, now: datetime
+) -> str | None:
+    """Why this lead would get nothing from the sequence now, as the engine decides it:
+    not to be mailed, kept out by the audience, or not allowed back in; None when it
+    would enter (or is inside already)."""
+    if standing.mail_refusal is not None:
+        return f"the lead may not be mailed: {standing.mail_refusal}"
+    if standing.status == "active":
+        return None
+    if lead.stage in ALWAYS_EXIT_STAGES:
+        return f"the lead is {lead.stage}"
+    refused = refusal(sequence.audience, lead)
+    if refused is not None:
+        return f"audience: {refused}"
+    if standing.status is not None:
+        tz = resolve_timezone(lead.timezone, lead.country, sequence.timezone)
+        if not may_reenter(sequence, standing.left_at, now, tz):
+            left = f"{standing.left_at:%Y-%m-%d}" if standing.left_at else "?"
+            policy = sequence.reentry
+            rule = (
+                "its re-entry policy does not allow entering again"
+                if not policy.allowed
+                else f"re-entry is allowed {policy.cooldown} after leaving"
+            )
+            return f"it left on {left} and {rule}"
+    return None
+
+
 def simulate(
     sequence: Sequence,
     lead: LeadProfile,
     start: datetime,
     days: int,
     assumptions: Assumptions = Assumptions(),
+    standing: Standing | None = None,
 ) -> tuple[Entry, ...]:
+    """The journey from `start`: entering the sequence, or, for a real lead inside it
+    already (`standing`), going on from where it is with what it did there."""
     tz = resolve_timezone(lead.timezone, lead.country, sequence.timezone)
     end = start + timedelta(days=days)
     entries: list[Entry] = []
@@ -61,10 +106,17 @@ def simulate(
     def note(at: datetime, what: str) -> None:
         entries.append(Entry(at, format_local(at, tz), what))
 
-    note(start, f"enters {sequence.id} (version {sequence.version}), timezone {tz.key}")
     now = start
-    position = Position(sequence.first_step, start)
-    facts = Facts(lead=lead)
+    inside = standing is not None and standing.position is not None
+    if standing is not None and standing.position is not None:
+        position = standing.position
+        facts = replace(standing.facts or Facts(lead=lead), lead=lead)
+        note(start, f"is in {sequence.id} at {position.step_id} since"
+                    f" {format_local(position.started_at, tz)}, timezone {tz.key}")  # fmt: skip
+    if not inside:
+        note(start, f"enters {sequence.id} (version {sequence.version}), timezone {tz.key}")
+        position = Position(sequence.first_step, start)
+        facts = Facts(lead=lead)
     sent: list[datetime] = []
     pending = sorted(assumptions.events, key=lambda e: e.occurred_at)
     for _ in range(10_000):
