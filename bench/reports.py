@@ -140,11 +140,11 @@ def spans(end: date) -> dict[str, tuple[date, date]]:
 
 
 def time_reports(runtime: Runtime, end: datetime, repeat: int) -> list[Timed]:
-    from nurture.commands.reports import _rep_zones, _step_order
+    from nurture.report_output import rep_zones, step_order
 
     settings = runtime.settings
-    zones = _rep_zones(settings.routing_file)
-    order = _step_order(settings.sequences_dir)
+    zones = rep_zones(settings.routing_file)
+    order = step_order(settings.sequences_dir)
     found = []
     for span, (first, last) in spans(end.date()).items():
         for name, by, view, model in requests():
