@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    DateTime,
     Float,
     String,
     and_,
@@ -326,7 +327,11 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked]:
     ).join(Lead, Lead.id == wins.c.lead_id)
     spans = union_all(stays, won).subquery("spans")
     found = []
-    for grouping in (by, None):
+    # Where each stay is in one group only, the totals are ranked from the same sample
+    # in the same statement (the stays, a window over every stage change, are read once);
+    # by sequence a lead may be in several groups, so the totals are a pass of their own.
+    disjoint = by in ("source", "campaign", "rep", "month")
+    for grouping in (by,) if disjoint else (by, None):
         grouped = _lead_groups(grouping)
         keys = _keys(grouped)
         if grouping == "month":
@@ -340,22 +345,46 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked]:
             )
             .select_from(spans.join(grouped, grouped.c.lead_id == spans.c.lead_id))
             .where(within(spans.c.ended, period))
-            .subquery("sample")
+            .cte("sample")
         )
-        part = [*(sample.c[f"g{i}"] for i in range(len(named))), sample.c.stage]
-        ranked = select(
-            *part,
-            func.count().over(partition_by=part).label("n"),
-            (func.row_number().over(partition_by=part, order_by=sample.c.s) - 1).label("r"),
-            sample.c.s,
-        ).subquery("ranked")
-        # The ranks percentile_ranks() names, in integer arithmetic both databases share.
-        lows = [(q * (ranked.c.n - 1)) // 100 for q in QUANTILES]
-        wanted = or_(*(ranked.c.r == low + step for low in lows for step in (0, 1)))
-        for row in session.execute(select(ranked).where(wanted)):
-            *key, stage, count, rank, seconds = row
-            found.append(Ranked(tuple(key), stage, count, rank, float(seconds)))
+        width = len(named)
+        passes = [_ranked(sample, width, [])]
+        if disjoint:
+            # The totals' group columns: NULLs of the groups' own types, for the union.
+            blank = cast(null(), DateTime(timezone=True))
+            blanks = (
+                [month_of(blank, dialect)]
+                if grouping == "month"
+                else [cast(null(), String) for _ in named]
+            )
+            passes.append(_ranked(sample, 0, blanks))
+        for row in session.execute(union_all(*passes)):
+            *key, total, stage, count, rank, seconds = row
+            group = () if total else tuple(key)
+            found.append(Ranked(group, stage, count, rank, float(seconds)))
     return found
+
+
+def _ranked(sample: Any, kept: int, blanks: list[Any]) -> Any:
+    """The values at the percentile ranks of `sample` per stage and per its first
+    `kept` group columns, then `blanks` in place of the others (the totals' rows)."""
+    keys = [sample.c[f"g{i}"] for i in range(kept)]
+    part = [*keys, sample.c.stage]
+    # A group's key may be null (a lead without a source): a column says which rows are
+    # the totals.
+    ranked = select(
+        *(key.label(f"g{i}") for i, key in enumerate(keys)),
+        *(blank.label(f"g{kept + i}") for i, blank in enumerate(blanks)),
+        literal(bool(blanks)).label("total"),
+        sample.c.stage,
+        func.count().over(partition_by=part).label("n"),
+        (func.row_number().over(partition_by=part, order_by=sample.c.s) - 1).label("r"),
+        sample.c.s,
+    ).subquery()
+    # The ranks percentile_ranks() names, in integer arithmetic both databases share.
+    lows = [(q * (ranked.c.n - 1)) // 100 for q in QUANTILES]
+    wanted = or_(*(ranked.c.r == low + step for low in lows for step in (0, 1)))
+    return select(ranked).where(wanted)
 
 
 # --- emails: sequences and deliverability -----------------------------------------------
