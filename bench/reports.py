@@ -3,7 +3,8 @@
     python bench/reports.py            # --seed-leads 1000 --months 12 --leads 1000000
 
 1. seed: `nurture demo`'s population (nurture/demo.py) on a throwaway PostgreSQL
-   database: leads arriving through the API and forms over `--months`, the engine
+   database: leads arriving through the API and forms over `--months` (everyone made
+   keener by `--warmth`, so that about a fifth reach sales), the engine
    ticking under a moving clock, opens and clicks through the tracking routes, CRM
    answers; its run time is printed;
 2. grow: that history copied set-based to `--leads` leads (bench/reports_growth.py);
@@ -83,11 +84,13 @@ def settings_for(url: str, outbox: Path) -> object:
 # --- 1 and 2: the history -------------------------------------------------------------
 
 
-def seed(runtime: Runtime, leads: int, months: int, end: datetime) -> float:
+def seed(runtime: Runtime, leads: int, months: int, end: datetime, warmth: float) -> float:
     from nurture.demo import populate
 
     started = time.perf_counter()
-    summary = populate(runtime, leads=leads, months=months, end=end, seed=1, progress=say)
+    summary = populate(
+        runtime, leads=leads, months=months, end=end, seed=1, progress=say, warmth=warmth
+    )
     say(f"seed: {summary}")
     return time.perf_counter() - started
 
@@ -254,6 +257,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--postgres-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--seed-leads", type=int, default=1000)
     parser.add_argument("--months", type=int, default=12)
+    parser.add_argument(
+        "--warmth",
+        type=float,
+        default=0.5,
+        help="added to every demo person's interest: 0.5 hands about a fifth to sales",
+    )
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write-batch", type=int, default=500)
@@ -281,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         seeded = grown_in = 0.0
         if not args.reuse:
             say(f"seed: {args.seed_leads} leads over {args.months} months through the engine")
-            seeded = seed(runtime, args.seed_leads, args.months, end)
+            seeded = seed(runtime, args.seed_leads, args.months, end, args.warmth)
             before = counts(engine)
             copies = max(0, math.ceil(args.leads / max(before["leads"], 1)) - 1)
             say(f"grow: {copies} copies of the seed's history")

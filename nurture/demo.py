@@ -126,10 +126,12 @@ def populate(
     end: datetime,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    warmth: float = 0.0,
 ) -> DemoSummary:
     """Fill the runtime's empty database with `leads` people arriving over `months`
     months up to `end`, and everything the engine makes of them; `progress` hears a line
-    per simulated month.
+    per simulated month. `warmth` (0 to 1) makes everyone keener: the reports benchmark
+    uses it to hand a fifth of the leads to sales.
 
     Emails go to the runtime's mailer; CRM pushes to the demo's own receiver (the
     runtime's pusher is put back at the end). Raises DemoRefused, having changed
@@ -153,7 +155,7 @@ def populate(
     start = (end - timedelta(days=round(30.44 * months))).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
-    people = draw_people(Random(f"{seed}:people"), leads, start, end)
+    people = draw_people(Random(f"{seed}:people"), leads, start, end, warmth)
     with _Simulation(runtime, start, end, seed, progress or (lambda line: None)) as simulation:
         simulation.run(people)
     return summarise(runtime, start, end, time.monotonic() - began)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from random import Random
 from types import MappingProxyType
@@ -264,8 +264,12 @@ def _days(start: datetime, end: datetime) -> list[date]:
     return [start.date() + timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
 
 
-def draw_people(rng: Random, count: int, start: datetime, end: datetime) -> list[Person]:
-    """`count` people arriving between `start` and `end`, in the order they reach nurture."""
+def draw_people(
+    rng: Random, count: int, start: datetime, end: datetime, warmth: float = 0.0
+) -> list[Person]:
+    """`count` people arriving between `start` and `end`, in the order they reach nurture.
+    `warmth` is added to everyone's interest (a warmer market: more clicks, more leads
+    for sales), after drawing, so the same seed draws the same people."""
     companies = [_company(rng, n) for n in range(max(count // 2, 1))]
     sessions = [s for s in webinar_sessions(start, end) if s - start > timedelta(days=8)]
     shows = [s for s in trade_shows(start, end) if _utc(s.day, 9) + timedelta(days=2) < end]
@@ -274,6 +278,8 @@ def draw_people(rng: Random, count: int, start: datetime, end: datetime) -> list
         _person(rng, n, rng.choice(companies), start, end, sessions, shows, taken)
         for n in range(count)
     ]
+    if warmth:
+        people = [replace(p, interest=min(p.interest + warmth, 1.0)) for p in people]
     return sorted(people, key=lambda p: (p.posted_at, p.number))
 
 

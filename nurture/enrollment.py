@@ -221,7 +221,9 @@ def set_stage(
     if stage == lead.stage:
         return []
     previous = lead.stage
+    since = lead.stage_since or lead.created_at
     lead.stage = stage
+    lead.stage_since = now
     lead.updated_at = now
     session.add(
         StageChange(
@@ -230,6 +232,7 @@ def set_stage(
             to_stage=stage,
             cause=cause[:300],
             event_id=event_id,
+            since=since,
             at=now,
         )
     )

@@ -104,6 +104,8 @@ class Lead(Base):
     source: Mapped[str | None] = mapped_column(String(100))
     campaign: Mapped[str | None] = mapped_column(String(200))
     stage: Mapped[str] = mapped_column(String(20), default="lead")
+    # When the lead reached its stage; null: at creation (kept by set_stage).
+    stage_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     score: Mapped[int] = mapped_column(Integer, default=0)  # rounded, as last computed
     grade: Mapped[str | None] = mapped_column(String(1))
     behaviour_points: Mapped[float] = mapped_column(  # as of last_activity_at
@@ -348,6 +350,7 @@ class StageChange(Base):
     __table_args__ = (
         Index("ix_stage_changes_lead_at", "lead_id", "at"),
         Index("ix_stage_changes_to_stage_at", "to_stage", "at"),  # reports: who became MQL
+        Index("ix_stage_changes_at", "at"),  # reports: the stays that ended in a period
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -356,6 +359,9 @@ class StageChange(Base):
     to_stage: Mapped[str] = mapped_column(String(20))
     cause: Mapped[str] = mapped_column(String(300))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    # When the lead had reached from_stage: the stay this change ends is since -> at,
+    # read by velocity without sorting every change of every lead.
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

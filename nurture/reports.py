@@ -30,7 +30,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from nurture.config import Settings
@@ -177,11 +177,16 @@ def reached(
         when = grouped.c.created_at if view == "cohort" else reach.c.at
         if grouping == "month":
             keys = [month_of(when, dialect)]
+        # In the period view by month, or for everyone, nothing of the lead is read: the
+        # reaches alone are counted, not joined with every lead.
+        alone = view == "period" and grouping in ("month", None)
         query = (
             select(
                 *keys, reach.c.step, func.count(distinct(reach.c.lead_id)), func.sum(reach.c.amount)
             )
-            .select_from(reach.join(grouped, grouped.c.lead_id == reach.c.lead_id))
+            .select_from(
+                reach if alone else reach.join(grouped, grouped.c.lead_id == reach.c.lead_id)
+            )
             .where(within(when, period))
             .group_by(*keys, reach.c.step)
         )
@@ -285,30 +290,18 @@ def treatment(
 # --- velocity ---------------------------------------------------------------------------
 
 
-SHORT_PERIOD_DAYS = 92
-
-
 def durations(session: Session, period: Period, by: str) -> list[Ranked]:
     """The values at the percentile ranks of every stay in a stage, and of every lead ->
     won, that ended in the period: per group, and for all (group ())."""
     dialect = dialect_of(session)
-    before = func.lag(StageChange.at).over(
-        partition_by=StageChange.lead_id, order_by=(StageChange.at, StageChange.id)
-    )
+    # Each stage change carries when its stay began (migration 0015): the period's
+    # changes, read off their index, are the sample; no window pairs each with the last.
     stays = select(
         StageChange.lead_id.label("lead_id"),
         StageChange.from_stage.label("stage"),
-        func.coalesce(before, Lead.created_at).label("started"),
+        StageChange.since.label("started"),
         StageChange.at.label("ended"),
-    ).join(Lead, Lead.id == StageChange.lead_id)
-    if (period.end - period.start).days <= SHORT_PERIOD_DAYS:
-        # Only the leads with a stay ending in the period: a month walks that month's
-        # leads' changes, not every change ever (the window needs the one before). Over
-        # a year nearly every lead is there, and the filter only adds work (measured on
-        # a million leads: a month 2.1 -> 0.7 s; a year 5.7 -> 7.0 s with it).
-        ending = aliased(StageChange)
-        in_period = select(ending.lead_id).where(within(ending.at, period))
-        stays = stays.where(StageChange.lead_id.in_(in_period))
+    ).where(within(StageChange.at, period))
     wins = (
         select(
             Promotion.lead_id.label("lead_id"),
@@ -332,10 +325,7 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked]:
     # by sequence a lead may be in several groups, so the totals are a pass of their own.
     disjoint = by in ("source", "campaign", "rep", "month")
     for grouping in (by,) if disjoint else (by, None):
-        grouped = _lead_groups(grouping)
-        keys = _keys(grouped)
-        if grouping == "month":
-            keys = [month_of(spans.c.ended, dialect)]
+        keys, joined = _span_groups(spans, grouping, dialect)
         named = [key.label(f"g{i}") for i, key in enumerate(keys)]
         sample = (
             select(
@@ -343,7 +333,7 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked]:
                 spans.c.stage,
                 seconds_between(spans.c.ended, spans.c.started, dialect).label("s"),
             )
-            .select_from(spans.join(grouped, grouped.c.lead_id == spans.c.lead_id))
+            .select_from(joined)
             .where(within(spans.c.ended, period))
             .cte("sample")
         )
@@ -363,6 +353,25 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked]:
             group = () if total else tuple(key)
             found.append(Ranked(group, stage, count, rank, float(seconds)))
     return found
+
+
+def _span_groups(spans: Any, grouping: str | None, dialect: str) -> tuple[list[Any], Any]:
+    """The columns naming each span's group, and what to read them from: the leads only
+    where a lead's column names it (the month is the span's own, a sequence the lead's
+    first cycle in it, or no group at all for the totals)."""
+    if grouping is None:
+        return [], spans
+    if grouping == "month":
+        return [month_of(spans.c.ended, dialect)], spans
+    if grouping == "sequence":
+        first = (
+            select(Enrollment.lead_id.label("lead_id"), Enrollment.sequence_id.label("k0"))
+            .where(Enrollment.cycle == 1)
+            .subquery("first_cycles")
+        )
+        return [first.c.k0], spans.outerjoin(first, first.c.lead_id == spans.c.lead_id)
+    grouped = _lead_groups(grouping)
+    return _keys(grouped), spans.join(grouped, grouped.c.lead_id == spans.c.lead_id)
 
 
 def _ranked(sample: Any, kept: int, blanks: list[Any]) -> Any:

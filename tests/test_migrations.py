@@ -101,3 +101,54 @@ def test_the_emails_already_read_keep_their_engagement_across_the_upgrade(
         ten + timedelta(minutes=1),
         ten + timedelta(minutes=2),
     )
+
+
+def test_the_stage_history_gets_its_stays_across_the_upgrade(database_url: str) -> None:
+    """Migration 0015 dates each recorded stage change's stay (from the change before,
+    or the lead's creation), so velocity reads the same history after the upgrade."""
+    from alembic import command
+
+    from nurture.db import alembic_config
+    from nurture.models import Lead, StageChange
+
+    command.downgrade(alembic_config(database_url), "0014")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        for lead_id, created in (
+            (1, "2026-03-01 09:00:00+00:00"),
+            (2, "2026-03-05 09:00:00+00:00"),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO leads (id, public_id, email, stage, score, tags, fields, "
+                    "created_at, updated_at) VALUES (:id, :p, :e, 'lead', 0, '[]', '{}', :at, :at)"
+                ),
+                {"id": lead_id, "p": f"l{lead_id}", "e": f"{lead_id}@example.com", "at": created},
+            )
+        changes = [  # (id, lead, from, to, at): lead 1 twice, lead 2 once
+            (1, 1, "lead", "mql", "2026-03-03 09:00:00+00:00"),
+            (2, 2, "lead", "mql", "2026-03-06 09:00:00+00:00"),
+            (3, 1, "mql", "sql", "2026-03-10 09:00:00+00:00"),
+        ]
+        for change_id, lead_id, before, after, when in changes:
+            connection.execute(
+                text(
+                    "INSERT INTO stage_changes (id, lead_id, from_stage, to_stage, cause, at) "
+                    "VALUES (:id, :lead, :before, :after, 'history', :at)"
+                ),
+                {"id": change_id, "lead": lead_id, "before": before, "after": after, "at": when},
+            )
+    upgrade(database_url)
+    with Session(engine) as session:
+        since = dict(session.execute(select(StageChange.id, StageChange.since)).tuples().all())
+        stage_since = dict(session.execute(select(Lead.id, Lead.stage_since)).tuples().all())
+    engine.dispose()
+    assert since == {
+        1: datetime(2026, 3, 1, 9, tzinfo=UTC),  # the lead's creation
+        2: datetime(2026, 3, 5, 9, tzinfo=UTC),
+        3: datetime(2026, 3, 3, 9, tzinfo=UTC),  # the change before
+    }
+    assert stage_since == {
+        1: datetime(2026, 3, 10, 9, tzinfo=UTC),
+        2: datetime(2026, 3, 6, 9, tzinfo=UTC),
+    }

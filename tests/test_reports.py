@@ -229,9 +229,12 @@ def write_history(session: Any) -> None:
         session.add(lead)
         leads[key] = lead
     session.flush()
-    for key, before, after, when in STAGE_CHANGES:
+    # Each change carries when its stay began, as set_stage writes it.
+    since = {key: lead.created_at for key, lead in leads.items()}
+    for key, before, after, when in sorted(STAGE_CHANGES, key=lambda change: change[3]):
         session.add(StageChange(lead_id=leads[key].id, from_stage=before, to_stage=after,
-                                cause="history", at=at(when)))  # fmt: skip
+                                cause="history", since=since[key], at=at(when)))  # fmt: skip
+        since[key] = at(when)
     promotions: dict[str, Promotion] = {}
     for key, (rep, sent, status, accepted, amount, escalations) in PROMOTIONS.items():
         promotions[key] = Promotion(
@@ -491,21 +494,36 @@ def test_velocity_over_everyone(report: Any) -> None:
                         ("opportunity", 1, 14.0), ("lead -> won", 1, 28.0)]  # fmt: skip
 
 
-def test_velocity_reads_the_same_with_and_without_the_short_period_filter(
-    report: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A short period reads only its leads' stage changes, a long one all of them
-    (nurture/reports.py, SHORT_PERIOD_DAYS): both ways give the same figures."""
-    import nurture.reports
+def test_velocity_reads_each_stay_as_the_engine_recorded_it(make_runtime: Any) -> None:
+    """Each stage change carries when its stay began (set_stage): the stays velocity
+    counts are the lead's own, from its creation and from one change to the next."""
+    from datetime import date
 
-    asked = ("velocity", "--from", "2026-01-01", "--to", "2026-12-31", "--format", "json")
-    every = report(*asked)
-    monkeypatch.setattr(nurture.reports, "SHORT_PERIOD_DAYS", 400)
-    filtered = report(*asked)
-    assert every.exit_code == filtered.exit_code == 0, every.output
-    rows = json.loads(every.output)["rows"]
-    assert rows == json.loads(filtered.output)["rows"]
-    assert any(row["count"] for row in rows)
+    from sqlalchemy import select
+
+    from nurture.core.reports import Period
+    from nurture.enrollment import set_stage
+    from nurture.reports import durations
+
+    runtime = make_runtime()
+    with runtime.sessions.begin() as session:
+        lead = Lead(email="stays@example.com", source="webinar", created_at=utc(2026, 3, 1, 9),
+                    updated_at=utc(2026, 3, 1, 9))  # fmt: skip
+        session.add(lead)
+        session.flush()
+        set_stage(session, runtime.content, lead, "mql", utc(2026, 3, 3, 9))
+        set_stage(session, runtime.content, lead, "sql", utc(2026, 3, 10, 21))
+    with runtime.sessions() as session:
+        found = durations(session, Period(date(2026, 3, 1), date(2026, 3, 31)), "source")
+        since = session.scalar(select(Lead.stage_since).where(Lead.email == "stays@example.com"))
+    days = {(r.group, r.stage): r.seconds / 86400 for r in found if r.rank == 0}
+    assert days == {
+        (("webinar",), "lead"): 2.0,
+        (("webinar",), "mql"): 7.5,
+        ((), "lead"): 2.0,
+        ((), "mql"): 7.5,
+    }
+    assert since == utc(2026, 3, 10, 21)
 
 
 def test_velocity_by_sequence(report: Any) -> None:
