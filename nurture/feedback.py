@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from nurture.content import Content
 from nurture.core.decisions import NOT_RECYCLED, Decision
-from nurture.core.sales import STAGE_AFTER, Answer, accepted_at, final_answer
+from nurture.core.sales import STAGE_AFTER, Answer, accepted_at, final_answer, first_at
 from nurture.decisions import note
 from nurture.enrollment import enter, set_stage
 from nurture.models import Lead, Promotion, SalesFeedback
@@ -73,6 +73,11 @@ def receive(
     promotion.amount = final.amount
     promotion.feedback_reason = final.reason
     promotion.accepted_at = accepted_at(answers)
+    # The first answer of each kind, kept on the row the reports read (funnel, SLA,
+    # velocity) instead of grouping every answer ever received.
+    promotion.answered_at = first_at(answers)
+    promotion.opportunity_at = first_at(answers, ("opportunity", "won"))
+    promotion.won_at = first_at(answers, ("won",))
     recycled = None
     if final.status != previous:
         lead = session.get(Lead, promotion.lead_id)

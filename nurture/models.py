@@ -373,6 +373,10 @@ class Promotion(Base):
         UniqueConstraint("lead_id", "cycle"),
         Index("ix_promotions_status", "status"),
         Index("ix_promotions_created_at", "created_at"),  # reports: SLA, SQL
+        # reports: who was accepted, became an opportunity, was won in a period
+        Index("ix_promotions_accepted_at", "accepted_at"),
+        Index("ix_promotions_opportunity_at", "opportunity_at"),
+        Index("ix_promotions_won_at", "won_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -391,6 +395,10 @@ class Promotion(Base):
     sla_breached: Mapped[bool] = mapped_column(default=False)
     sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sales' first answer, first opportunity (or win) and first win: kept with each answer.
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opportunity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    won_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -634,3 +642,4 @@ class User(Base):
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the latest
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+

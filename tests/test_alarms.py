@@ -49,6 +49,7 @@ def promotions(runtime: Any, answered_in_time: int, late: int, waiting: int) -> 
                 status, at = "accepted", created + timedelta(days=3)
             promotion = Promotion(lead_id=lead.id, cycle=1, reason="score", status=status,
                                   status_at=at, accepted_at=at if status != "pending" else None,
+                                  answered_at=at if status != "pending" else None,
                                   escalations=0, sla_breached=False, sla_due_at=due,
                                   created_at=created)  # fmt: skip
             session.add(promotion)

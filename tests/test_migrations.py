@@ -140,8 +140,8 @@ def test_the_stage_history_gets_its_stays_across_the_upgrade(database_url: str) 
             )
     upgrade(database_url)
     with Session(engine) as session:
-        since = dict(session.execute(select(StageChange.id, StageChange.since)).tuples().all())
-        stage_since = dict(session.execute(select(Lead.id, Lead.stage_since)).tuples().all())
+        since = {i: t for i, t in session.execute(select(StageChange.id, StageChange.since))}
+        stage_since = {i: t for i, t in session.execute(select(Lead.id, Lead.stage_since))}
     engine.dispose()
     assert since == {
         1: datetime(2026, 3, 1, 9, tzinfo=UTC),  # the lead's creation
@@ -152,3 +152,58 @@ def test_the_stage_history_gets_its_stays_across_the_upgrade(database_url: str) 
         1: datetime(2026, 3, 10, 9, tzinfo=UTC),
         2: datetime(2026, 3, 6, 9, tzinfo=UTC),
     }
+
+
+def test_the_answers_already_received_date_their_promotions_across_the_upgrade(
+    database_url: str,
+) -> None:
+    """Migration 0016 keeps each promotion's first answer, opportunity and win from the
+    CRM answers it already had, so the funnel and SLA read the same after the upgrade."""
+    from alembic import command
+
+    from nurture.db import alembic_config
+    from nurture.models import Promotion
+
+    command.downgrade(alembic_config(database_url), "0015")
+    engine = create_engine(database_url)
+    at = "2026-03-02 10:00:00+00:00"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO leads (id, public_id, email, stage, score, tags, fields, "
+                "created_at, updated_at) VALUES (1, 'l1', 'a@example.com', 'customer', 0, '[]', "
+                "'{}', :at, :at)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO promotions (id, lead_id, cycle, reason, status, status_at, "
+                "escalations, sla_breached, created_at) "
+                "VALUES (1, 1, 1, 'score', 'won', :at, 0, false, :at)"
+            ),
+            {"at": at},
+        )
+        answers = [  # arrived out of order
+            ("won", "2026-03-20 10:00:00+00:00"),
+            ("accepted", "2026-03-03 09:00:00+00:00"),
+            ("opportunity", "2026-03-09 10:00:00+00:00"),
+        ]
+        for n, (status, when) in enumerate(answers):
+            connection.execute(
+                text(
+                    "INSERT INTO sales_feedback (promotion_id, external_id, status, "
+                    "occurred_at, received_at) VALUES (1, :x, :s, :at, :at)"
+                ),
+                {"x": f"crm-{n}", "s": status, "at": when},
+            )
+    upgrade(database_url)
+    with Session(engine) as session:
+        promotion = session.scalars(select(Promotion)).one()
+        found = (promotion.answered_at, promotion.opportunity_at, promotion.won_at)
+    engine.dispose()
+    assert found == (
+        datetime(2026, 3, 3, 9, tzinfo=UTC),
+        datetime(2026, 3, 9, 10, tzinfo=UTC),
+        datetime(2026, 3, 20, 10, tzinfo=UTC),
+    )

@@ -34,6 +34,7 @@ from nurture.core.reports import (
     GROUPINGS,
     Period,
     ReportError,
+    days,
     parse_request,
     percent,
     percentile,
@@ -42,6 +43,7 @@ from nurture.core.reports import (
 )
 from nurture.core.reports_deliverability import DayCount, deliverability
 from nurture.core.reports_sla import Handoff, sla
+from nurture.core.sales import Answer, first_at
 from nurture.hits import summarise
 from nurture.models import (
     Cost,
@@ -250,6 +252,16 @@ def write_history(session: Any) -> None:
         session.add(SalesFeedback(promotion_id=promotions[key].id, external_id=f"crm-{n}",
                                   status=status, amount=amount, occurred_at=at(when),
                                   received_at=at(when)))  # fmt: skip
+    # As nurture.feedback.receive keeps them on the promotion with each answer.
+    for key, promotion in promotions.items():
+        answers = [
+            Answer(f"crm-{n}", status, at(when), amount, None)
+            for n, (of, status, when, amount) in enumerate(ANSWERS)
+            if of == key
+        ]
+        promotion.answered_at = first_at(answers)
+        promotion.opportunity_at = first_at(answers, ("opportunity", "won"))
+        promotion.won_at = first_at(answers, ("won",))
     for source, campaign, month, amount in COSTS:
         session.add(Cost(source=source, campaign=campaign, month=month, amount=Decimal(amount),
                          updated_at=at("03-01 00:00")))  # fmt: skip
@@ -502,6 +514,7 @@ def test_velocity_reads_each_stay_as_the_engine_recorded_it(make_runtime: Any) -
     from sqlalchemy import select
 
     from nurture.core.reports import Period
+    from nurture.core.reports_velocity import velocity
     from nurture.enrollment import set_stage
     from nurture.reports import durations
 
@@ -516,12 +529,13 @@ def test_velocity_reads_each_stay_as_the_engine_recorded_it(make_runtime: Any) -
     with runtime.sessions() as session:
         found = durations(session, Period(date(2026, 3, 1), date(2026, 3, 31)), "source")
         since = session.scalar(select(Lead.stage_since).where(Lead.email == "stays@example.com"))
-    days = {(r.group, r.stage): r.seconds / 86400 for r in found if r.rank == 0}
+    table = velocity(found, "source", Period(date(2026, 3, 1), date(2026, 3, 31)))
+    days = {(r["source"], r["stage"]): (r["count"], r["median (days)"]) for r in table.records()}
     assert days == {
-        (("webinar",), "lead"): 2.0,
-        (("webinar",), "mql"): 7.5,
-        ((), "lead"): 2.0,
-        ((), "mql"): 7.5,
+        ("webinar", "lead"): (1, Decimal("2.00")),
+        ("webinar", "mql"): (1, Decimal("7.50")),
+        ("(all)", "lead"): (1, Decimal("2.00")),
+        ("(all)", "mql"): (1, Decimal("7.50")),
     }
     assert since == utc(2026, 3, 10, 21)
 
@@ -766,6 +780,41 @@ def test_the_ranks_the_database_returns_are_enough(n: int, q: int) -> None:
     at_ranks = {r: values[r] for r in percentile_ranks(n, q)}
     assert len(at_ranks) <= 2
     assert percentile_from_ranks(n, q, at_ranks) == pytest.approx(percentile(values, q))
+
+
+def test_the_database_percentiles_are_the_reports_own(make_runtime: Any) -> None:
+    """Velocity's percentiles, ranked in SQL (SQLite) or by percentile_cont
+    (PostgreSQL), equal the pure percentile() of the same stays, per group and overall."""
+    from nurture.core.reports_velocity import velocity
+    from nurture.reports import durations
+
+    rng = random.Random(7)
+    stays: dict[str, list[float]] = {"webinar": [], "seo": []}
+    runtime = make_runtime()
+    with runtime.sessions.begin() as session:
+        for n in range(60):
+            source = "webinar" if n % 3 else "seo"
+            hours = rng.randint(1, 2000)
+            created = utc(2026, 2, 1, 0) + timedelta(hours=n)
+            lead = Lead(email=f"p{n}@example.com", source=source, stage="mql",
+                        created_at=created, updated_at=created)  # fmt: skip
+            session.add(lead)
+            session.flush()
+            ended = utc(2026, 3, 31, 0) - timedelta(hours=n)
+            started = ended - timedelta(hours=hours)
+            session.add(StageChange(lead_id=lead.id, from_stage="lead", to_stage="mql",
+                                    cause="test", since=started, at=ended))  # fmt: skip
+            stays[source].append(hours * 3600.0)
+    period = Period(date(2026, 3, 1), date(2026, 3, 31))
+    with runtime.sessions() as session:
+        table = velocity(durations(session, period, "source"), "source", period)
+    found = {r["source"]: (r["median (days)"], r["p90 (days)"]) for r in table.records()}
+    every = stays["webinar"] + stays["seo"]
+    expected = {
+        name: (days(percentile(values, 50)), days(percentile(values, 90)))
+        for name, values in (("webinar", stays["webinar"]), ("seo", stays["seo"]), ("(all)", every))
+    }
+    assert found == expected
 
 
 def test_percent_shows_what_it_rounds_to() -> None:

@@ -114,6 +114,13 @@ def test_out_of_order_answers_end_in_the_same_state(runtime: Any) -> None:
         promotion = session.get(Promotion, promotion_id)
         assert (promotion.status, promotion.amount) == ("won", 48_000)
         assert promotion.accepted_at == T0 + timedelta(hours=4)
+        # The first answer, opportunity and win, whatever order they arrived in: the
+        # funnel, SLA and velocity reports read them here.
+        assert (promotion.answered_at, promotion.opportunity_at, promotion.won_at) == (
+            T0 + timedelta(hours=4),
+            T0 + timedelta(days=5),
+            T0 + timedelta(days=30),
+        )
         assert session.get(Lead, lead_id).stage == "customer"
 
 

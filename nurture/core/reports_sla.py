@@ -8,7 +8,6 @@ Monday morning waited a few business hours, not a weekend.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -28,9 +27,9 @@ from nurture.core.tables import Table, table
 TREATMENT_THRESHOLD = 0.8  # a setting may carry it later; the brief's 80 %
 
 
-@dataclass(frozen=True)
-class Handoff:
-    """One promotion as the SLA sees it."""
+class Handoff(NamedTuple):
+    """One promotion as the SLA sees it (a tuple: a year holds a few hundred thousand,
+    built five times faster than a frozen dataclass)."""
 
     promotion_id: int  # with --by sequence a promotion is in several groups, once in all
     group: tuple[str | None, ...]

@@ -1,8 +1,9 @@
 """Velocity: how long leads stay in each lifecycle stage, and from lead to won.
 
 The database sorts each sample and hands over only the values the percentiles need
-(`Ranked` rows, see `percentile_ranks`), so a year of stage changes is a few rows
-per group and stage.
+(`Ranked` rows, see `percentile_ranks`), or on PostgreSQL the percentiles themselves
+(`Quantiled`, percentile_cont: the same interpolation), so a year of stage changes is a
+few rows per group and stage.
 """
 
 from __future__ import annotations
@@ -37,12 +38,27 @@ class Ranked:
     seconds: float
 
 
-def velocity(rows: Iterable[Ranked], by: str, period: Period) -> Table:
+@dataclass(frozen=True)
+class Quantiled:
+    """A sample's percentiles computed where it was sorted (PostgreSQL's percentile_cont):
+    `seconds` at each of QUANTILES, for `count` durations of `stage` in `group`."""
+
+    group: tuple[str | None, ...]
+    stage: str
+    count: int
+    seconds: tuple[float, ...]
+
+
+def velocity(rows: Iterable[Ranked | Quantiled], by: str, period: Period) -> Table:
     samples: dict[tuple[tuple[str, ...] | None, str], tuple[int, dict[int, float]]] = {}
+    computed: dict[tuple[tuple[str, ...] | None, str], tuple[float, ...]] = {}
     for row in rows:
         key = None if row.group == () else group_label(row.group)
         count, values = samples.setdefault((key, row.stage), (row.count, {}))
-        values[row.rank] = row.seconds
+        if isinstance(row, Quantiled):
+            computed[(key, row.stage)] = row.seconds
+        else:
+            values[row.rank] = row.seconds
     order = {stage: i for i, stage in enumerate((*STAGES, LEAD_TO_WON))}
     width = len(GROUP_COLUMNS[by])
 
@@ -54,7 +70,10 @@ def velocity(rows: Iterable[Ranked], by: str, period: Period) -> Table:
     for group, stage in sorted(samples, key=sort_key):
         count, values = samples[(group, stage)]
         label = group if group is not None else (ALL,) + ("",) * (width - 1)
-        median, p90 = (percentile_from_ranks(count, q, values) for q in QUANTILES)
+        quantiles: tuple[float | None, ...] = computed.get((group, stage)) or tuple(
+            percentile_from_ranks(count, q, values) for q in QUANTILES
+        )
+        median, p90 = quantiles
         lines.append((*label, stage, count, days(median), days(p90)))
     notes = [
         "time in a stage: from entering it (the lead's creation, for its first stage) to"

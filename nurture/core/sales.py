@@ -48,6 +48,13 @@ def final_answer(answers: Iterable[Answer]) -> Answer | None:
     return final
 
 
+def first_at(answers: Iterable[Answer], statuses: Iterable[str] | None = None) -> datetime | None:
+    """When sales first gave one of `statuses` (any answer when None)."""
+    wanted = None if statuses is None else frozenset(statuses)
+    times = [a.occurred_at for a in answers if wanted is None or a.status in wanted]
+    return min(times) if times else None
+
+
 def accepted_at(answers: Iterable[Answer]) -> datetime | None:
     """When sales first took the lead (any answer but a rejection counts as taking it)."""
     times = [a.occurred_at for a in answers if a.status != "rejected"]
