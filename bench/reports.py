@@ -46,7 +46,7 @@ from nurture.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-key-0123456789abcdef"
-# The indexes added for reports (migrations 0010 and 0012), by name.
+# The indexes added for reports (migrations 0010, 0012, 0015 and 0016), by name.
 REPORT_INDEXES = (
     "ix_leads_created_at",
     "ix_events_name_time",
@@ -56,6 +56,10 @@ REPORT_INDEXES = (
     "ix_sales_feedback_promotion",
     "ix_enrollments_entered_at",
     "ix_enrollments_left_at",
+    "ix_stage_changes_at",
+    "ix_promotions_accepted_at",
+    "ix_promotions_opportunity_at",
+    "ix_promotions_won_at",
 )
 
 

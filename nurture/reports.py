@@ -452,11 +452,17 @@ def _emails(period: Period) -> Any:
     return union_all(taken, refused).subquery("emails")
 
 
-def _bounce_reports() -> Any:
-    """The emails a bounce was reported for (a few rows: joined, not probed per email)."""
+def _bounce_reports(period: Period) -> Any:
+    """The emails a bounce was reported for (a few rows: joined, not probed per email):
+    reported after the email left, so only the reports since the period began (a day
+    early, for a mailbox provider's clock)."""
     return (
         select(Event.delivery_id.label("delivery_id"))
-        .where(Event.name == "bounced", Event.delivery_id.is_not(None))
+        .where(
+            Event.name == "bounced",
+            Event.delivery_id.is_not(None),
+            Event.occurred_at >= period.start - timedelta(days=1),
+        )
         .distinct()
         .subquery("bounce_reports")
     )
@@ -466,7 +472,7 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
     emails = _emails(period)
     found: list[StepCount] = []
     step = (emails.c.sequence_id, emails.c.step_id)
-    reported = _bounce_reports()
+    reported = _bounce_reports(period)
     bounced = or_(emails.c.refused == 1, reported.c.delivery_id.is_not(None))
     # One pass over the period's emails: each measure is a column of the email's row
     # (its engagement, kept by the hits worker), not a join with every hit.
@@ -491,7 +497,13 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
     # (an index on their name) to their emails of the period.
     named = (
         select(Event.delivery_id.label("delivery_id"), Event.name.label("name"))
-        .where(Event.name.in_(("unsubscribed", "complained")), Event.delivery_id.is_not(None))
+        .where(
+            Event.name.in_(("unsubscribed", "complained")),
+            Event.delivery_id.is_not(None),
+            # Reported after the email left: only the events since the period began (a
+            # day early, for a mailbox provider's clock), not every one ever.
+            Event.occurred_at >= period.start - timedelta(days=1),
+        )
         .subquery("named")
     )
     of_period = or_(
@@ -540,7 +552,9 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
                 or_(Enrollment.left_at.is_(None), StageChange.at <= Enrollment.left_at),
             ),
         )
-        .where(within(StageChange.at, period))
+        # Only the changes counted below: a month's few, each looking up its lead's
+        # enrollments by index, rather than every enrollment hashed.
+        .where(within(StageChange.at, period), or_(crossed, StageChange.to_stage == "sql"))
         .group_by(Enrollment.sequence_id)
     )
     for sequence, mqls, sqls in session.execute(enrolled):
