@@ -222,40 +222,34 @@ def costs(session: Session, period: Period) -> list[Spent]:
 def handoffs(session: Session, period: Period, by: str) -> list[Handoff]:
     """Every promotion handed to sales in the period, with sales' first answer."""
     dialect = dialect_of(session)
-    grouped = _lead_groups(None if by in ("rep", "month") else by)
-    keys: list[Any] = _keys(grouped)
-    if by == "rep":
-        keys = [Promotion.rep_email]
-    if by == "month":
-        keys = [month_of(Promotion.created_at, dialect)]
-    query = (
-        select(
-            Promotion.id,
-            Promotion.rep_email,
-            Promotion.rep_name,
-            Promotion.created_at,
-            Promotion.answered_at,
-            Promotion.accepted_at.is_not(None),
-            Promotion.escalations,
-            *keys,
-        )
-        .join(grouped, grouped.c.lead_id == Promotion.lead_id)
-        .where(within(Promotion.created_at, period))
+    columns = (
+        Promotion.id,
+        Promotion.rep_email,
+        Promotion.rep_name,
+        Promotion.created_at,
+        Promotion.answered_at,
+        Promotion.accepted_at.is_not(None),
+        func.coalesce(Promotion.escalations, 0),
     )
+    # The promotion names its rep and month; a lead's first cycle its sequence; only the
+    # source and campaign are the lead's own.
+    if by == "rep":
+        query = select(*columns, Promotion.rep_email)
+    elif by == "month":
+        query = select(*columns, month_of(Promotion.created_at, dialect))
+    elif by == "sequence":
+        first = and_(Enrollment.lead_id == Promotion.lead_id, Enrollment.cycle == 1)
+        query = select(*columns, Enrollment.sequence_id).outerjoin(Enrollment, first)
+    else:
+        grouped = _lead_groups(by)
+        query = select(*columns, *_keys(grouped)).join(
+            grouped, grouped.c.lead_id == Promotion.lead_id
+        )
+    query = query.where(within(Promotion.created_at, period))
+    # Core rows, built straight into tuples: a year holds a few hundred thousand.
     return [
-        Handoff(
-            promotion_id=promotion_id,
-            group=tuple(key),
-            rep_email=email,
-            rep_name=name,
-            sent_at=sent_at,
-            answered_at=answered_at,
-            accepted=bool(accepted),
-            escalations=escalations or 0,
-        )
-        for promotion_id, email, name, sent_at, answered_at, accepted, escalations, *key in (
-            session.execute(query)
-        )
+        Handoff(row[0], tuple(row[7:]), row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+        for row in session.connection().execute(query)
     ]
 
 
