@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import Connection, create_engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from nurture.db import upgrade
@@ -30,6 +30,23 @@ def test_upgrade_from_empty_has_no_drift(database_url: str) -> None:
     assert {"leads", "events", "enrollments", "deliveries", "sequence_versions"} <= tables
 
 
+def insert_lead(connection: Connection, lead_id: int, at: str, stage: str = "lead") -> None:
+    """A lead row as an older schema holds it (no ORM: the models are the newest)."""
+    connection.execute(
+        text(
+            "INSERT INTO leads (id, public_id, email, stage, score, tags, fields, "
+            "created_at, updated_at) VALUES (:id, :p, :e, :stage, 0, '[]', '{}', :at, :at)"
+        ),
+        {
+            "id": lead_id,
+            "p": f"l{lead_id}",
+            "e": f"{lead_id}@example.com",
+            "stage": stage,
+            "at": at,
+        },
+    )
+
+
 def test_the_emails_already_read_keep_their_engagement_across_the_upgrade(
     database_url: str,
 ) -> None:
@@ -43,14 +60,7 @@ def test_the_emails_already_read_keep_their_engagement_across_the_upgrade(
     engine = create_engine(database_url)
     at = "2026-03-02 10:00:00+00:00"
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO leads (id, public_id, email, stage, score, tags, fields, "
-                "created_at, updated_at) VALUES (1, 'l1', 'a@example.com', 'lead', 0, '[]', "
-                "'{}', :at, :at)"
-            ),
-            {"at": at},
-        )
+        insert_lead(connection, 1, at)
         connection.execute(
             text(
                 "INSERT INTO enrollments (id, lead_id, sequence_id, version, cycle, status, "
@@ -118,13 +128,7 @@ def test_the_stage_history_gets_its_stays_across_the_upgrade(database_url: str) 
             (1, "2026-03-01 09:00:00+00:00"),
             (2, "2026-03-05 09:00:00+00:00"),
         ):
-            connection.execute(
-                text(
-                    "INSERT INTO leads (id, public_id, email, stage, score, tags, fields, "
-                    "created_at, updated_at) VALUES (:id, :p, :e, 'lead', 0, '[]', '{}', :at, :at)"
-                ),
-                {"id": lead_id, "p": f"l{lead_id}", "e": f"{lead_id}@example.com", "at": created},
-            )
+            insert_lead(connection, lead_id, created)
         changes = [  # (id, lead, from, to, at): lead 1 twice, lead 2 once
             (1, 1, "lead", "mql", "2026-03-03 09:00:00+00:00"),
             (2, 2, "lead", "mql", "2026-03-06 09:00:00+00:00"),
@@ -157,25 +161,18 @@ def test_the_stage_history_gets_its_stays_across_the_upgrade(database_url: str) 
 def test_the_answers_already_received_date_their_promotions_across_the_upgrade(
     database_url: str,
 ) -> None:
-    """Migration 0016 keeps each promotion's first answer, opportunity and win from the
+    """Migration 0017 keeps each promotion's first answer, opportunity and win from the
     CRM answers it already had, so the funnel and SLA read the same after the upgrade."""
     from alembic import command
 
     from nurture.db import alembic_config
     from nurture.models import Promotion
 
-    command.downgrade(alembic_config(database_url), "0015")
+    command.downgrade(alembic_config(database_url), "0016")
     engine = create_engine(database_url)
     at = "2026-03-02 10:00:00+00:00"
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO leads (id, public_id, email, stage, score, tags, fields, "
-                "created_at, updated_at) VALUES (1, 'l1', 'a@example.com', 'customer', 0, '[]', "
-                "'{}', :at, :at)"
-            ),
-            {"at": at},
-        )
+        insert_lead(connection, 1, at, stage="customer")
         connection.execute(
             text(
                 "INSERT INTO promotions (id, lead_id, cycle, reason, status, status_at, "
