@@ -242,6 +242,9 @@ class Dispatcher:
         flow = Flow(self, clock)
         batches = 0
         said = TickReport()  # what the flow had recorded at the last activity line
+        # A batch's claim is said with the answers recorded by the next claim (the sender
+        # works one batch behind), so each batch is one line: "2 due, 2 sent".
+        unsaid = TickReport()
         self._unsettled = True  # until the tick ends normally
         with Heartbeat(self.sessions, self.holder, self.lease, clock):
             try:
@@ -255,14 +258,15 @@ class Dispatcher:
                     flow.deliver(jobs)
                     if report.claimed == 0:
                         break
-                    said = self._say(report, flow.report, said)
+                    said = self._say(unsaid, flow.report, said)
+                    unsaid = report
             finally:
                 # What SMTP took is recorded, whatever stopped the tick.
                 complete = flow.drain(self._deadline)
                 if complete:
                     self.journal.clear()
         self._unsettled = not complete
-        self._say(TickReport(), flow.report, said)
+        self._say(unsaid, flow.report, said)
         total.add(flow.report)
         return total
 

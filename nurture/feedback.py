@@ -102,15 +102,21 @@ def _follow(
         said = f"recycled by sales, but not put back in a sequence: {why}"
         note(session, lead.id, [Decision(NOT_RECYCLED, said, recycle_sequence)], now)
 
+    by_stage = []  # the sequences entered on `stage_reached: recycled`
     if stage is not None and lead.stage != stage and lead.cycle == promotion.cycle:
-        set_stage(session, content, lead, stage, now, cause=cause)
+        by_stage = set_stage(session, content, lead, stage, now, cause=cause)
     if stage != "recycled" or lead.cycle != promotion.cycle:
         return None
     lead.cycle += 1  # a new cycle: the lead may be promoted again later
     lead.behaviour_points = 0.0  # it earns its way back from fresh evidence
     lead.score = 0
     if recycle_sequence is None:
-        not_recycled("the answer named no sequence to nurture it in")
+        if by_stage:
+            return by_stage[0].sequence_id
+        not_recycled(
+            "no sequence is entered on `stage_reached: recycled`, and neither"
+            " NURTURE_RECYCLE_SEQUENCE nor the answer named one"
+        )
         return None
     sequence = content.get(recycle_sequence)
     if sequence is None:

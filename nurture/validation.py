@@ -16,6 +16,7 @@ from pathlib import Path
 from nurture.config import Settings
 from nurture.content import Content
 from nurture.core.problems import Problem
+from nurture.core.sequences import Sequence, TriggerKind
 
 RULES = (
     ("scoring", "scoring_file"),
@@ -65,15 +66,33 @@ def check(
     return Checked(tuple(lines), tuple(sorted(set(problems))))
 
 
+def entered_when_recycled(sequence: Sequence) -> bool:
+    return any(
+        t.kind == TriggerKind.STAGE_REACHED and t.stage == "recycled" for t in sequence.triggers
+    )
+
+
 def recycle(recycle: str | None, content: Content, folder: Path) -> tuple[str, list[Problem]]:
     """Where leads rejected by sales go back to: said, and refused when it cannot work
     (no such live sequence, or one a lead that was in it may never enter again)."""
     if recycle is None:
-        return (
-            "off NURTURE_RECYCLE_SEQUENCE: leads sales reject are nurtured in no sequence"
-            " unless the CRM's answer names one",
-            [],
-        )
+        catching = [s for s in content.live() if entered_when_recycled(s)]
+        if not catching:
+            why = (
+                "leads sales reject or lose would be nurtured in no sequence: set"
+                " NURTURE_RECYCLE_SEQUENCE, or enter a sequence on `stage_reached: recycled`"
+            )
+            return "", [Problem(str(folder), 0, why)]
+        blocked = [s for s in catching if not s.reentry.allowed]
+        if blocked:
+            why = (
+                f"{blocked[0].id} is entered when sales recycle a lead, but a lead never"
+                " enters it twice (no reentry): a lead recycled a second time would land"
+                " nowhere; give it `reentry: {after: ...}`"
+            )
+            return "", [Problem(blocked[0].path, 1, why)]
+        names = ", ".join(s.id for s in catching)
+        return f"ok  leads sales reject or lose enter {names} (stage_reached: recycled)", []
     sequence = content.get(recycle)
     if sequence is None:
         why = f"NURTURE_RECYCLE_SEQUENCE={recycle}: no such live sequence; rejected leads"

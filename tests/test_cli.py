@@ -278,7 +278,7 @@ def test_an_unknown_click_step_or_locale_is_refused_with_what_there_is(
         ("webinar-followup", "ok  NURTURE_RECYCLE_SEQUENCE: webinar-followup, re-entered after", 0),
         ("customer-growth", "which a lead never enters twice (no reentry)", 1),
         ("nurture-forever", "NURTURE_RECYCLE_SEQUENCE=nurture-forever: no such live sequence", 1),
-        ("", "off NURTURE_RECYCLE_SEQUENCE: leads sales reject are nurtured in no sequence", 0),
+        ("", "ok  leads sales reject or lose enter recycled-nurture (stage_reached: recycled)", 0),
     ],
 )
 def test_validate_says_where_rejected_leads_go_and_refuses_a_recycle_that_cannot_work(
@@ -287,6 +287,22 @@ def test_validate_says_where_rejected_leads_go_and_refuses_a_recycle_that_cannot
     result = run({**env, "NURTURE_RECYCLE_SEQUENCE": recycle}, "validate")
     assert said in result.output
     assert result.exit_code == code, result.output
+
+
+def test_validate_refuses_sequences_where_a_rejected_lead_would_land_nowhere(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without NURTURE_RECYCLE_SEQUENCE, some sequence must be entered on
+    `stage_reached: recycled`: else a lead sales reject is nurtured nowhere."""
+    import shutil
+
+    folder = tmp_path / "sequences"
+    folder.mkdir()
+    shutil.copy(ROOT / "sequences" / "webinar-followup.yaml", folder)
+    result = run({**env, "NURTURE_SEQUENCES_DIR": str(folder), "NURTURE_RECYCLE_SEQUENCE": ""},
+                 "validate")  # fmt: skip
+    assert "leads sales reject or lose would be nurtured in no sequence" in result.output
+    assert result.exit_code == 1, result.output
 
 
 def test_simulate_takes_a_real_lead_as_it_is(env: dict[str, str]) -> None:

@@ -99,6 +99,37 @@ def test_rejected_lead_is_recycled_into_the_named_sequence_once(runtime: Any) ->
     assert promoted(runtime, lead_id) != promotion_id
 
 
+def test_a_lost_lead_lands_in_the_sequence_entered_on_recycled_with_nothing_named(
+    make_runtime: Any,
+) -> None:
+    """With the shipped sequences and no NURTURE_RECYCLE_SEQUENCE, a lead sales lose is
+    nurtured again in recycled-nurture (its trigger: stage_reached recycled), and its
+    log holds no "not put back in a sequence"."""
+    from nurture.models import DecisionLog
+
+    shipped = make_runtime(
+        sequences_dir=ROOT / "sequences",
+        templates_dir=ROOT / "templates",
+        scoring_file=ROOT / "sequences" / "rules" / "scoring.yaml",
+        routing_file=ROOT / "sequences" / "rules" / "routing.yaml",
+    )
+    lead_id = a_lead(shipped)
+    promotion_id = promoted(shipped, lead_id)
+    lost = Answer("crm-4", "lost", T0 + timedelta(days=20), reason="went with a competitor")
+    with shipped.sessions.begin() as session:
+        result = receive(session, shipped.content, promotion_id, lost, T0 + timedelta(days=20))
+    assert result.recycled_into == "recycled-nurture"
+    with shipped.sessions() as session:
+        active = session.scalars(
+            select(Enrollment.sequence_id).where(
+                Enrollment.lead_id == lead_id, Enrollment.status == "active"
+            )
+        ).all()
+        kinds = session.scalars(select(DecisionLog.kind).where(DecisionLog.lead_id == lead_id))
+        assert active == ["recycled-nurture"]
+        assert "not_recycled" not in set(kinds)
+
+
 def test_out_of_order_answers_end_in_the_same_state(runtime: Any) -> None:
     lead_id = a_lead(runtime)
     promotion_id = promoted(runtime, lead_id)
