@@ -187,4 +187,5 @@ import nurture.commands.leads  # noqa: E402
 import nurture.commands.operations  # noqa: E402
 import nurture.commands.privacy  # noqa: E402
 import nurture.commands.reports  # noqa: E402
+import nurture.commands.testing  # noqa: E402
 import nurture.commands.users  # noqa: E402, F401

@@ -209,6 +209,8 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
     ("validate",): [[], ["{sequence}"]],
     ("preview",): [["news", "one", "--lead", "{lead}"], ["news", "two"]],
     ("simulate",): [["news", "--lead", "{lead}", "--days", "3"], ["nope"]],
+    ("test",): [[], ["{sequence}"]],
+    ("schema",): [["sequence"], ["nope"]],
     ("keys", "create"): [["website", "--scope", "read"]],
     ("keys", "list"): [[]],
     ("keys", "revoke"): [["nk_000000000000.{key}"]],

@@ -987,3 +987,29 @@ def test_a_missing_folder_is_a_problem(tmp_path: Path) -> None:
 
     assert catalog.sequences == {}
     assert [str(p) for p in catalog.problems] == [f"{tmp_path / 'nope'}:0: not a folder"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "shape_key"),
+    [
+        ("name: x\ncolour: blue\n", "colour", ()),
+        ("steps:\n  - {id: a, delay: 2 days}\n", "steps[1].delay", ("steps",)),
+        ("steps:\n  - email: {template: a, kind: guide, cc: x}\n", "steps[1].email.cc",
+         ("steps", "email")),
+        ("entry: {triggers: [lead_created], audience: {size: 3}}\n", "entry.audience.size",
+         ("entry", "audience")),
+    ],
+)  # fmt: skip
+def test_the_keys_a_file_may_use_are_the_language_s_own(
+    text: str, where: str, shape_key: tuple[str, ...]
+) -> None:
+    """The parser lists the allowed keys from the shapes `nurture schema` publishes."""
+    from nurture.core.sequence_language import SEQUENCE, STEP
+    from nurture.core.shapes import Keys
+
+    shape: Keys = SEQUENCE
+    for key in shape_key:
+        shape = STEP if key == "steps" else shape.nested(key)
+    problems = [p.message for p in parse_sequence(text, "sequences/x.yaml").problems]
+    allowed = ", ".join(shape.allowed or ())
+    assert f"{where}: unknown key; allowed keys here: {allowed}" in problems

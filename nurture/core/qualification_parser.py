@@ -27,9 +27,11 @@ from nurture.core.qualification import (
     Disqualifier,
     QualificationModel,
 )
-from nurture.core.scoring import GRADES
-from nurture.core.sequence_parser import _audience
+from nurture.core.scoring_language import GRADE
+from nurture.core.sequence_language import AUDIENCE
+from nurture.core.sequence_values import audience as _audience
 from nurture.core.sequences import Audience
+from nurture.core.shapes import Boolean, Either, Integer, Items, Keys, Language, Nothing, Text
 from nurture.core.yamlsource import (
     Located,
     LocatedList,
@@ -43,17 +45,59 @@ from nurture.core.yamlsource import (
 
 QUALIFICATION_FILE = Path("rules") / "qualification.yaml"  # inside the sequences folder
 
-_TOP_KEYS = (
-    "b2b_only",
-    "free_mail_domains",
-    "role_addresses",
-    "competitors",
-    "partners",
-    "disqualify",
-    "categories",
+# The file's shape: checked here, published by `nurture schema qualification`.
+_DOMAINS = Items(Text("a domain such as asprova.example"), "a list, one domain per item", 1)
+_REASON = Text("a sentence saying why")
+DISQUALIFIER = Keys(
+    MappingProxyType(
+        {"code": Text("a reason code such as too_small"), "if": AUDIENCE, "reason": _REASON}
+    ),
+    required=("code", "if"),
 )
-_DISQUALIFIER_KEYS = ("code", "if", "reason")
-_CATEGORY_KEYS = ("if", "grade_at_least", "score_at_least", "reason")
+CATEGORY_RULE = Keys(
+    MappingProxyType(
+        {
+            "if": AUDIENCE,
+            "grade_at_least": GRADE,
+            "score_at_least": Integer(),
+            "reason": _REASON,
+        }
+    ),
+    what="a mapping of conditions",
+)
+QUALIFICATION = Keys(
+    MappingProxyType(
+        {
+            "b2b_only": Boolean(),
+            "free_mail_domains": _DOMAINS,
+            "role_addresses": Items(
+                Text("the part before @, such as info"),
+                "a list, one address name (the part before @) per item",
+                1,
+            ),
+            "competitors": _DOMAINS,
+            "partners": _DOMAINS,
+            "disqualify": Items(DISQUALIFIER, "a list, one disqualifier per item", 1),
+            "categories": Keys(
+                MappingProxyType(
+                    {
+                        name: Either((Nothing(), CATEGORY_RULE, Items(CATEGORY_RULE, min_items=1)))
+                        for name in RULE_CATEGORIES
+                    }
+                ),
+                what="a mapping of categories, such as sales_ready: {grade_at_least: B}",
+            ),
+        }
+    ),
+    what="a mapping of qualification rules",
+)
+_CATEGORY_KEYS = tuple(CATEGORY_RULE.keys)
+LANGUAGE = Language(
+    name="qualification",
+    title="nurture qualification file",
+    description="Which leads are disqualified, and which go to sales or stay in nurture.",
+    root=QUALIFICATION,
+)
 _CODE = re.compile(r"[a-z][a-z_]*")
 _MAX_CODE = 50  # stored on every disqualified lead and grouped by in reports
 _LABEL = r"[^\W_](?:[\w-]*[^\W_])?"  # letters (any script), digits, inner hyphens
@@ -97,10 +141,10 @@ def parse_qualification(text: str, path: str) -> QualificationResult:
     reader = Reader(path, problems)
     if root is None and not problems:
         reader.problem(1, "", "the file is empty; give at least one rule, or delete the file")
-    top = reader.mapping(root, "", _TOP_KEYS, what="a mapping of qualification rules")
+    top = reader.keyed(root, "", QUALIFICATION)
     if top is None:
         return QualificationResult(None, _sorted(reader.problems))
-    b2b_only = reader.boolean(top.get("b2b_only"), "b2b_only")
+    b2b_only = reader.field(top, QUALIFICATION, "b2b_only", "")
     free_mail = _domains(reader, top.get("free_mail_domains"), "free_mail_domains")
     roles = _local_parts(reader, top.get("role_addresses"), "role_addresses")
     competitors = _domains(reader, top.get("competitors"), "competitors")
@@ -234,12 +278,12 @@ def _disqualifiers(reader: Reader, node: Located | None) -> list[Disqualifier]:
     first_line: dict[str, int] = {}
     for index, item in enumerate(found.items if found else (), start=1):
         where = at("disqualify", index)
-        entry = reader.mapping(item, where, _DISQUALIFIER_KEYS, ("code", "if"))
+        entry = reader.keyed(item, where, DISQUALIFIER)
         if entry is None:
             continue
         code = _code(reader, entry.get("code"), at(where, "code"), first_line)
         when = _condition(reader, entry.get("if"), at(where, "if"))
-        reason = reader.string(entry.get("reason"), at(where, "reason"), "a sentence saying why")
+        reason = reader.field(entry, DISQUALIFIER, "reason", where)
         if when == Audience():
             reader.problem(
                 entry.key_lines["if"],
@@ -297,7 +341,9 @@ def _condition(reader: Reader, node: Located | None, where: str) -> Audience | N
 
 
 def _categories(reader: Reader, node: Located | None) -> list[CategoryRule]:
-    what = "a mapping of categories, such as sales_ready: {grade_at_least: B}"
+    shape = QUALIFICATION.nested("categories")
+    what = shape.what
+    # Unknown categories get their own message below, hence no allowed keys here.
     found = reader.mapping(node, "categories", None, what=what)
     if found is None:
         return []
@@ -357,7 +403,7 @@ def _alternatives(
 def _category_rule(
     reader: Reader, category: str, node: Located, where: str, key_line: int
 ) -> CategoryRule | None:
-    entry = reader.mapping(node, where, _CATEGORY_KEYS, what="a mapping of conditions")
+    entry = reader.keyed(node, where, CATEGORY_RULE)
     if entry is None:
         return None
     when = (
@@ -365,19 +411,10 @@ def _category_rule(
         if entry.get("if") is None
         else _condition(reader, entry.get("if"), at(where, "if"))
     )
-    grade = None
     grade_node = entry.get("grade_at_least")
-    if grade_node is not None:
-        grade = reader.string(grade_node, at(where, "grade_at_least"), "a grade: A, B, C or D")
-        if grade is not None and grade not in GRADES:
-            reader.problem(
-                grade_node.line,
-                at(where, "grade_at_least"),
-                f'unknown grade "{grade}"; grades are A, B, C and D',
-            )
-            grade = None
-    score = reader.integer(entry.get("score_at_least"), at(where, "score_at_least"))
-    reason = reader.string(entry.get("reason"), at(where, "reason"), "a sentence saying why")
+    grade = reader.field(entry, CATEGORY_RULE, "grade_at_least", where)
+    score = reader.field(entry, CATEGORY_RULE, "score_at_least", where)
+    reason = reader.field(entry, CATEGORY_RULE, "reason", where)
     if when is None or (grade_node is not None and grade is None):
         return None
     if "score_at_least" in entry and score is None:

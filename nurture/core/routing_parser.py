@@ -11,11 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 
 from nurture.core.problems import Problem
 from nurture.core.routing import RoutingModel, RoutingRule, SalesRep
-from nurture.core.sequence_parser import _audience, _timezone
+from nurture.core.sequence_language import AUDIENCE
+from nurture.core.sequence_values import audience as _audience
+from nurture.core.sequence_values import timezone as _timezone
 from nurture.core.sequences import Audience
+from nurture.core.shapes import Integer, Items, Keys, Language, Text, Texts
 from nurture.core.yamlsource import (
     Located,
     LocatedList,
@@ -30,10 +34,45 @@ from nurture.core.yamlsource import (
 ROUTING_FILE = Path("rules") / "routing.yaml"  # inside the sequences folder
 ROUND_ROBIN = "round_robin"
 
-_TOP_KEYS = ("reps", "rules")
-_REP_KEYS = ("name", "email", "timezone", "capacity", "phone")
-_RULE_KEYS = ("name", "if", "assign")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+# The file's shape: checked here, published by `nurture schema routing`.
+_ASSIGN = Texts(what=f"{ROUND_ROBIN}, a rep's email or a list of reps' emails")
+REP = Keys(
+    MappingProxyType(
+        {
+            "name": Text("the rep's name"),
+            "email": Text("the rep's email address"),
+            "timezone": Text('a time zone name such as "Europe/Paris"'),
+            "capacity": Integer("a whole number above 0", minimum=1),
+            "phone": Text("a phone number"),
+        }
+    ),
+    required=("name", "email", "timezone"),
+)
+RULE = Keys(
+    MappingProxyType(
+        {
+            "name": Text("a rule name"),
+            "if": AUDIENCE,
+            "assign": _ASSIGN,
+        }
+    ),
+    required=("name", "assign"),
+)
+ROUTING = Keys(
+    MappingProxyType(
+        {"reps": Items(REP, "a list of reps", min_items=1), "rules": Items(RULE, min_items=1)}
+    ),
+    required=("reps", "rules"),
+    what="a mapping with reps and rules",
+)
+LANGUAGE = Language(
+    name="routing",
+    title="nurture routing file",
+    description="The sales reps and which promoted lead goes to whom (first rule that matches).",
+    root=ROUTING,
+)
 # Where the sequence parser says an audience problem is; rewritten to our own path.
 _AUDIENCE_WHERE = "entry.audience"
 
@@ -71,7 +110,7 @@ def parse_routing(text: str, path: str) -> RoutingResult:
     reader = Reader(path, problems)
     if root is None and not problems:
         reader.problem(1, "", "the file is empty; it needs reps and rules")
-    top = reader.mapping(root, "", _TOP_KEYS, _TOP_KEYS, "a mapping with reps and rules")
+    top = reader.keyed(root, "", ROUTING)
     if top is None:
         return RoutingResult(None, _sorted(reader.problems))
     roster = _reps(reader, top.get("reps"))
@@ -138,11 +177,11 @@ def _reps(reader: Reader, node: Located | None) -> _Roster:
 
 
 def _rep(reader: Reader, node: Located, where: str) -> SalesRep | None:
-    item = reader.mapping(node, where, _REP_KEYS, ("name", "email", "timezone"))
+    item = reader.keyed(node, where, REP)
     if item is None:
         return None
-    name = reader.string(item.get("name"), at(where, "name"), "the rep's name")
-    email = reader.string(item.get("email"), at(where, "email"), "the rep's email address")
+    name = reader.field(item, REP, "name", where)
+    email = reader.field(item, REP, "email", where)
     email_node = item.get("email")
     if email is not None and email_node is not None and not _EMAIL.fullmatch(email):
         reader.expected(email_node, at(where, "email"), "an email address")
@@ -161,7 +200,7 @@ def _rep(reader: Reader, node: Located, where: str) -> SalesRep | None:
             )
             return None
         capacity = capacity if given is None else given
-    phone = reader.string(item.get("phone"), at(where, "phone"), "a phone number")
+    phone = reader.field(item, REP, "phone", where)
     if name is None or email is None or timezone is None:
         return None
     return SalesRep(name=name, email=email, timezone=timezone, capacity=capacity, phone=phone)
@@ -221,10 +260,10 @@ def _for_everyone(item: LocatedMapping) -> bool:
 
 
 def _rule(reader: Reader, node: Located, where: str, roster: _Roster) -> RoutingRule | None:
-    item = reader.mapping(node, where, _RULE_KEYS, ("name", "assign"))
+    item = reader.keyed(node, where, RULE)
     if item is None:
         return None
-    name = reader.string(item.get("name"), at(where, "name"), "a rule name")
+    name = reader.field(item, RULE, "name", where)
     when = _condition(reader, item.get("if"), at(where, "if"))
     assigned = _assign(reader, item.get("assign"), at(where, "assign"), roster)
     if name is None or when is None or not assigned:
@@ -250,8 +289,7 @@ def _assign(
 ) -> tuple[SalesRep, ...]:
     if isinstance(node, LocatedScalar) and node.text.strip() == ROUND_ROBIN:
         return tuple(roster.reps)
-    what = f"{ROUND_ROBIN}, a rep's email or a list of reps' emails"
-    items = reader.strings(node, where, what)
+    items = reader.strings(node, where, _ASSIGN.what)
     if items is None:
         return ()
     known = {rep.email.casefold(): rep for rep in roster.reps}

@@ -16,7 +16,6 @@ from types import MappingProxyType
 from nurture.core.problems import Problem
 from nurture.core.scoring import (
     CLASSIFICATIONS,
-    GRADES,
     BehaviourRule,
     Cap,
     FitCondition,
@@ -28,6 +27,25 @@ from nurture.core.scoring import (
     grade_at_least,
     span,
 )
+from nurture.core.scoring_language import (
+    BEHAVIOUR,
+    BEHAVIOUR_RULE,
+    CAP,
+    DECISIVE,
+    EVENT_NAME,
+    EVENT_NAMES,
+    FIT,
+    FIT_CONDITION,
+    FIT_RULE,
+    GRADE,
+    GRADES_SHAPE,
+    LIFECYCLE,
+    RANGE,
+    RULE_ID,
+    SCORING,
+    THRESHOLDS,
+)
+from nurture.core.sequence_language import COUNTRY
 from nurture.core.sequences import STAGES, Duration, FieldMatches, IntRange
 from nurture.core.timing import parse_duration
 from nurture.core.yamlsource import (
@@ -52,24 +70,10 @@ class ScoringResult:
     problems: tuple[Problem, ...] = ()
 
 
-_TOP_KEYS = ("fit", "behaviour", "lifecycle")
-_FIT_KEYS = (
-    "country",
-    "company_size",
-    "job_title_contains",
-    "source",
-    "campaign",
-    "locale",
-    "stage",
-    "tags",
-    "fields",
-)
-_FIT_RULE_KEYS = ("if", "points", "reason")
-_BEHAVIOUR_RULE_KEYS = ("id", "on", "where", "points", "cap", "count", "reason")
-_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*")
-_RULE_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_COUNTRY = re.compile(r"[A-Za-z]{2}")
-_EVENT_WHAT = "an event name such as form_submitted (a-z, 0-9 and _)"
+_EVENT_NAME = re.compile(EVENT_NAME.pattern or "")
+_RULE_ID = re.compile(RULE_ID)
+_COUNTRY = re.compile(COUNTRY)
+_EVENT_WHAT = EVENT_NAME.what
 # A rule id is stored with every score change: keep made-up ones short.
 _MAX_ID = 100
 
@@ -80,9 +84,7 @@ def parse_scoring(text: str, path: str) -> ScoringResult:
     reader = Reader(path, problems)
     if root is None and not problems:
         reader.problem(1, "", "the file is empty; it needs fit, behaviour and lifecycle")
-    top = reader.mapping(
-        root, "", _TOP_KEYS, _TOP_KEYS, "a mapping with fit, behaviour and lifecycle"
-    )
+    top = reader.keyed(root, "", SCORING)
     if top is None:
         return ScoringResult(None, _sorted(reader.problems))
     fit = _fit(reader, top.get("fit"))
@@ -157,13 +159,7 @@ def _duration(reader: Reader, node: Located | None, where: str) -> Duration | No
 
 
 def _grade(reader: Reader, node: Located | None, where: str) -> str | None:
-    name = reader.string(node, where, "a grade: A, B, C or D")
-    if name is None or node is None:
-        return None
-    if name not in GRADES:
-        reader.problem(node.line, where, f'unknown grade "{name}"; grades are A, B, C and D')
-        return None
-    return name
+    return reader.text(node, where, GRADE)
 
 
 def _folded(reader: Reader, node: Located | None, where: str) -> frozenset[str] | None:
@@ -172,8 +168,7 @@ def _folded(reader: Reader, node: Located | None, where: str) -> frozenset[str] 
 
 
 def _int_range(reader: Reader, node: Located | None, where: str) -> IntRange | None:
-    what = "a range such as {min: 50, max: 5000}"
-    found = reader.mapping(node, where, ("min", "max"), what=what)
+    found = reader.keyed(node, where, RANGE)
     if found is None:
         return None
     low = reader.integer(found.get("min"), at(where, "min"))
@@ -193,7 +188,7 @@ def _int_range(reader: Reader, node: Located | None, where: str) -> IntRange | N
 
 
 def _fit(reader: Reader, node: Located | None) -> tuple[tuple[FitRule, ...], Grades] | None:
-    found = reader.mapping(node, "fit", ("rules", "grades"), ("rules", "grades"))
+    found = reader.keyed(node, "fit", FIT)
     if found is None:
         return None
     rules: list[FitRule] = []
@@ -211,22 +206,20 @@ def _fit(reader: Reader, node: Located | None) -> tuple[tuple[FitRule, ...], Gra
 
 
 def _fit_rule(reader: Reader, node: Located, where: str) -> FitRule | None:
-    found = reader.mapping(
-        node, where, _FIT_RULE_KEYS, ("if", "points"), "a rule {if: ..., points: ...}"
-    )
+    found = reader.keyed(node, where, FIT_RULE)
     if found is None:
         return None
     condition = _fit_condition(reader, found.get("if"), at(where, "if"))
     points = _points(reader, found.get("points"), at(where, "points"))
-    reason = reader.string(found.get("reason"), at(where, "reason"), "a reason in words")
+    reason = reader.field(found, FIT_RULE, "reason", where)
     if condition is None or points is None or ("reason" in found and reason is None):
         return None
     return FitRule(condition, points, reason or condition.describe(), found.line)
 
 
 def _fit_condition(reader: Reader, node: Located | None, where: str) -> FitCondition | None:
-    what = f"a condition on the lead, with any of {', '.join(_FIT_KEYS)}"
-    found = reader.mapping(node, where, _FIT_KEYS, what=what)
+    what = f"a condition on the lead, with any of {', '.join(FIT_CONDITION.keys)}"
+    found = reader.mapping(node, where, tuple(FIT_CONDITION.keys), what=what)
     if found is None:
         return None
     if not found:
@@ -235,7 +228,7 @@ def _fit_condition(reader: Reader, node: Located | None, where: str) -> FitCondi
     before = len(reader.problems)
     countries = _countries(reader, found.get("country"), at(where, "country"))
     size = _int_range(reader, found.get("company_size"), at(where, "company_size"))
-    words = reader.strings(found.get("job_title_contains"), at(where, "job_title_contains"))
+    words = reader.field(found, FIT_CONDITION, "job_title_contains", where)
     stages = _stages(reader, found.get("stage"), at(where, "stage"))
     condition = FitCondition(
         countries=countries,
@@ -276,8 +269,9 @@ def _stages(reader: Reader, node: Located | None, where: str) -> frozenset[str] 
 
 
 def _fields(reader: Reader, node: Located | None, where: str) -> tuple[FieldMatches, ...]:
-    what = "custom fields, as in {industry: [manufacturing]} or {sites: {min: 2}}"
-    found = reader.mapping(node, where, None, what=what)
+    shape = FIT_CONDITION.nested("fields")
+    what = shape.what
+    found = reader.keyed(node, where, shape)
     if found is None:
         return ()
     if not found:
@@ -297,17 +291,14 @@ def _fields(reader: Reader, node: Located | None, where: str) -> tuple[FieldMatc
 
 
 def _grades(reader: Reader, node: Located | None) -> Grades | None:
-    what = "the least fit points per grade, such as {A: 40, B: 25, C: 10}"
-    found = reader.mapping(node, "fit.grades", (*GRADES,), ("A", "B", "C"), what)
+    found = reader.keyed(node, "fit.grades", GRADES_SHAPE)
     if found is None:
         return None
     if "D" in found:
         reader.problem(
             found.key_lines["D"], "fit.grades.D", "D needs no threshold: it is every lead below C"
         )
-    a = reader.integer(found.get("A"), "fit.grades.A", "a whole number of points")
-    b = reader.integer(found.get("B"), "fit.grades.B", "a whole number of points")
-    c = reader.integer(found.get("C"), "fit.grades.C", "a whole number of points")
+    a, b, c = (reader.field(found, GRADES_SHAPE, grade, "fit.grades") for grade in "ABC")
     if a is None or b is None or c is None:
         return None
     if not a > b > c:
@@ -326,7 +317,7 @@ def _grades(reader: Reader, node: Located | None) -> Grades | None:
 def _behaviour(
     reader: Reader, node: Located | None
 ) -> tuple[Duration | None, tuple[BehaviourRule, ...]] | None:
-    found = reader.mapping(node, "behaviour", ("half_life", "rules"), ("rules",))
+    found = reader.keyed(node, "behaviour", BEHAVIOUR)
     if found is None:
         return None
     half_life = _duration(reader, found.get("half_life"), "behaviour.half_life")
@@ -345,9 +336,7 @@ def _behaviour(
 
 
 def _behaviour_rule(reader: Reader, node: Located, where: str) -> BehaviourRule | None:
-    found = reader.mapping(
-        node, where, _BEHAVIOUR_RULE_KEYS, ("on", "points"), "a rule {on: ..., points: ...}"
-    )
+    found = reader.keyed(node, where, BEHAVIOUR_RULE)
     if found is None:
         return None
     before = len(reader.problems)
@@ -357,7 +346,7 @@ def _behaviour_rule(reader: Reader, node: Located, where: str) -> BehaviourRule 
     points = _points(reader, found.get("points"), at(where, "points"))
     cap = _cap(reader, found.get("cap"), at(where, "cap"), points)
     count = _count(reader, found.get("count"), at(where, "count"))
-    reason = reader.string(found.get("reason"), at(where, "reason"), "a reason in words")
+    reason = reader.field(found, BEHAVIOUR_RULE, "reason", where)
     rule_id = _given_id(reader, found.get("id"), at(where, "id"))
     if len(reader.problems) > before or event is None or points is None:
         return None
@@ -383,8 +372,9 @@ def _event_name(reader: Reader, node: Located | None, where: str) -> str | None:
 
 
 def _where(reader: Reader, node: Located | None, where: str) -> dict[str, frozenset[str]] | None:
-    what = "event properties and their values, as in {form: [whitepaper-planning-roi]}"
-    found = reader.mapping(node, where, None, what=what)
+    shape = BEHAVIOUR_RULE.nested("where")
+    what = shape.what
+    found = reader.keyed(node, where, shape)
     if found is None:
         return None
     if not found:
@@ -399,11 +389,10 @@ def _where(reader: Reader, node: Located | None, where: str) -> dict[str, frozen
 
 
 def _cap(reader: Reader, node: Located | None, where: str, points: int | None) -> Cap | None:
-    what = 'a cap such as {points: 30, per: "30 days"}'
-    found = reader.mapping(node, where, ("points", "per"), ("points", "per"), what)
+    found = reader.keyed(node, where, CAP)
     if found is None:
         return None
-    limit = reader.integer(found.get("points"), at(where, "points"), "a whole number of points")
+    limit = reader.field(found, CAP, "points", where)
     per = _duration(reader, found.get("per"), at(where, "per"))
     if points is not None and points < 0:
         reader.problem(found.line, where, "only rules that give points have a cap")
@@ -504,7 +493,7 @@ def _covers(earlier: BehaviourRule, later: BehaviourRule) -> bool:
 def _lifecycle(
     reader: Reader, node: Located | None
 ) -> tuple[Thresholds, Thresholds, tuple[str, ...], str] | None:
-    found = reader.mapping(node, "lifecycle", ("mql", "promote", "decisive"), ("mql", "promote"))
+    found = reader.keyed(node, "lifecycle", LIFECYCLE)
     if found is None:
         return None
     mql = _thresholds(reader, found.get("mql"), "lifecycle.mql")
@@ -524,8 +513,7 @@ def _lifecycle(
 
 
 def _thresholds(reader: Reader, node: Located | None, where: str) -> Thresholds | None:
-    what = "thresholds such as {score: 40, grade: C}"
-    found = reader.mapping(node, where, ("score", "grade"), ("score",), what)
+    found = reader.keyed(node, where, THRESHOLDS)
     if found is None:
         return None
     score = reader.integer(found.get("score"), at(where, "score"), "a whole number of points")
@@ -546,14 +534,13 @@ def _decisive(reader: Reader, node: Located | None) -> tuple[tuple[str, ...], st
     events_node: Located | None = node
     decisive_grade: str | None = "C"
     if isinstance(node, LocatedMapping):
-        found = reader.mapping(node, where, ("events", "grade"), ("events",))
+        found = reader.keyed(node, where, DECISIVE)
         assert found is not None
         events_node = found.get("events")
         where = at(where, "events")
         if "grade" in found:
             decisive_grade = _grade(reader, found.get("grade"), "lifecycle.decisive.grade")
-    what = "a list of event names, or {events: [...], grade: C}"
-    items = reader.strings(events_node, where, what)
+    items = reader.strings(events_node, where, EVENT_NAMES.what)
     if items is None or decisive_grade is None:
         return None
     names: list[str] = []

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from nurture.core.admission import ALWAYS_EXIT_STAGES, exit_on_event, may_reenter
+from nurture.core.admission import ALWAYS_EXIT_STAGES, exit_on_event, exit_on_stage, may_reenter
 from nurture.core.cap import cap_release
 from nurture.core.decisions import refusal
 from nurture.core.journey import (
@@ -30,12 +30,25 @@ from nurture.core.timing import format_local, next_window_opening, resolve_timez
 
 
 @dataclass(frozen=True)
+class Change:
+    """Something the lead does or becomes at a given time: it clicks or opens an email
+    step (`click`, `open`: applied once that email is sent), or its `stage` or `score`
+    changes."""
+
+    at: datetime
+    kind: str  # click | open | stage | score
+    value: str
+    why: str = ""  # shown in the timeline: who made the change
+
+
+@dataclass(frozen=True)
 class Assumptions:
     """What the simulated lead does: the email steps it clicks, events at given times."""
 
     clicks: frozenset[str] = frozenset()
     opens: frozenset[str] = frozenset()
     events: tuple[EventFact, ...] = ()
+    changes: tuple[Change, ...] = ()
     cap_emails: int | None = None
     cap_days: int = 7
     holidays: frozenset[date] = field(default_factory=frozenset)
@@ -46,6 +59,11 @@ class Entry:
     at: datetime
     local: str
     what: str
+    # What a test compares: "send", "click", "open" (of `step`), "leave" (for `reason`),
+    # else "note".
+    kind: str = "note"
+    step: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,8 +121,15 @@ def simulate(
     end = start + timedelta(days=days)
     entries: list[Entry] = []
 
-    def note(at: datetime, what: str) -> None:
-        entries.append(Entry(at, format_local(at, tz), what))
+    def note(at: datetime, what: str, kind: str = "note", step: str | None = None) -> None:
+        entries.append(Entry(at, format_local(at, tz), what, kind, step))
+
+    def leave(at: datetime, reason: str) -> None:
+        entries.append(
+            Entry(
+                at, format_local(at, tz), f"leaves the sequence ({reason})", "leave", None, reason
+            )
+        )
 
     now = start
     inside = standing is not None and standing.position is not None
@@ -119,6 +144,8 @@ def simulate(
         facts = Facts(lead=lead)
     sent: list[datetime] = []
     pending = sorted(assumptions.events, key=lambda e: e.occurred_at)
+    changes = sorted(assumptions.changes, key=lambda c: c.at)
+    on_send: list[Change] = []  # clicks and opens of emails not sent yet
     for _ in range(10_000):
         arrived = [e for e in pending if e.occurred_at <= now]
         if arrived:
@@ -127,20 +154,33 @@ def simulate(
                 note(event.occurred_at, f"assumed event: {event.name}")
                 reason = exit_on_event(sequence, event.name)
                 if reason is not None:
-                    note(event.occurred_at, f"leaves the sequence ({reason})")
+                    leave(event.occurred_at, reason)
                     return tuple(entries)
             facts = replace(facts, events=facts.events + tuple(arrived))
+        for change in [c for c in changes if c.at <= now]:
+            changes.remove(change)
+            if change.kind in ("click", "open") and change.value not in facts.done:
+                on_send.append(change)
+                continue
+            facts = _changed(facts, change)
+            note(change.at, f"assumed: {_described(change)}", *_noted(change))
+            reason = exit_on_stage(sequence, change.value) if change.kind == "stage" else None
+            if reason is not None:
+                leave(change.at, reason)
+                return tuple(entries)
         result = walk(sequence, position, facts, now, tz, assumptions.holidays)
         for decision in result.trail:
             note(now, decision)
         outcome = result.outcome
         if isinstance(outcome, Finish):
-            note(now, f"leaves the sequence ({outcome.reason})")
+            leave(now, outcome.reason)
             break
         if isinstance(outcome, Sleep):
             wake = outcome.until
             if pending and (wake is None or pending[0].occurred_at < wake):
                 wake = pending[0].occurred_at
+            if changes and (wake is None or changes[0].at < wake):
+                wake = changes[0].at
             if wake is None:
                 note(now, f"waits for {outcome.waiting_for} (no timeout): journey stops here")
                 break
@@ -168,16 +208,47 @@ def simulate(
                 continue
         if now > end:
             break
-        note(now, f"sends {step.id}: template {step.template} ({step.kind})")
+        note(now, f"sends {step.id}: template {step.template} ({step.kind})", "send", step.id)
         sent.append(now)
         facts = settle(facts, step.id)
+        for change in [c for c in on_send if c.value == step.id]:
+            on_send.remove(change)
+            facts = _changed(facts, change)
+            note(now, f"assumed: {_described(change)}", *_noted(change))
         if step.id in assumptions.clicks:
             facts = replace(facts, clicked=facts.clicked | {step.id})
-            note(now, f"assumed: the lead clicks {step.id}")
+            note(now, f"assumed: the lead clicks {step.id}", "click", step.id)
         elif step.id in assumptions.opens:
             facts = replace(facts, opened=facts.opened | {step.id})
         position = after_send(step, now)
     return tuple(entries)
+
+
+def _changed(facts: Facts, change: Change) -> Facts:
+    match change.kind:
+        case "click":
+            return replace(facts, clicked=facts.clicked | {change.value})
+        case "open":
+            return replace(facts, opened=facts.opened | {change.value})
+        case "stage":
+            return replace(facts, lead=replace(facts.lead, stage=change.value))
+        case "score":
+            return replace(facts, lead=replace(facts.lead, score=int(change.value)))
+    raise AssertionError(change.kind)  # pragma: no cover
+
+
+def _noted(change: Change) -> tuple[str, str | None]:
+    """An entry's kind and step for a change: clicks and opens are counted (scoring)."""
+    if change.kind in ("click", "open"):
+        return change.kind, change.value
+    return "note", None
+
+
+def _described(change: Change) -> str:
+    if change.kind in ("click", "open"):
+        return f"the lead {change.kind}s {change.value}"
+    why = f" ({change.why})" if change.why else ""
+    return f"the lead's {change.kind} becomes {change.value}{why}"
 
 
 def local_zone(sequence: Sequence, lead: LeadProfile) -> ZoneInfo:

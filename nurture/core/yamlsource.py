@@ -10,15 +10,18 @@ file reports all its mistakes at once.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
 
 from nurture.core.problems import Problem
+from nurture.core.shapes import Boolean, Integer, Keys, Text, Texts
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -231,6 +234,46 @@ class Reader:
                 self.problem(node.line, where, f'missing required key "{key}"')
         return node
 
+    def keyed(self, node: Located | None, where: str, shape: Keys) -> LocatedMapping | None:
+        """The mapping at `where`, checked against its shape's allowed and required keys."""
+        return self.mapping(node, where, shape.allowed, shape.required, shape.what)
+
+    def field(self, found: LocatedMapping, shape: Keys, key: str, where: str) -> Any:
+        """The value of `key` read as its shape says (None when absent or wrong, reported):
+        a text, an int, a bool, or the located texts of a `Texts`."""
+        node = found.get(key)
+        spec = shape.keys[key]
+        path = at(where, key)
+        match spec:
+            case Text():
+                return self.text(node, path, spec)
+            case Integer():
+                number = self.integer(node, path, spec.what)
+                if number is not None and spec.minimum is not None and number < spec.minimum:
+                    assert node is not None
+                    self.expected(node, path, spec.what)
+                    return None
+                return number
+            case Boolean():
+                return self.boolean(node, path)
+            case Texts():
+                return self.strings(node, path, spec.what)
+        raise TypeError(f"{key}: read {type(spec).__name__} values in the parser")
+
+    def text(self, node: Located | None, where: str, spec: Text) -> str | None:
+        """A text that has the shape `spec`: its pattern, one of its values."""
+        value = self.string(node, where, spec.what)
+        if value is None or node is None:
+            return None
+        if spec.enum and value not in spec.enum:
+            listed = spec.listed or f"expected one of {', '.join(spec.enum)}"
+            self.problem(node.line, where, f'unknown {spec.noun} "{value}"; {listed}')
+            return None
+        if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
+            self.expected(node, where, spec.what)
+            return None
+        return value
+
     def scalar_text(self, node: Located | None, where: str, what: str) -> LocatedScalar | None:
         """A non-empty scalar, read as written (so `no`, `1.0` or `9:00` stay text)."""
         if node is None:
@@ -286,6 +329,15 @@ class Reader:
             if found is not None:
                 items.append(found)
         return items
+
+    def items(self, node: Located | None, where: str, what: str = "a list") -> tuple[Located, ...]:
+        """The items of the list at `where` (none when absent or not a list, reported)."""
+        if node is None:
+            return ()
+        if not isinstance(node, LocatedList):
+            self.expected(node, where, what)
+            return ()
+        return node.items
 
     def text_mapping(self, node: Located | None, where: str) -> dict[str, str] | None:
         """A mapping of names to single texts, such as an event's properties."""

@@ -1,0 +1,200 @@
+"""The sequence language's shape: every key of a sequence file, its type and values.
+
+The parser (nurture.core.sequence_parser, nurture.core.sequence_steps) checks files
+against these shapes and `nurture schema sequence` publishes them as JSON Schema.
+docs/sequences.md explains each key.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from nurture.core.sequences import CONTENT_KINDS, STAGES
+from nurture.core.shapes import (
+    Boolean,
+    Either,
+    Integer,
+    Items,
+    Keys,
+    Language,
+    Nothing,
+    Ref,
+    Text,
+    Texts,
+)
+
+SEQUENCE_ID = r"[a-z0-9-]+"
+STEP_ID = r"[a-z0-9_?-]+"
+LOCALE = r"[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*"
+COUNTRY = r"[A-Za-z]{2}"
+TEMPLATE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+DURATION = Text('a duration such as "2 days"')
+STAGE = Text("a stage", enum=STAGES, noun="stage")
+STAGES_TEXTS = Texts(STAGE, "a stage or a list of stages")
+TARGET = Text('a step id or "end"')
+EVENT_NAME = Text("an event name")
+PROPERTIES = Keys(values=Text(), what="a mapping of names to texts")
+RANGE = Keys(
+    MappingProxyType({"min": Integer(), "max": Integer()}),
+    what="a range such as {min: 50, max: 500}",
+)
+
+# Shorthands for common events: the key names the event, the one allowed
+# property narrows it (e.g. `form_submitted: {form: whitepaper-roi}`).
+EVENT_SHORTHANDS = MappingProxyType(
+    {"form_submitted": "form", "webinar_attended": "webinar", "page_visited": "path"}
+)
+LEAD_CREATED = Keys(MappingProxyType({"source": Text(), "campaign": Text()}))
+EVENT_TRIGGER = Keys(
+    MappingProxyType({"name": EVENT_NAME, "match": PROPERTIES}), required=("name",)
+)
+TRIGGER = Keys(
+    MappingProxyType(
+        {
+            "lead_created": Either((Nothing(), LEAD_CREATED)),
+            **{
+                kind: Either((Nothing(), Keys(MappingProxyType({prop: Text()}))))
+                for kind, prop in EVENT_SHORTHANDS.items()
+            },
+            "event": EVENT_TRIGGER,
+            "stage_reached": STAGE,
+            "tag_added": Text("a tag"),
+        }
+    ),
+    exactly_one=True,
+)
+TRIGGER_KINDS = tuple(TRIGGER.keys)
+TRIGGER_WORDS = ("lead_created", *EVENT_SHORTHANDS)  # may be written bare: `- lead_created`
+WRITTEN_TRIGGER = Either((Text("a trigger written alone", enum=TRIGGER_WORDS), TRIGGER))
+
+AUDIENCE = Keys(
+    MappingProxyType(
+        {
+            "country": Texts(Text('a two-letter country code such as "FR"', pattern=COUNTRY)),
+            "company_size": RANGE,
+            "job_title_contains": Texts(),
+            "source": Texts(),
+            "locale": Texts(),
+            "stage": STAGES_TEXTS,
+            "fields": Keys(values=Texts()),
+        }
+    )
+)
+REENTRY_AFTER = Keys(
+    MappingProxyType({"after": DURATION}),
+    required=("after",),
+    what='never, or {after: a duration such as "90 days"}',
+)
+ENTRY = Keys(
+    MappingProxyType(
+        {
+            "triggers": Items(Ref("trigger"), "a list of triggers", min_items=1),
+            "audience": AUDIENCE,
+            "reentry": Either((Text(enum=("never",)), REENTRY_AFTER)),
+        }
+    ),
+    required=("triggers",),
+)
+EXIT = Keys(MappingProxyType({"events": Texts(), "stages": STAGES_TEXTS}))
+SEND_WINDOW = Keys(
+    MappingProxyType(
+        {
+            "days": Texts(what='days such as "mon-fri"'),
+            "hours": Text('hours such as "09:00-17:30"'),
+            "holidays": Boolean(description="false: send on public holidays too"),
+        }
+    ),
+    required=("days", "hours"),
+)
+
+TEMPLATE_NAME = Text("a template folder name (letters, digits, '-', '_', '.')", pattern=TEMPLATE)
+EMAIL = Keys(
+    MappingProxyType(
+        {
+            "template": TEMPLATE_NAME,
+            "kind": Text("a content kind", enum=CONTENT_KINDS, noun="content kind"),
+            "subject": Text("a subject line"),
+        }
+    ),
+    required=("template", "kind"),
+)
+WAIT_UNTIL = Keys(
+    MappingProxyType(
+        {"until": EVENT_NAME, "match": PROPERTIES, "timeout": DURATION, "then": TARGET}
+    ),
+    required=("until", "timeout"),
+    what='a duration such as "2 days", or {until: an event, timeout: a duration}',
+)
+WAIT = Either((DURATION, WAIT_UNTIL))
+CONDITION = Keys(
+    MappingProxyType(
+        {
+            "clicked": Text("an email step id"),
+            "not_clicked": Text("an email step id"),
+            "opened": Text("an email step id"),
+            "score_at_least": Integer("a number of points"),
+            "field": Keys(
+                values=Either((Texts(), RANGE)),
+                exactly_one=True,
+                what="{a_field: [values]} or {a_field: {min: .., max: ..}}",
+            ),
+            "stage": STAGES_TEXTS,
+            "event": EVENT_NAME,
+        }
+    ),
+    exactly_one=True,
+)
+CONDITIONS = tuple(CONDITION.keys)
+RULE = Keys(
+    MappingProxyType({"if": CONDITION, "goto": TARGET}),
+    required=("if", "goto"),
+    what="a rule {if: ..., goto: ...}",
+)
+ELSE = Keys(MappingProxyType({"else": TARGET}), required=("else",))
+BRANCH = Items(
+    Either((RULE, ELSE)),
+    "a list of rules ({if: ..., goto: ...} and a last else)",
+    min_items=1,
+)
+STEP_KINDS = ("email", "wait", "branch")
+STEP = Keys(
+    MappingProxyType(
+        {
+            "id": Text('a step id made of a-z, 0-9, "_", "-" and "?"', pattern=STEP_ID),
+            "next": TARGET,
+            "email": EMAIL,
+            "wait": WAIT,
+            "branch": BRANCH,
+        }
+    ),
+    one_of=STEP_KINDS,
+    what="a step with one of email, wait, branch",
+)
+SEQUENCE = Keys(
+    MappingProxyType(
+        {
+            "id": Text('an id made of a-z, 0-9 and "-"', pattern=SEQUENCE_ID),
+            "name": Text(),
+            "enabled": Boolean(),
+            "priority": Integer(),
+            "locales": Texts(Text('a language code such as "en", "fr" or "pt-BR"', pattern=LOCALE)),
+            "default_locale": Text("a language code"),
+            "timezone": Text('a time zone name such as "Europe/Paris"'),
+            "entry": ENTRY,
+            "exit": EXIT,
+            "send_window": SEND_WINDOW,
+            "steps": Items(Ref("step"), "a list of steps", min_items=1),
+        }
+    ),
+    required=("name", "entry", "steps"),
+    what="a mapping with name, entry and steps",
+)
+
+LANGUAGE = Language(
+    name="sequence",
+    title="nurture sequence file",
+    description="A nurture sequence: who enters, when it leaves, and the steps between.",
+    root=SEQUENCE,
+    definitions=MappingProxyType({"trigger": WRITTEN_TRIGGER, "step": STEP}),
+)
