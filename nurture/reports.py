@@ -100,6 +100,16 @@ def _lead_groups(by: str | None, attribution: str | None = None) -> Any:
     return select(*columns, *named).subquery("grouped")
 
 
+def _first_cycles() -> Any:
+    """Each lead's sequences (k0), once each: its first cycle in them; for grouping a
+    lead's facts by sequence without reading the leads."""
+    return (
+        select(Enrollment.lead_id.label("lead_id"), Enrollment.sequence_id.label("k0"))
+        .where(Enrollment.cycle == 1)
+        .subquery("first_cycles")
+    )
+
+
 def _keys(grouped: Any) -> list[Any]:
     return [grouped.c[name] for name in ("k0", "k1") if name in grouped.c]
 
@@ -175,16 +185,21 @@ def reached(
         when = grouped.c.created_at if view == "cohort" else reach.c.at
         if grouping == "month":
             keys = [month_of(when, dialect)]
-        # In the period view by month, or for everyone, nothing of the lead is read: the
-        # reaches alone are counted, not joined with every lead.
-        alone = view == "period" and grouping in ("month", None)
+        # In the period view nothing of the lead is read but its group: by month or for
+        # everyone the reaches alone are counted, by sequence with the lead's first
+        # cycles; only the other groupings (and the cohort view) join every lead.
+        joined = reach.join(grouped, grouped.c.lead_id == reach.c.lead_id)
+        if view == "period" and grouping in ("month", None):
+            joined = reach
+        elif view == "period" and grouping == "sequence":
+            first = _first_cycles()
+            keys = [first.c.k0]
+            joined = reach.outerjoin(first, first.c.lead_id == reach.c.lead_id)
         query = (
             select(
                 *keys, reach.c.step, func.count(distinct(reach.c.lead_id)), func.sum(reach.c.amount)
             )
-            .select_from(
-                reach if alone else reach.join(grouped, grouped.c.lead_id == reach.c.lead_id)
-            )
+            .select_from(joined)
             .where(within(when, period))
             .group_by(*keys, reach.c.step)
         )
@@ -357,11 +372,7 @@ def _span_groups(spans: Any, grouping: str | None, dialect: str) -> tuple[list[A
     if grouping == "month":
         return [month_of(spans.c.ended, dialect)], spans
     if grouping == "sequence":
-        first = (
-            select(Enrollment.lead_id.label("lead_id"), Enrollment.sequence_id.label("k0"))
-            .where(Enrollment.cycle == 1)
-            .subquery("first_cycles")
-        )
+        first = _first_cycles()
         return [first.c.k0], spans.outerjoin(first, first.c.lead_id == spans.c.lead_id)
     grouped = _lead_groups(grouping)
     return _keys(grouped), spans.join(grouped, grouped.c.lead_id == spans.c.lead_id)

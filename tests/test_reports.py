@@ -405,6 +405,29 @@ def test_funnel_by_sequence_counts_a_lead_in_each_of_its_sequences(report: Any) 
     assert leads == {WP: 5, WB: 2, "(none)": 4, "(all)": 11}
 
 
+def test_funnel_by_sequence_in_the_period_view_counts_what_each_sequence_led_to(
+    report: Any,
+) -> None:
+    """March, period view: each step reached in March, per sequence of the lead's first
+    cycle (L4 and L10 were in none; L11, February's lead, reached SQL and beyond in
+    March in the whitepaper)."""
+    data = march(report, "funnel", "--by", "sequence", "--view", "period")
+    counts = {(r[0], r[1]): r[2] for r in rows_of(data, "sequence", "step", "leads")}
+    expected = {
+        "leads": {WP: 5, WB: 2, "(none)": 4, "(all)": 11},
+        "MQL": {WP: 3, WB: 2, "(none)": 2, "(all)": 7},
+        "SQL (promoted)": {WP: 3, WB: 2, "(none)": 2, "(all)": 7},
+        "accepted": {WP: 2, "(none)": 2, "(all)": 4},
+        "opportunity": {WP: 2, "(none)": 2, "(all)": 4},
+        "won": {WP: 1, "(none)": 1, "(all)": 2},
+    }
+    found: dict[str, dict[str, int]] = {}
+    for (group, step), count in counts.items():
+        if count:
+            found.setdefault(step, {})[group] = count
+    assert found == expected
+
+
 def test_funnel_by_month_in_the_period_view_is_the_month_reached(report: Any) -> None:
     done = report("funnel", "--from", "2026-02-01", "--to", "2026-03-31", "--view", "period",
                   "--by", "month", "--format", "json")  # fmt: skip
