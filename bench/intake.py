@@ -22,9 +22,10 @@ scoring, routing and qualification rules: leads are checked, enrolled, graded,
 qualified, and promoted or disqualified as in production.
 
 After each measure the `leads` table is compared with the dataset row by row (nothing
-lost, nothing changed) and the enrolments are counted. `--prototype all` also measures
-the engine paths with the changes of bench/intake_prototype.py; `--profile DIR` adds
-cProfile hot spots. Figures and how to read them: docs/performance.md ("Lead intake").
+lost, nothing changed) and the enrolments are counted. `--prototype row-path` also
+measures the engine paths with the row-by-row path (bench/intake_prototype.py), the
+reference of the set-based one; `--profile DIR` adds cProfile hot spots. Figures and
+how to read them: docs/performance.md ("Lead intake").
 """
 
 from __future__ import annotations
@@ -329,7 +330,7 @@ def api(
 
 
 def _with(prototype: tuple[str, ...]) -> str:
-    return f" + prototype {'+'.join(prototype)}" if prototype else ""
+    return f" ({'+'.join(prototype)})" if prototype else ""
 
 
 def _encode(leads: list[dict[str, Any]]) -> bytes:

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nurture.identifiers import new_lead_id
+
 SEED = 20260310
 WARMUP_DOMAIN = "warmup.example"
 
@@ -218,6 +220,7 @@ def raw_rows(dataset: Dataset, now: datetime) -> list[dict[str, Any]]:
         touch = {"channel": lead["source"], "campaign": lead["campaign"], "at": now.isoformat()}
         rows.append(
             {
+                "public_id": new_lead_id(),  # made by the engine; COPY needs it given
                 "email": lead["email"],
                 "first_name": lead["first_name"],
                 "last_name": lead["last_name"],

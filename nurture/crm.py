@@ -324,6 +324,33 @@ def new_webhook_id() -> str:
     return "msg_" + secrets.token_urlsafe(24)
 
 
+def push_values(
+    kind: str, payload: Mapping[str, Any], now: datetime, promotion_id: int | None = None
+) -> dict[str, Any]:
+    """The outbox row of a push, as `enqueue` adds it (a batch writes many at once)."""
+    if now.tzinfo is None:
+        raise ValueError(f"naive datetime refused: {now!r}")
+    envelope = {
+        "type": kind,
+        "timestamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": dict(payload),
+    }
+    try:
+        body_of(envelope)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"CRM push {kind!r}: the payload is not plain JSON ({error})") from None
+    return {
+        "promotion_id": promotion_id,
+        "kind": kind,
+        "webhook_id": new_webhook_id(),
+        "payload": envelope,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 def enqueue(
     session: Session,
     kind: str,
@@ -337,27 +364,7 @@ def enqueue(
     now, "data": payload}`. A payload JSON cannot carry (a datetime, NaN) is refused
     here, in the transaction that made it, not days later by the worker.
     """
-    if now.tzinfo is None:
-        raise ValueError(f"naive datetime refused: {now!r}")
-    envelope = {
-        "type": kind,
-        "timestamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "data": dict(payload),
-    }
-    try:
-        body_of(envelope)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"CRM push {kind!r}: the payload is not plain JSON ({error})") from None
-    push = CrmPush(
-        promotion_id=promotion_id,
-        kind=kind,
-        webhook_id=new_webhook_id(),
-        payload=envelope,
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    push = CrmPush(**push_values(kind, payload, now, promotion_id))
     session.add(push)
     session.flush()
     return push

@@ -1,30 +1,61 @@
 """CSV import: streamed in chunks (one transaction each), every bad row reported with
 its line number and reason, and safe to run again (rows are upserts by email).
+
+Each chunk commits with the import's progress (`import_runs`: bytes and lines read,
+counts), so an interrupted import resumes after its last committed chunk and takes
+every row exactly once. Bad rows go to `FILE.errors.csv` beside the input (line,
+reason): written before the chunk that follows them commits, and cut back on resume
+to what the last committed chunk recorded, so the file lists each bad row once.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from nurture.core.intake import InvalidInput, LeadInput, parse_lead
-from nurture.intake import take_many
+from nurture.intake_batch import take_batch
+from nurture.models import ImportRun
 from nurture.runtime import Runtime
 
 CHUNK = 500
+ERRORS_HEADER = ("line", "reason")  # FILE.errors.csv
+
+
+class NothingToResume(Exception):
+    """No interrupted import of this file to resume (or the file changed since)."""
 
 
 @dataclass
 class ImportReport:
-    created: int = 0
+    created: int = 0  # counts include what an interrupted run committed before
     updated: int = 0
-    refused: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), this run
+    refused_before: int = 0  # refused by the interrupted run (in the errors file)
+    resumed_at: int | None = None  # the first line read by this run, when it resumed
+    errors_file: Path | None = None  # FILE.errors.csv, when any row was refused
+
+
+def errors_path(path: Path) -> Path:
+    return path.with_name(path.name + ".errors.csv")
+
+
+def fingerprint(path: Path) -> str:
+    """The file's size and first 64 KiB: a resume must read the same file."""
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(65536))
+    return digest.hexdigest()
 
 
 class _Lines:
@@ -79,9 +110,15 @@ def import_csv(
     now: datetime,
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
+    resume: bool = False,
 ) -> ImportReport:
+    """Import the file (or, with `resume`, the rest of an interrupted import of it);
+    `progress` is told the bytes read as they are read."""
     report = ImportReport()
     settings = runtime.settings
+    path = path.resolve()
+    errors = _Errors(errors_path(path))
+    run = _start(runtime, path, now, resume)
     with path.open("rb") as handle:
         lines = _Lines(handle)
         reader = csv.DictReader(lines)
@@ -89,16 +126,28 @@ def import_csv(
             header = reader.fieldnames
         except csv.Error as error:
             report.refused.append((1, f"the header row cannot be read: {error}"))
-            return report
+            return _finish(runtime, run, report, errors, now)
         if not header or "email" not in [f.strip() for f in header]:
             report.refused.append((1, "the header row must name an `email` column"))
-            return report
+            return _finish(runtime, run, report, errors, now)
         if 1 in lines.not_utf8:
             report.refused.append((1, lines.not_utf8[1]))
-            return report
+            return _finish(runtime, run, report, errors, now)
+        if run.line > lines.number:  # resuming: after the last committed chunk
+            handle.seek(run.offset)
+            lines.read, lines.number = run.offset, run.line
+            report.resumed_at = run.line + 1
+            if progress is not None:
+                progress(run.offset)
+        errors.open(run.errors_size)
+        report.created, report.updated, report.refused_before = (
+            run.created,
+            run.updated,
+            run.refused,
+        )
         chunk: list[LeadInput] = []
-        seen = 0
-        end = reader.line_num
+        seen = lines.read
+        end = lines.number
         while True:
             start = end + 1  # a row may span lines (a quoted cell with line breaks)
             try:
@@ -106,10 +155,10 @@ def import_csv(
             except StopIteration:
                 break
             except csv.Error as error:
-                end = reader.line_num
-                report.refused.append((start, _unreadable(error)))
+                end = lines.number
+                errors.add(report, start, _unreadable(error))
                 continue
-            end = reader.line_num
+            end = lines.number
             wrong = next(
                 (lines.not_utf8[n] for n in range(start, end + 1) if n in lines.not_utf8), None
             )
@@ -119,15 +168,94 @@ def import_csv(
                 chunk.append(parse_lead(row_to_lead(row, source), "", settings.fold_subaddress))
             except InvalidInput as error:
                 reason = wrong or str(error) or "more cells than columns in the header"
-                report.refused.append((start, reason))
+                errors.add(report, start, reason)
             if len(chunk) >= CHUNK:
-                _store(runtime, chunk, now, report)
+                _store(runtime, chunk, now, report, run, lines, errors)
                 chunk = []
             if progress is not None:
                 progress(lines.read - seen)
                 seen = lines.read
-        if chunk:
-            _store(runtime, chunk, now, report)
+        _store(runtime, chunk, now, report, run, lines, errors)
+    return _finish(runtime, run, report, errors, now)
+
+
+class _Errors:
+    """FILE.errors.csv: the bad rows, appended as they are found; its size is committed
+    with each chunk, and a resume cuts it back to that size."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: IO[str] | None = None
+        self.writer: Any = None
+
+    def open(self, size: int) -> None:
+        fresh = size == 0
+        self.handle = self.path.open("w" if fresh else "r+", newline="", encoding="utf-8")
+        if not fresh:
+            self.handle.truncate(size)
+            self.handle.seek(size)
+        self.writer = csv.writer(self.handle)
+        if fresh:
+            self.writer.writerow(ERRORS_HEADER)
+
+    def add(self, report: ImportReport, line: int, reason: str) -> None:
+        report.refused.append((line, reason))
+        if self.writer is not None:
+            self.writer.writerow((line, reason))
+
+    def size(self) -> int:
+        """Written through to the disk: what a commit may record."""
+        if self.handle is None:
+            return 0
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        return self.handle.tell()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _start(runtime: Runtime, path: Path, now: datetime, resume: bool) -> ImportRun:
+    mark = fingerprint(path)
+    with runtime.sessions.begin() as session:
+        if resume:
+            run = session.scalar(
+                select(ImportRun)
+                .where(ImportRun.file == str(path), ImportRun.finished_at.is_(None))
+                .order_by(ImportRun.id.desc())
+                .limit(1)
+            )
+            if run is None:
+                raise NothingToResume(f"no interrupted import of {path} to resume")
+            if run.fingerprint != mark:
+                raise NothingToResume(
+                    f"{path} changed since its import was interrupted: import it again"
+                    " without --resume (rows are upserts: nothing is duplicated)"
+                )
+            return run
+        run = ImportRun(
+            file=str(path), fingerprint=mark, offset=0, line=0, created=0, updated=0,
+            refused=0, errors_size=0, started_at=now, updated_at=now,
+        )  # fmt: skip
+        session.add(run)
+    return run
+
+
+def _finish(
+    runtime: Runtime, run: ImportRun, report: ImportReport, errors: _Errors, now: datetime
+) -> ImportReport:
+    if errors.handle is None:  # the header was refused: nothing was read
+        errors.open(0)
+        for line, reason in report.refused:
+            errors.writer.writerow((line, reason))
+    errors.close()
+    with runtime.sessions.begin() as session:
+        session.execute(update(ImportRun).where(ImportRun.id == run.id).values(finished_at=now))
+    if report.refused or report.refused_before:
+        report.errors_file = errors.path
+    else:
+        errors.path.unlink(missing_ok=True)
     return report
 
 
@@ -137,16 +265,59 @@ def _unreadable(error: csv.Error) -> str:
     return f"not readable as CSV: {error}"
 
 
-def _store(runtime: Runtime, chunk: list[LeadInput], now: datetime, report: ImportReport) -> None:
+def _store(
+    runtime: Runtime,
+    chunk: list[LeadInput],
+    now: datetime,
+    report: ImportReport,
+    run: ImportRun,
+    lines: _Lines,
+    errors: _Errors,
+) -> None:
+    """The chunk, and the import's progress through it, in one transaction."""
+    errors_size = errors.size()
     for attempt in range(3):
         try:
             with runtime.sessions.begin() as session:
-                results = take_many(
+                results = take_batch(
                     session, runtime.content, runtime.settings, chunk, now, "csv import"
-                )
+                ) if chunk else []  # fmt: skip
+                created = sum(1 for taken in results if taken.created)
+                _progress(session, run, lines, created, len(results) - created, report,
+                          errors_size, now)  # fmt: skip
             break
-        except IntegrityError:  # the API created one of these people meanwhile: again
-            if attempt == 2:
+        except (IntegrityError, OperationalError) as error:
+            # The API created one of these people meanwhile, or a concurrent batch took
+            # the same rows in another order (deadlock): again, it finds them now.
+            if attempt == 2 or not _again(error):
                 raise
-    report.created += sum(1 for _, created in results if created)
-    report.updated += sum(1 for _, created in results if not created)
+    report.created += created
+    report.updated += len(results) - created
+
+
+def _again(error: IntegrityError | OperationalError) -> bool:
+    if isinstance(error, IntegrityError):
+        return True
+    return getattr(error.orig, "sqlstate", None) in ("40P01", "40001")  # deadlock, serialization
+
+
+def _progress(
+    session: Session,
+    run: ImportRun,
+    lines: _Lines,
+    created: int,
+    updated: int,
+    report: ImportReport,
+    errors_size: int,
+    now: datetime,
+) -> None:
+    session.execute(
+        update(ImportRun)
+        .where(ImportRun.id == run.id)
+        .values(
+            offset=lines.read, line=lines.number, created=report.created + created,
+            updated=report.updated + updated,
+            refused=report.refused_before + len(report.refused), errors_size=errors_size,
+            updated_at=now,
+        )
+    )  # fmt: skip

@@ -74,14 +74,7 @@ def enter(
     if latest is not None and latest.status == "active":
         return None  # inside already: nothing to decide
     if latest is not None and not may_reenter(sequence, latest.left_at, now, tz):
-        policy = sequence.reentry
-        rule = (
-            "its re-entry policy does not allow entering again"
-            if not policy.allowed
-            else f"re-entry is allowed {policy.cooldown} after leaving"
-        )
-        left = f"{latest.left_at:%Y-%m-%d}" if latest.left_at else "?"
-        why = f"not entered on {trigger}: left on {left} and {rule}"
+        why = refused_reentry(sequence, latest.left_at, trigger)
         note(session, lead.id, [Decision(NOT_ENROLLED, why, sequence.id)], now)
         return None
     content.store_versions(session, now)
@@ -104,6 +97,18 @@ def enter(
     except IntegrityError:
         return None  # another process enrolled it first: once is what we want
     return enrollment
+
+
+def refused_reentry(sequence: Sequence, left_at: datetime | None, trigger: str) -> str:
+    """Why a lead that left `sequence` does not enter it again now."""
+    policy = sequence.reentry
+    rule = (
+        "its re-entry policy does not allow entering again"
+        if not policy.allowed
+        else f"re-entry is allowed {policy.cooldown} after leaving"
+    )
+    left = f"{left_at:%Y-%m-%d}" if left_at else "?"
+    return f"not entered on {trigger}: left on {left} and {rule}"
 
 
 def leave(

@@ -1,7 +1,9 @@
-"""Taking leads in: one path for the API (single and batch), website forms and CSV.
+"""Taking leads in, one at a time: the row path (single API calls, website forms).
 
 Each arrival enriches the one lead of that email (progressive profiling), keeps its
-attribution, is qualified, and lets sequences and scoring react.
+attribution, is qualified, and lets sequences and scoring react. Batches (the API's,
+CSV chunks) take the set-based path, nurture.intake_batch, whose outcome is this
+one's row for row: `take_many`, lead by lead, is the reference it is tested against.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def take_many(
     now: datetime,
     source: str,
 ) -> list[tuple[Lead, bool]]:
-    """Many leads in one transaction, with one query to find the known ones."""
+    """Many leads in one transaction, lead by lead, with one query to find the known
+    ones (the reference of nurture.intake_batch.take_batch)."""
     # A plan cached while `leads` was small would scan the table for every batch of a
     # large import (1 s a batch at 100,000 leads): plan for the table as it is.
     plan_afresh(session)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from nurture.core.intake import LeadInput
 from nurture.core.profile import LeadProfile, Rep
+from nurture.identifiers import new_lead_id
 from nurture.models import Consent, Event, FieldHistory, Lead
 
 # What `profile_of` reads: a select of these gives rows it takes as well as leads.
@@ -37,7 +38,78 @@ PROFILE_COLUMNS = (
 )
 
 
-def profile_of(lead: Lead | Row[Any]) -> LeadProfile:
+# The columns a batch writes for a lead it creates (all but the id the database gives).
+LEAD_COLUMNS = tuple(column.name for column in Lead.__table__.columns if column.name != "id")
+
+
+class Draft:
+    """A lead as a batch computes it before writing it (nurture.arrivals): the same
+    attributes as a `Lead`, without the ORM's bookkeeping per attribute set."""
+
+    __slots__ = ("id", *LEAD_COLUMNS, "enrolments")
+
+    id: int | None
+    public_id: str
+    email: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    job_title: str | None
+    company_size: int | None
+    country: str | None
+    timezone: str | None
+    locale: str | None
+    source: str | None
+    campaign: str | None
+    stage: str
+    stage_since: datetime | None
+    score: int
+    grade: str | None
+    behaviour_points: float
+    last_activity_at: datetime | None
+    cycle: int
+    tags: list[str]
+    fields: dict[str, Any]
+    first_touch: dict[str, Any] | None
+    latest_touch: dict[str, Any] | None
+    category: str | None
+    reasons: list[Any] | None
+    rep_name: str | None
+    rep_email: str | None
+    rep_phone: str | None
+    unsubscribed_at: datetime | None
+    bounced_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    # Its enrolments as rows, when all of them are known (a lead created in this
+    # batch); None for a lead stored before, whose enrolments are in the database.
+    enrolments: list[dict[str, Any]] | None
+
+    def __init__(self, values: Mapping[Any, Any], enrolments: list[dict[str, Any]] | None):
+        for name in self.__slots__[:-1]:
+            setattr(self, name, values[name])
+        self.enrolments = enrolments
+
+    @classmethod
+    def new(cls, email: str, now: datetime) -> Draft:
+        """A lead not stored yet, as `upsert_lead` starts one."""
+        values = dict.fromkeys(("id", *LEAD_COLUMNS))
+        values.update(
+            public_id=new_lead_id(), email=email, stage="lead", score=0, behaviour_points=0.0,
+            cycle=1, tags=[], fields={}, created_at=now, updated_at=now,
+        )  # fmt: skip
+        return cls(values, [])
+
+    def copy(self) -> Draft:
+        values = {name: getattr(self, name) for name in self.__slots__[:-1]}
+        enrolments = None if self.enrolments is None else [dict(e) for e in self.enrolments]
+        return Draft(values, enrolments)
+
+    def row(self, names: tuple[str, ...] = LEAD_COLUMNS) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in names}
+
+
+def profile_of(lead: Lead | Draft | Row[Any]) -> LeadProfile:
     rep = None
     if lead.rep_name and lead.rep_email:
         rep = Rep(name=lead.rep_name, email=lead.rep_email, phone=lead.rep_phone)
@@ -63,10 +135,6 @@ def profile_of(lead: Lead | Row[Any]) -> LeadProfile:
 
 def find_lead(session: Session, email: str) -> Lead | None:
     return session.scalar(select(Lead).where(Lead.email == email))
-
-
-def _shown(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def upsert_lead(
@@ -103,33 +171,8 @@ def upsert_lead(
             # Unsubscribed or erased before: known again, but never mailed again.
             lead.unsubscribed_at = now
         session.add(lead)
-    history: list[FieldHistory] = []
-    for name, value in data.values.items():
-        old = getattr(lead, name)
-        if not created and old not in (None, "") and old != value:
-            history.append(_change(lead, name, old, value, source, now))
-        setattr(lead, name, value)
-    if data.fields:
-        merged = dict(lead.fields or {})
-        for name, value in data.fields.items():
-            old = merged.get(name)
-            if not created and old not in (None, "") and old != value:
-                history.append(_change(lead, f"fields.{name}", old, value, source, now))
-            merged[name] = value
-        lead.fields = merged
-    new_tags = set(data.tags) - set(lead.tags or ())
-    if new_tags:
-        lead.tags = sorted(set(lead.tags or ()) | new_tags)
-    touch = dict(data.touch or {})
-    for key, attribute in (("channel", "source"), ("campaign", "campaign")):
-        if key not in touch and data.values.get(attribute):
-            touch[key] = str(data.values[attribute])
-    if touch:
-        touch["at"] = now.isoformat()
-        if lead.first_touch is None:
-            lead.first_touch = touch
-        lead.latest_touch = touch
-    lead.updated_at = now
+    changes, new_tags = merge(lead, data, created, now)
+    history = [_change(lead, name, old, new, source, now) for name, old, new in changes]
     if created or history or data.consent is not None:
         session.flush()  # the lead's id is needed by every row that follows
     for row in history:
@@ -149,12 +192,52 @@ def upsert_lead(
     return lead, created, new_tags
 
 
+def merge(
+    lead: Lead | Draft, data: LeadInput, created: bool, now: datetime
+) -> tuple[list[tuple[str, Any, Any]], set[str]]:
+    """Apply `data` to `lead` (progressive profiling): the values replaced, as (field,
+    old, new) for the field history, and the tags newly added."""
+    changes: list[tuple[str, Any, Any]] = []
+    for name, value in data.values.items():
+        old = getattr(lead, name)
+        if not created and old not in (None, "") and old != value:
+            changes.append((name, old, value))
+        setattr(lead, name, value)
+    if data.fields:
+        merged = dict(lead.fields or {})
+        for name, value in data.fields.items():
+            old = merged.get(name)
+            if not created and old not in (None, "") and old != value:
+                changes.append((f"fields.{name}", old, value))
+            merged[name] = value
+        lead.fields = merged
+    new_tags = set(data.tags) - set(lead.tags or ())
+    if new_tags:
+        lead.tags = sorted(set(lead.tags or ()) | new_tags)
+    touch = dict(data.touch or {})
+    for key, attribute in (("channel", "source"), ("campaign", "campaign")):
+        if key not in touch and data.values.get(attribute):
+            touch[key] = str(data.values[attribute])
+    if touch:
+        touch["at"] = now.isoformat()
+        if lead.first_touch is None:
+            lead.first_touch = touch
+        lead.latest_touch = touch
+    lead.updated_at = now
+    return changes, new_tags
+
+
+def shown(value: Any) -> str | None:
+    """A value as the field history keeps it."""
+    return None if value is None else str(value)
+
+
 def _change(lead: Lead, name: str, old: Any, new: Any, source: str, now: datetime) -> FieldHistory:
     return FieldHistory(
         lead_id=lead.id or 0,
         field=name,
-        old_value=_shown(old),
-        new_value=_shown(new),
+        old_value=shown(old),
+        new_value=shown(new),
         source=source,
         at=now,
     )

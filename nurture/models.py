@@ -643,3 +643,23 @@ class User(Base):
     signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the latest
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+
+class ImportRun(Base):
+    """A CSV import's progress, written with each chunk it commits: an interrupted
+    import resumes after its last committed chunk (nurture.csvimport)."""
+
+    __tablename__ = "import_runs"
+    __table_args__ = (Index("ix_import_runs_file", "file", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file: Mapped[str] = mapped_column(String(1000))  # the resolved path
+    fingerprint: Mapped[str] = mapped_column(String(64))  # its size and first bytes
+    offset: Mapped[int] = mapped_column(Integer)  # bytes read through the last commit
+    line: Mapped[int] = mapped_column(Integer)  # lines read through the last commit
+    created: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[int] = mapped_column(Integer)
+    refused: Mapped[int] = mapped_column(Integer)
+    errors_size: Mapped[int] = mapped_column(Integer)  # bytes of FILE.errors.csv written
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -7,6 +7,7 @@ outbox row that the CRM pusher delivers. Either all of it is committed or none.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,6 +137,19 @@ def payload(
         .order_by(Event.occurred_at.desc())
         .limit(20)
     )
+    return payload_of(lead, promotion, stages, changes, clicks, scoring_model)
+
+
+def payload_of(
+    lead: Lead,
+    promotion: Promotion,
+    stages: Iterable[StageChange],
+    changes: Iterable[ScoreChange],
+    clicks: Iterable[Any],
+    scoring_model: ScoringModel | None = None,
+) -> dict[str, Any]:
+    """The payload from the rows `payload` reads (a batch passes those of the leads it
+    created, which it has in memory: their stage changes, no score change, no click)."""
     return {
         "promotion": {
             "id": promotion.id,

@@ -188,7 +188,7 @@ def reached(
         # In the period view nothing of the lead is read but its group: by month or for
         # everyone the reaches alone are counted, by sequence with the lead's first
         # cycles; only the other groupings (and the cohort view) join every lead.
-        joined = reach.join(grouped, grouped.c.lead_id == reach.c.lead_id)
+        joined: Any = reach.join(grouped, grouped.c.lead_id == reach.c.lead_id)
         if view == "period" and grouping in ("month", None):
             joined = reach
         elif view == "period" and grouping == "sequence":

@@ -16,7 +16,7 @@ from nurture.content import Content
 from nurture.core import scoring
 from nurture.core.scoring import Behaviour, Scored, ScoringModel
 from nurture.enrollment import set_stage
-from nurture.leads import profile_of
+from nurture.leads import Draft, profile_of
 from nurture.models import Event, Lead, ScoreChange
 
 
@@ -94,13 +94,7 @@ def follow(
     model = content.scoring
     if model is None:
         return
-    fit = scoring.grade(model, profile_of(lead))
-    lead.grade = fit.grade
-    current = scoring.current_score(
-        model, Behaviour(lead.behaviour_points or 0.0, lead.last_activity_at), now
-    )
-    lead.score = scoring.whole_points(current)
-    move = scoring.stage_for(model, current, fit.grade, lead.stage, decisive)
+    lead.grade, lead.score, move = standing(model, lead, now, decisive)
     if move is None:
         return
     if move.stage == "sql":
@@ -109,6 +103,18 @@ def follow(
         promote(session, content, lead, move.cause, now, sla, event_id=event_id)
     else:
         set_stage(session, content, lead, move.stage, now, cause=move.cause, event_id=event_id)
+
+
+def standing(
+    model: ScoringModel, lead: Lead | Draft, now: datetime, decisive: str | None = None
+) -> tuple[str, int, scoring.StageMove | None]:
+    """The lead's grade and score now, and the stage move they call for (if any)."""
+    fit = scoring.grade(model, profile_of(lead))
+    current = scoring.current_score(
+        model, Behaviour(lead.behaviour_points or 0.0, lead.last_activity_at), now
+    )
+    move = scoring.stage_for(model, current, fit.grade, lead.stage, decisive)
+    return fit.grade, scoring.whole_points(current), move
 
 
 @dataclass(frozen=True)

@@ -249,14 +249,14 @@ def test_a_key_in_use_is_refused_while_its_first_request_works_and_nothing_chang
     with runtime.sessions.begin() as session:
         key = create_key(session, "race", datetime(2026, 1, 1, tzinfo=UTC))
     started, latecomers_done = threading.Event(), threading.Event()
-    real = api_module.take_many
+    real = api_module.take_batch
 
-    def slow_take_many(*args: Any, **kwargs: Any) -> Any:
+    def slow_take_batch(*args: Any, **kwargs: Any) -> Any:
         started.set()
         latecomers_done.wait(timeout=20)  # the batch is still at work meanwhile
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(api_module, "take_many", slow_take_many)
+    monkeypatch.setattr(api_module, "take_batch", slow_take_batch)
     server = make_server("127.0.0.1", 0, create_app(runtime=runtime), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     headers = {

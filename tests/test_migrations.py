@@ -161,14 +161,14 @@ def test_the_stage_history_gets_its_stays_across_the_upgrade(database_url: str) 
 def test_the_answers_already_received_date_their_promotions_across_the_upgrade(
     database_url: str,
 ) -> None:
-    """Migration 0017 keeps each promotion's first answer, opportunity and win from the
+    """Migration 0016 keeps each promotion's first answer, opportunity and win from the
     CRM answers it already had, so the funnel and SLA read the same after the upgrade."""
     from alembic import command
 
     from nurture.db import alembic_config
     from nurture.models import Promotion
 
-    command.downgrade(alembic_config(database_url), "0016")
+    command.downgrade(alembic_config(database_url), "0015")
     engine = create_engine(database_url)
     at = "2026-03-02 10:00:00+00:00"
     with engine.begin() as connection:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from nurture.cli import _now, _prepare, _runtime, cli
+
+SHOWN = 20  # refused rows listed on the terminal; all of them are in FILE.errors.csv
 
 
 @cli.group()
@@ -19,28 +22,58 @@ def leads() -> None:
 @leads.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", help="Source to record on leads that have none.")
+@click.option("--resume", is_flag=True, help="Go on with an interrupted import of FILE.")
 @click.pass_context
-def leads_import(ctx: click.Context, file: Path, source: str | None) -> None:
+def leads_import(ctx: click.Context, file: Path, source: str | None, resume: bool) -> None:
     """Import leads from a CSV file (header row with field names; re-runnable).
 
     Columns: email (required), first_name, last_name, company, job_title, company_size,
     country, timezone, locale, source, campaign, stage, tags (separated by ;), and
-    fields.NAME for custom fields. Bad rows are reported as FILE:LINE: reason.
+    fields.NAME for custom fields. Bad rows are listed in FILE.errors.csv (line,
+    reason) and the first ones shown as FILE:LINE: reason. Each chunk of 500 rows is
+    committed with the import's progress: after an interruption, --resume goes on
+    after the last committed chunk.
     """
-    from nurture.csvimport import import_csv
+    from nurture.csvimport import NothingToResume, import_csv
 
     runtime = _runtime(ctx)
     _prepare(runtime)
+    size = file.stat().st_size
+    started, done = time.monotonic(), [0, 0]  # bytes read by this run, and where it began
+
+    def rate(_: object) -> str:
+        read = done[0] - done[1]
+        seconds = time.monotonic() - started
+        if not read or seconds < 1:
+            return ""
+        left = (size - done[0]) / (read / seconds)
+        return f"{read / seconds / 1e6:.1f} MB/s, {left // 60:.0f} min {left % 60:.0f} s left"
+
     with click.progressbar(
-        length=file.stat().st_size, label=f"importing {file.name}", file=sys.stderr
-    ) as bar:
-        report = import_csv(runtime, file, _now(), source, progress=bar.update)
-    for line, reason in report.refused:
+        length=size, label=f"importing {file.name}", file=sys.stderr, show_eta=False,
+        item_show_func=rate,
+    ) as bar:  # fmt: skip
+
+        def read(count: int) -> None:
+            if not done[0] and count and resume:
+                done[1] = count  # the resumed run's first call: where it begins
+            done[0] += count
+            bar.update(count, done[0])
+
+        try:
+            report = import_csv(runtime, file, _now(), source, progress=read, resume=resume)
+        except NothingToResume as error:
+            raise click.ClickException(str(error)) from None
+    if report.resumed_at is not None:
+        click.echo(f"resumed at line {report.resumed_at}", err=True)
+    for line, reason in report.refused[:SHOWN]:
         click.echo(f"{file}:{line}: {reason}", err=True)
-    click.echo(
-        f"imported {report.created} new, {report.updated} updated, {len(report.refused)} refused"
-    )
-    if report.refused:
+    refused = report.refused_before + len(report.refused)
+    if report.errors_file is not None:
+        more = f" ({len(report.refused) - SHOWN} more)" if len(report.refused) > SHOWN else ""
+        click.echo(f"every refused row{more}: {report.errors_file}", err=True)
+    click.echo(f"imported {report.created} new, {report.updated} updated, {refused} refused")
+    if refused:
         sys.exit(1)
 
 

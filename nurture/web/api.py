@@ -48,7 +48,8 @@ from nurture.core.payloads import (
 from nurture.evidence import record
 from nurture.feedback import receive
 from nurture.identifiers import is_lead_id
-from nurture.intake import take, take_many
+from nurture.intake import take
+from nurture.intake_batch import take_batch
 from nurture.leads import find_lead
 from nurture.models import Lead, Promotion
 from nurture.web import answers, request_now, runtime
@@ -353,13 +354,13 @@ def _put_leads() -> Response:
     for attempt in range(3):
         try:
             with rt.sessions.begin() as session:
-                results = take_many(session, rt.content, rt.settings, items, now, "api")
+                results = take_batch(session, rt.content, rt.settings, items, now, "api")
                 answer = answers.BatchResult(
-                    created=sum(1 for _, created in results if created),
-                    updated=sum(1 for _, created in results if not created),
+                    created=sum(1 for taken in results if taken.created),
+                    updated=sum(1 for taken in results if not taken.created),
                     results=[
-                        answers.BatchItem(id=lead.public_id, email=lead.email, created=created)
-                        for lead, created in results
+                        answers.BatchItem(id=t.public_id, email=t.email, created=t.created)
+                        for t in results
                     ],
                 )
             break
