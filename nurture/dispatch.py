@@ -339,7 +339,7 @@ class Dispatcher:
             leads = {
                 lead.id: lead
                 for lead in session.execute(
-                    select(*SUPPRESSION_COLUMNS, *PROFILE_COLUMNS).where(
+                    select(*SUPPRESSION_COLUMNS, Lead.sunset_at, *PROFILE_COLUMNS).where(
                         among(session, Lead.id, lead_ids)
                     )
                 )
@@ -372,6 +372,8 @@ class Dispatcher:
                 lead = leads[enrollment.lead_id]
                 sequence = sequences[enrollment.id]
                 suppressed = suppression_reason(lead, self.settings.consent_required)
+                if suppressed is None and lead.sunset_at is not None:
+                    suppressed = "sunset"  # stopped for never engaging (nurture.triggers)
                 if suppressed is not None:
                     leave(session, lead.id, suppressed, now, [enrollment.sequence_id])
                     report.finished += 1

@@ -127,6 +127,9 @@ class Lead(Base):
     rep_phone: Mapped[str | None] = mapped_column(String(50))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # No sequence emails since: it finished a sunset sequence without engaging (why is
+    # in the decision log); a form brings it back (nurture.triggers).
+    sunset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -194,6 +197,29 @@ class Enrollment(Base):
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     exit_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class TriggerFiring(Base):
+    """A periodic trigger (inactivity, a date) found a lead: once per occurrence.
+
+    `occurred` names the occurrence: when the lead's inactive spell began, or the day
+    the date rule fell on (an anniversary comes back each year as a new occurrence).
+    The unique key is what stops two workers, or two runs, enrolling it twice.
+    """
+
+    __tablename__ = "trigger_firings"
+    __table_args__ = (
+        UniqueConstraint("lead_id", "sequence_id", "trigger", "occurred"),
+        Index("ix_trigger_firings_run", "run"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    sequence_id: Mapped[str] = mapped_column(String(100))
+    trigger: Mapped[str] = mapped_column(String(200))
+    occurred: Mapped[datetime] = mapped_column(UTCDateTime)
+    run: Mapped[str] = mapped_column(String(32))  # the job run that found it
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 ATTENTION_WHERE = "status IN ('retry', 'failed', 'uncertain')"

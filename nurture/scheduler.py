@@ -1,9 +1,10 @@
 """APScheduler 3 as a metronome: interval jobs calling plain functions of `now`.
 
-Two jobs: `tick` (every `NURTURE_TICK_SECONDS`: emails, CRM, SLA, digests) and `hits`
+Three jobs: `tick` (every `NURTURE_TICK_SECONDS`: emails, CRM, SLA, digests), `hits`
 (every second: tracking hits into events and scores, so scores follow readers
-closely). The schedule of each lead lives in the database; this only decides how often
-a worker looks at it. Never started inside web server workers.
+closely) and `triggers` (every five minutes: the inactivity and date triggers, each
+one statement over every lead). The schedule of each lead lives in the database;
+this only decides how often a worker looks at it. Never started inside web server workers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from nurture.runtime import Runtime
 log = logging.getLogger(__name__)
 
 HITS_SECONDS = 1.0
+# Inactivity counts in days and dates in calendar days: every few minutes is enough,
+# and each run reads every lead once per trigger.
+TRIGGER_SECONDS = 300.0
 
 
 def track(runtime: Runtime, now: datetime) -> str:
@@ -120,6 +124,26 @@ def track_once(runtime: Runtime) -> None:
         log.info("hits: %s", line)
 
 
+def find_triggered(runtime: Runtime, now: datetime) -> str:
+    """The inactivity and date triggers of every live sequence, at `now`."""
+    from nurture.triggers import run
+
+    rt = runtime
+    fired = run(rt.sessions, rt.content, now, rt.settings.consent_required)
+    return f"{sum(f.enrolled for f in fired)} enrolled by {len(fired)} triggers"
+
+
+def triggers_once(runtime: Runtime) -> None:
+    now = datetime.now(UTC)
+    try:
+        line = find_triggered(runtime, now)
+    except Exception:  # the metronome keeps going; the next run tries again
+        log.exception("triggers failed")
+        return
+    if not line.startswith("0 enrolled"):
+        log.info("triggers: %s", line)
+
+
 def make_scheduler(runtime: Runtime, blocking: bool) -> BaseScheduler:
     scheduler: BaseScheduler = BlockingScheduler() if blocking else BackgroundScheduler()
     scheduler.add_job(
@@ -142,5 +166,16 @@ def make_scheduler(runtime: Runtime, blocking: bool) -> BaseScheduler:
         coalesce=True,
         misfire_grace_time=None,
         id="hits",
+    )
+    scheduler.add_job(
+        triggers_once,
+        "interval",
+        args=[runtime],
+        seconds=TRIGGER_SECONDS,
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        id="triggers",
     )
     return scheduler

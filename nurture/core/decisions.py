@@ -38,7 +38,8 @@ WAITING = "waiting"
 RESUMED = "resumed"
 DEFERRED = "deferred"
 NOT_RECYCLED = "not_recycled"
-KINDS = (NOT_ENROLLED, BRANCH, WAITING, RESUMED, DEFERRED, NOT_RECYCLED)
+SUNSET = "sunset"  # stopped mailing a lead that never engaged, or took it back
+KINDS = (NOT_ENROLLED, BRANCH, WAITING, RESUMED, DEFERRED, NOT_RECYCLED, SUNSET)
 
 
 @dataclass(frozen=True)

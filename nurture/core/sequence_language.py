@@ -49,6 +49,27 @@ LEAD_CREATED = Keys(MappingProxyType({"source": Text(), "campaign": Text()}))
 EVENT_TRIGGER = Keys(
     MappingProxyType({"name": EVENT_NAME, "match": PROPERTIES}), required=("name",)
 )
+INACTIVE_TRIGGER = Keys(
+    MappingProxyType({"days": Integer("a number of days, at least 1", minimum=1)}),
+    required=("days",),
+    what="{days: a number of days without a human click or a form}",
+)
+DAYS = Text('a number of days or weeks such as "60 days"')
+FIELD_NAME = Text(
+    "a lead field name (letters, digits, '_', '-')", pattern=r"[A-Za-z0-9_][A-Za-z0-9_-]*"
+)
+DATE_TRIGGER = Keys(
+    MappingProxyType(
+        {
+            "field": FIELD_NAME,
+            "before": DAYS,
+            "after": DAYS,
+            "every": Text("how often the date comes back", enum=("year",)),
+        }
+    ),
+    required=("field",),
+    what='{field: a lead field holding a date, before or after: "60 days", every: year}',
+)
 TRIGGER = Keys(
     MappingProxyType(
         {
@@ -60,6 +81,8 @@ TRIGGER = Keys(
             "event": EVENT_TRIGGER,
             "stage_reached": STAGE,
             "tag_added": Text("a tag"),
+            "inactive": INACTIVE_TRIGGER,
+            "date": DATE_TRIGGER,
         }
     ),
     exactly_one=True,
@@ -177,6 +200,10 @@ SEQUENCE = Keys(
             "id": Text('an id made of a-z, 0-9 and "-"', pattern=SEQUENCE_ID),
             "name": Text(),
             "enabled": Boolean(),
+            "sunset": Boolean(
+                description="true: a lead that reaches the end without a click or a form"
+                " since it entered gets no more sequence emails"
+            ),
             "priority": Integer(),
             "locales": Texts(Text('a language code such as "en", "fr" or "pt-BR"', pattern=LOCALE)),
             "default_locale": Text("a language code"),

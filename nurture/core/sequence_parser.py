@@ -17,10 +17,12 @@ from typing import TypeVar
 
 from nurture.core.problems import Problem
 from nurture.core.sequence_language import (
+    DATE_TRIGGER,
     ENTRY,
     EVENT_SHORTHANDS,
     EVENT_TRIGGER,
     EXIT,
+    INACTIVE_TRIGGER,
     LEAD_CREATED,
     LOCALE,
     REENTRY_AFTER,
@@ -34,6 +36,7 @@ from nurture.core.sequence_steps import MAX_STEPS, TemplateChecker, parse_steps
 from nurture.core.sequence_values import audience, duration, stage_name, stages, texts, timezone
 from nurture.core.sequences import (
     Audience,
+    DateRule,
     ExitRules,
     Reentry,
     SendWindow,
@@ -96,6 +99,7 @@ def parse_sequence(text: str, path: str, templates: TemplateChecker | None = Non
     seq_id = _sequence_id(reader, top, path)
     name = reader.string(top.get("name"), "name")
     enabled = _default(reader.boolean(top.get("enabled"), "enabled"), True)
+    sunset = _default(reader.boolean(top.get("sunset"), "sunset"), False)
     priority = _default(reader.integer(top.get("priority"), "priority"), 0)
     locales, default_locale = _locales(reader, top)
     zone = timezone(reader, top.get("timezone"), "timezone")
@@ -125,6 +129,7 @@ def parse_sequence(text: str, path: str, templates: TemplateChecker | None = Non
         locales=locales,
         default_locale=default_locale,
         enabled=enabled,
+        sunset=sunset,
     )
     return ParseResult(sequence, ())
 
@@ -250,7 +255,16 @@ def _entry(reader: Reader, node: Located | None) -> tuple[tuple[Trigger, ...], A
             if trigger is not None:
                 triggers.append(trigger)
     admitted = audience(reader, entry.get("audience"))
-    return tuple(triggers), admitted, _reentry(reader, entry.get("reentry"))
+    reentry = _reentry(reader, entry.get("reentry"))
+    for trigger in triggers:
+        if trigger.date is not None and trigger.date.yearly and not reentry.allowed:
+            reader.problem(
+                trigger.line,
+                "entry.triggers",
+                "a trigger every year needs entry.reentry: {after: a duration}, or each"
+                " lead would enter only at the first anniversary",
+            )
+    return tuple(triggers), admitted, reentry
 
 
 def _trigger(reader: Reader, node: Located, where: str) -> Trigger | None:
@@ -294,8 +308,49 @@ def _trigger(reader: Reader, node: Located, where: str) -> Trigger | None:
         found = reader.scalar_text(value, inner, "a stage")
         stage = stage_name(reader, found, inner) if found is not None else None
         return None if stage is None else Trigger(TriggerKind.STAGE_REACHED, stage=stage, line=line)
+    if kind == "inactive":
+        spec = reader.keyed(value, inner, INACTIVE_TRIGGER)
+        days = None if spec is None else reader.field(spec, INACTIVE_TRIGGER, "days", inner)
+        if days is None:
+            return None
+        return Trigger(TriggerKind.INACTIVE, inactive_days=days, line=line)
+    if kind == "date":
+        rule = _date_rule(reader, value, inner)
+        return None if rule is None else Trigger(TriggerKind.DATE, date=rule, line=line)
     tag = reader.string(value, inner, "a tag")
     return None if tag is None else Trigger(TriggerKind.TAG_ADDED, tag=tag, line=line)
+
+
+def _date_rule(reader: Reader, node: Located, where: str) -> DateRule | None:
+    spec = reader.keyed(node, where, DATE_TRIGGER)
+    if spec is None:
+        return None
+    name = reader.field(spec, DATE_TRIGGER, "field", where)
+    every = reader.field(spec, DATE_TRIGGER, "every", where)
+    if "before" in spec and "after" in spec:
+        reader.problem(spec.line, where, "expected before or after, not both")
+        return None
+    side = "before" if "before" in spec else "after"
+    offset = 0
+    if side in spec:
+        days = _days(reader, spec.get(side), at(where, side))
+        if days is None:
+            return None
+        offset = -days if side == "before" else days
+    if name is None or ("every" in spec and every is None):
+        return None
+    return DateRule(field=name, offset_days=offset, yearly=every == "year")
+
+
+def _days(reader: Reader, node: Located | None, where: str) -> int | None:
+    """Whole days: a date has no hour, and business days would move with holidays."""
+    found = duration(reader, node, where)
+    if found is None or node is None:
+        return None
+    if found.unit not in ("days", "weeks"):
+        reader.problem(node.line, where, f'expected days or weeks such as "60 days", not "{found}"')
+        return None
+    return found.amount * (7 if found.unit == "weeks" else 1)
 
 
 def _shorthand_match(

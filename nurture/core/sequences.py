@@ -79,6 +79,34 @@ class TriggerKind(StrEnum):
     EVENT = "event"  # any event by name (form_submitted, webinar_attended, page_visited...)
     STAGE_REACHED = "stage_reached"
     TAG_ADDED = "tag_added"
+    # Evaluated by a periodic job over every lead at once (nurture.triggers), not on
+    # something happening to one lead.
+    INACTIVE = "inactive"
+    DATE = "date"
+
+
+ENGAGEMENT_EVENTS = ("email_clicked", "form_submitted")
+"""What ends an inactive spell: a human click (not a scanner's, not an open: machine
+opens from privacy proxies would keep everyone "active") or a form submitted."""
+
+
+@dataclass(frozen=True)
+class DateRule:
+    """A day relative to a date kept in a lead field: `offset_days` after it (negative:
+    before); with `yearly`, the same day relative to each anniversary of that date."""
+
+    field: str
+    offset_days: int = 0
+    yearly: bool = False
+
+    def __str__(self) -> str:
+        if self.offset_days == 0:
+            when = f"on {self.field}"
+        else:
+            side = "before" if self.offset_days < 0 else "after"
+            days = abs(self.offset_days)
+            when = f"{days} day{'s' if days != 1 else ''} {side} {self.field}"
+        return f"{when}, every year" if self.yearly else when
 
 
 @dataclass(frozen=True)
@@ -88,6 +116,7 @@ class Trigger:
     For LEAD_CREATED, `match` is compared with the lead's fields (source, campaign).
     For EVENT, `event` is the event name and `match` with its properties
     (e.g. {"form": "whitepaper-roi"} or {"path": "/pricing"}).
+    For INACTIVE, `inactive_days` without engagement; for DATE, `date`.
     """
 
     kind: TriggerKind
@@ -95,7 +124,14 @@ class Trigger:
     stage: str | None = None
     tag: str | None = None
     match: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    inactive_days: int | None = None
+    date: DateRule | None = None
     line: int = 0
+
+    @property
+    def periodic(self) -> bool:
+        """Found by the periodic job rather than fired by one lead's occurrence."""
+        return self.kind in (TriggerKind.INACTIVE, TriggerKind.DATE)
 
 
 @dataclass(frozen=True)
@@ -281,6 +317,9 @@ class Sequence:
     locales: tuple[str, ...] = ("en",)  # every email must exist in each (with fallback)
     default_locale: str = "en"
     enabled: bool = True
+    # A lead that reaches the end (no goal met, no click nor form since it entered) is
+    # sunset: no sequence emails any more, until it comes back by itself (a form).
+    sunset: bool = False
 
     @property
     def first_step(self) -> str:

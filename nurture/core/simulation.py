@@ -25,8 +25,9 @@ from nurture.core.journey import (
     walk,
 )
 from nurture.core.profile import LeadProfile
-from nurture.core.sequences import Sequence
+from nurture.core.sequences import ENGAGEMENT_EVENTS, Sequence
 from nurture.core.timing import format_local, next_window_opening, resolve_timezone
+from nurture.core.wording import trigger_text
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,9 @@ def simulate(
                     f" {format_local(position.started_at, tz)}, timezone {tz.key}")  # fmt: skip
     if not inside:
         note(start, f"enters {sequence.id} (version {sequence.version}), timezone {tz.key}")
+        periodic = [trigger_text(t) for t in sequence.triggers if t.periodic]
+        if periodic:
+            note(start, f"entered when the periodic job finds it: {'; or '.join(periodic)}")
         position = Position(sequence.first_step, start)
         facts = Facts(lead=lead)
     sent: list[datetime] = []
@@ -174,6 +178,8 @@ def simulate(
         outcome = result.outcome
         if isinstance(outcome, Finish):
             leave(now, outcome.reason)
+            if sequence.sunset and outcome.reason == "completed" and not _engaged(facts):
+                note(now, "is sunset: no human click nor form since entering, no more emails")
             break
         if isinstance(outcome, Sleep):
             wake = outcome.until
@@ -222,6 +228,11 @@ def simulate(
             facts = replace(facts, opened=facts.opened | {step.id})
         position = after_send(step, now)
     return tuple(entries)
+
+
+def _engaged(facts: Facts) -> bool:
+    """What takes a lead off a sunset: a click, or a form (nurture.triggers)."""
+    return bool(facts.clicked) or any(e.name in ENGAGEMENT_EVENTS for e in facts.events)
 
 
 def _changed(facts: Facts, change: Change) -> Facts:

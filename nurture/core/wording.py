@@ -78,6 +78,10 @@ def trigger_text(trigger: Trigger) -> str:
             said = f"on reaching stage {trigger.stage}"
         case TriggerKind.TAG_ADDED:
             said = f"on tag {trigger.tag} added"
+        case TriggerKind.INACTIVE:
+            said = f"after {trigger.inactive_days} days without a human click or a form"
+        case TriggerKind.DATE:
+            said = str(trigger.date)
         case _:
             said = "on lead created"
     return f"{said} {_matching(trigger.match)}".strip()
