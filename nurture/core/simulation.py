@@ -168,7 +168,7 @@ def simulate(
                 continue
             facts = _changed(facts, change)
             note(change.at, f"assumed: {_described(change)}", *_noted(change))
-            reason = exit_on_stage(sequence, change.value) if change.kind == "stage" else None
+            reason = _exit_on(sequence, change)
             if reason is not None:
                 leave(change.at, reason)
                 return tuple(entries)
@@ -221,13 +221,35 @@ def simulate(
             on_send.remove(change)
             facts = _changed(facts, change)
             note(now, f"assumed: {_described(change)}", *_noted(change))
+            reason = _exit_on(sequence, change)
+            if reason is not None:
+                leave(now, reason)
+                return tuple(entries)
         if step.id in assumptions.clicks:
             facts = replace(facts, clicked=facts.clicked | {step.id})
             note(now, f"assumed: the lead clicks {step.id}", "click", step.id)
+            reason = exit_on_event(sequence, ENGAGED_BY["click"])
+            if reason is not None:
+                leave(now, reason)
+                return tuple(entries)
         elif step.id in assumptions.opens:
             facts = replace(facts, opened=facts.opened | {step.id})
         position = after_send(step, now)
     return tuple(entries)
+
+
+# The event a person's click or open of an email is recorded as: a sequence may exit on it.
+ENGAGED_BY = {"click": "email_clicked", "open": "email_opened"}
+
+
+def _exit_on(sequence: Sequence, change: Change) -> str | None:
+    """Why the lead leaves on this change: a stage the sequence exits on, or the event a
+    click or an open is recorded as, when the sequence exits on it."""
+    if change.kind == "stage":
+        return exit_on_stage(sequence, change.value)
+    if change.kind in ENGAGED_BY:
+        return exit_on_event(sequence, ENGAGED_BY[change.kind])
+    return None
 
 
 def _engaged(facts: Facts) -> bool:
