@@ -172,8 +172,13 @@ def delivery_of(session: Session, lead: Lead, name: str, properties: dict[str, A
 def react(
     session: Session, content: Content, lead: Lead, event: Event, now: datetime
 ) -> list[Enrollment]:
-    """What an event does to sequences: exits on goals, wakes waits, entries on triggers."""
+    """What an event does to sequences: exits on goals, wakes waits, entries on triggers.
+
+    An open or a click counts only when a person made it: a link scanner's click or a
+    privacy proxy's open neither meets a goal nor enters a sequence (as in branches)."""
     name = event.name
+    if name in ENGAGEMENT and event.classification not in (None, "human"):
+        return []
     for enrollment in _active(session, lead.id):
         sequence = content.pinned(session, enrollment.sequence_id, enrollment.version)
         reason = exit_on_event(sequence, name)

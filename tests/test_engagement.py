@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -350,3 +351,55 @@ def test_malformed_hits_are_refused(change: dict[str, object], message: str) -> 
 def test_malformed_rules_are_refused(change: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Rules(**change)  # type: ignore[arg-type]
+
+
+GOAL = """\
+id: wake-up
+name: Wake up
+locales: [en]
+entry:
+  triggers: [lead_created]
+exit:
+  events: [email_clicked, email_opened]
+steps:
+  - id: news
+    email: {template: example, kind: newsletter}
+  - id: later
+    wait: 3 days
+  - id: again
+    email: {template: example, kind: newsletter}
+"""
+
+
+def test_a_scanner_click_or_a_machine_open_meets_no_goal(
+    make_runtime: Any, content_dirs: tuple[Any, Any]
+) -> None:
+    """A sequence that ends on a click keeps a lead whose "click" was a link scanner's
+    or whose "open" was a privacy proxy's; a person's click ends it."""
+    from sqlalchemy import select
+
+    from nurture.core.intake import parse_lead
+    from nurture.evidence import record
+    from nurture.intake import take
+    from nurture.models import Enrollment
+
+    sequences, templates = content_dirs
+    (sequences / "wake-up.yaml").write_text(GOAL)
+    runtime = make_runtime(sequences_dir=sequences, templates_dir=templates)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    with runtime.sessions.begin() as session:
+        lead, _ = take(session, runtime.content, runtime.settings,
+                       parse_lead({"email": "ana@example.com"}), now)  # fmt: skip
+
+        def status() -> str:
+            found = session.scalars(select(Enrollment.status)).one()
+            return str(found)
+
+        for name, classification in (("email_clicked", "scanner"),
+                                     ("email_opened", "machine_open")):  # fmt: skip
+            record(session, runtime.content, runtime.settings, lead, name, {}, now,
+                   classification=classification)  # fmt: skip
+        assert status() == "active"
+        record(session, runtime.content, runtime.settings, lead, "email_clicked", {}, now,
+               classification="human")  # fmt: skip
+        assert status() == "exited"
