@@ -10,6 +10,7 @@ this only decides how often a worker looks at it. Never started inside web serve
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -113,15 +114,20 @@ def tick_once(runtime: Runtime) -> None:
         log.info(line)
 
 
-def track_once(runtime: Runtime) -> None:
+def _beat(name: str, job: Callable[[Runtime, datetime], str], runtime: Runtime, idle: str) -> None:
+    """One run of a periodic job at the clock's now; its line logged unless `idle`."""
     now = datetime.now(UTC)
     try:
-        line = track(runtime, now)
+        line = job(runtime, now)
     except Exception:  # the metronome keeps going; the next run tries again
-        log.exception("hits failed")
+        log.exception("%s failed", name)
         return
-    if not line.startswith("0 processed, 0 failed"):
-        log.info("hits: %s", line)
+    if not line.startswith(idle):
+        log.info("%s: %s", name, line)
+
+
+def track_once(runtime: Runtime) -> None:
+    _beat("hits", track, runtime, "0 processed, 0 failed")
 
 
 def find_triggered(runtime: Runtime, now: datetime) -> str:
@@ -134,14 +140,7 @@ def find_triggered(runtime: Runtime, now: datetime) -> str:
 
 
 def triggers_once(runtime: Runtime) -> None:
-    now = datetime.now(UTC)
-    try:
-        line = find_triggered(runtime, now)
-    except Exception:  # the metronome keeps going; the next run tries again
-        log.exception("triggers failed")
-        return
-    if not line.startswith("0 enrolled"):
-        log.info("triggers: %s", line)
+    _beat("triggers", find_triggered, runtime, "0 enrolled")
 
 
 def make_scheduler(runtime: Runtime, blocking: bool) -> BaseScheduler:

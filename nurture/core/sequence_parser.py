@@ -268,7 +268,6 @@ def _entry(reader: Reader, node: Located | None) -> tuple[tuple[Trigger, ...], A
 
 
 def _trigger(reader: Reader, node: Located, where: str) -> Trigger | None:
-    kinds = ", ".join(TRIGGER_KINDS)
     # A bare `- lead_created` reads naturally and needs no argument.
     if isinstance(node, LocatedScalar) and node.text in TRIGGER_WORDS:
         node = LocatedMapping(
@@ -276,19 +275,12 @@ def _trigger(reader: Reader, node: Located, where: str) -> Trigger | None:
             MappingProxyType({node.text: node.line}),
             node.line,
         )
-    item = reader.mapping(node, where, TRIGGER_KINDS, what=f"a trigger, one of {kinds}")
-    if item is None:
+    single = reader.one_of(node, where, TRIGGER_KINDS, "a trigger", "trigger kind")
+    if single is None:
         return None
-    if len(item) != 1:
-        reader.problem(item.line, where, f"expected exactly one trigger kind, one of {kinds}")
-        return None
-    kind = next(iter(item))
-    if kind not in TRIGGER_KINDS:
-        return None  # already reported as an unknown key
-    value = item.get(kind)
-    assert value is not None
-    inner = at(where, kind)
+    kind, value, item = single
     line = item.line
+    inner = at(where, kind)
     if kind in EVENT_SHORTHANDS:
         match = _shorthand_match(reader, value, inner, (EVENT_SHORTHANDS[kind],))
         return None if match is None else _event_trigger(kind, match, line)

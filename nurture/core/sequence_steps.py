@@ -300,17 +300,10 @@ def _branch(ctx: _Context, node: Located, where: str, step_id: str, line: int) -
 
 def _condition(ctx: _Context, node: Located | None, where: str) -> Condition | None:
     reader = ctx.reader
-    names = ", ".join(CONDITIONS)
-    found = reader.mapping(node, where, CONDITIONS, what=f"a condition, one of {names}")
-    if found is None:
+    single = reader.one_of(node, where, CONDITIONS, "a condition", "condition")
+    if single is None:
         return None
-    if len(found) != 1:
-        reader.problem(found.line, where, f"expected exactly one condition, one of {names}")
-        return None
-    name = next(iter(found))
-    if name not in CONDITIONS:
-        return None  # already reported as an unknown key
-    value = found.get(name)
+    name, value, found = single
     inner = at(where, name)
     if name in ("clicked", "not_clicked", "opened"):
         step = reader.field(found, CONDITION, name, where)

@@ -234,6 +234,25 @@ class Reader:
                 self.problem(node.line, where, f'missing required key "{key}"')
         return node
 
+    def one_of(
+        self, node: Located | None, where: str, allowed: tuple[str, ...], what: str, noun: str
+    ) -> tuple[str, Located, LocatedMapping] | None:
+        """The single key of the mapping at `where` (a trigger kind, a condition), its
+        value and the mapping; None after reporting anything else. `what` names the
+        mapping ("a trigger"), `noun` its key ("trigger kind")."""
+        names = ", ".join(allowed)
+        found = self.mapping(node, where, allowed, what=f"{what}, one of {names}")
+        if found is None:
+            return None
+        if len(found) != 1:
+            self.problem(found.line, where, f"expected exactly one {noun}, one of {names}")
+            return None
+        name = next(iter(found))
+        value = found.get(name)
+        if name not in allowed or value is None:
+            return None  # an unknown key: reported already
+        return name, value, found
+
     def keyed(self, node: Located | None, where: str, shape: Keys) -> LocatedMapping | None:
         """The mapping at `where`, checked against its shape's allowed and required keys."""
         return self.mapping(node, where, shape.allowed, shape.required, shape.what)
