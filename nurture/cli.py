@@ -168,14 +168,15 @@ def worker(ctx: click.Context) -> None:
 @cli.command()
 @click.pass_context
 def tick(ctx: click.Context) -> None:
-    """Process everything due now, once, and exit (SIGTERM/SIGINT: stop gracefully)."""
+    """Process everything due now, the inactivity and date triggers included, once, and
+    exit (SIGTERM/SIGINT: stop gracefully)."""
     from nurture.scheduler import work
     from nurture.shutdown import stop_on_signals
 
     runtime = _runtime(ctx)
     _prepare(runtime)
     stop_on_signals(runtime, lambda name: click.echo(f"nurture tick: {name}: stopping"))
-    for line in work(runtime, _now()):
+    for line in work(runtime, _now(), triggers=True):
         click.echo(line)
 
 

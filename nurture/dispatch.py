@@ -73,6 +73,7 @@ from nurture.sending import (
 from nurture.settling import settle_journal
 from nurture.suppression import SUPPRESSION_COLUMNS, suppression_reason
 from nurture.tracking import Tokens
+from nurture.triggers import came_back
 
 __all__ = ["CHUNK", "IN_FLIGHT", "Dispatcher", "TickReport", "backoff"]
 
@@ -359,6 +360,7 @@ class Dispatcher:
                 if delivery.status in SETTLED:
                     settled[enrollment_id] = settled.get(enrollment_id, frozenset()) | {step_id}
             engaged = engagement(session, ids)
+            back = came_back(session, {i for i, lead in leads.items() if lead.sunset_at})
             cap_times = cap_times_of(session, lead_ids, now, self.settings.frequency_cap.days)
             sequences = {
                 e.id: self.content.pinned(session, e.sequence_id, e.version) for e in enrollments
@@ -372,7 +374,7 @@ class Dispatcher:
                 lead = leads[enrollment.lead_id]
                 sequence = sequences[enrollment.id]
                 suppressed = suppression_reason(lead, self.settings.consent_required)
-                if suppressed is None and lead.sunset_at is not None:
+                if suppressed is None and lead.sunset_at is not None and lead.id not in back:
                     suppressed = "sunset"  # stopped for never engaging (nurture.triggers)
                 if suppressed is not None:
                     leave(session, lead.id, suppressed, now, [enrollment.sequence_id])

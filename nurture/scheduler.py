@@ -40,9 +40,10 @@ def track(runtime: Runtime, now: datetime) -> str:
     return f"{done}" + (f", {recovered} recovered from the spool" if recovered else "")
 
 
-def work(runtime: Runtime, now: datetime) -> list[str]:
+def work(runtime: Runtime, now: datetime, triggers: bool = False) -> list[str]:
     """Everything a worker does at `now`: tracking hits, form confirmation emails,
-    emails, CRM pushes, SLA escalations, digests.
+    emails, CRM pushes, SLA escalations, digests; and with `triggers`, first the
+    inactivity and date triggers (the worker runs them on their own, less often).
 
     Each part runs even when another failed: a broken SMTP server must not hold
     back the CRM, nor the other way round. Returns one line per part.
@@ -87,6 +88,7 @@ def work(runtime: Runtime, now: datetime) -> list[str]:
 
     parts = (
         ("hits", lambda: track(runtime, now)),
+        *((("triggers", lambda: find_triggered(runtime, now)),) if triggers else ()),
         # Before the sequence emails: someone is waiting for this one, by the form.
         ("confirmations", confirmations),
         ("tick", lambda: str(runtime.dispatcher.tick(clock))),

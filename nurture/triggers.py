@@ -129,6 +129,22 @@ def settle_sunsets(session: Session, content: Content, now: datetime) -> tuple[i
     return sunset, len(revived)
 
 
+def came_back(session: Session, lead_ids: set[int]) -> set[int]:
+    """The sunset leads among `lead_ids` that engaged since they were sunset: a form
+    brings a lead back at once, not at the next run of the triggers (which logs it)."""
+    if not lead_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Lead.id).where(
+                Lead.id.in_(lead_ids),
+                Lead.sunset_at.is_not(None),
+                exists().where(_engaged(Lead.id, Lead.sunset_at)),
+            )
+        )
+    )
+
+
 def _engaged(lead_id: Any, since: Any) -> ColumnElement[bool]:
     """An engagement event of this lead after `since` (a condition for EXISTS)."""
     return and_(_engagement(lead_id), Event.occurred_at > since)

@@ -172,6 +172,45 @@ def test_tick_sends_due_emails_to_the_outbox(env: dict[str, str], tmp_path: Path
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in files[0].read_bytes()
 
 
+def test_tick_runs_the_inactivity_triggers_and_mails_who_they_enrol(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Cron's `nurture tick` does what the worker does, the periodic triggers included:
+    a lead quiet for 121 days enters the shipped re-engagement sequence and is mailed."""
+    from datetime import UTC, datetime, timedelta
+
+    from nurture.config import load_settings
+    from nurture.core.intake import parse_lead
+    from nurture.leads import upsert_lead
+    from nurture.runtime import Runtime
+
+    run(env, "db", "upgrade")
+    runtime = Runtime(load_settings(environ=env))
+    moment = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Paris
+    with runtime.sessions.begin() as session:
+        upsert_lead(
+            session,
+            parse_lead(
+                {
+                    "email": "quiet@example.com",
+                    "country": "FR",
+                    "company_size": 300,
+                    "locale": "fr",
+                    "stage": "lead",
+                }
+            ),
+            moment - timedelta(days=121),
+        )
+    runtime.close()
+    with freeze_time(moment):
+        result = run(env, "tick")
+    assert result.exit_code == 0, result.output
+    assert "triggers: 1 enrolled by" in result.output
+    assert "sent 1" in result.output
+    [sent] = list((tmp_path / "outbox").glob("*.eml"))
+    assert b"To: quiet@example.com" in sent.read_bytes()
+
+
 def test_bad_setting_stops_the_command_naming_the_variable(env: dict[str, str]) -> None:
     result = CliRunner().invoke(cli, ["tick"], env={**env, "NURTURE_FREQUENCY_CAP": "many"})
     assert result.exit_code != 0

@@ -47,6 +47,7 @@ TITLES: Mapping[str, tuple[str, int]] = {
     "stage": ("Stage changed", 11),
     "completed": ("Completed sequence", 12),
     "exited": ("Left sequence", 12),
+    "sunset": ("Sunset", 12),  # mailing stopped for never engaging, or taken back
     "promoted": ("Promoted to sales", 13),
     "crm": ("CRM push", 14),
     "sales": ("Sales answered", 15),
