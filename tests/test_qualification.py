@@ -402,6 +402,9 @@ def test_email_parts(email: str, parts: tuple[str, str] | None) -> None:
         ("mail.yahoo.com", None),
         ("asprova.example", "asprova.example"),
         ("eu.asprova.example", "asprova.example"),
+        ("YAHOO.co.uk.", "yahoo.*"),
+        ("yahoo", None),
+        ("notasprova.example", None),
     ],
 )
 def test_matching_domain(domain: str, entry: str | None) -> None:

@@ -319,19 +319,18 @@ def matching_domain(domain: str, listed: Iterable[str]) -> str | None:
     `name.*` covers `name` under a country or generic ending: yahoo.fr,
     yahoo.co.uk, outlook.com.br, but not live.acme-industries.com.
     """
-    domain = domain.lower().rstrip(".")
-    for entry in listed:
-        if entry.endswith(".*"):
-            stem = entry[:-2] + "."
-            ending = domain.removeprefix(stem).split(".")
-            if (
-                domain.startswith(stem)
-                and len(ending) <= 2
-                and all(_ENDING_LABEL.fullmatch(label) for label in ending)
-            ):
-                return entry
-        elif domain == entry or domain.endswith("." + entry):
-            return entry
+    entries = listed if isinstance(listed, frozenset | set) else frozenset(listed)
+    labels = domain.lower().rstrip(".").split(".")
+    # Looked up, not scanned: an import checks every address against every list.
+    for start in range(len(labels)):
+        candidate = ".".join(labels[start:])
+        if candidate in entries:
+            return candidate
+    for ending in (1, 2):
+        if len(labels) > ending and all(_ENDING_LABEL.fullmatch(x) for x in labels[-ending:]):
+            stem = ".".join(labels[:-ending]) + ".*"
+            if stem in entries:
+                return stem
     return None
 
 
