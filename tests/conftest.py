@@ -31,6 +31,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"nurture database: {'PostgreSQL ' + POSTGRES_URL if POSTGRES_URL else 'SQLite'}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test asking for `postgres_url` needs PostgreSQL: marked so, `-m` can pick it
+    (CI runs the slow tests that do not need it on SQLite, the others on PostgreSQL)."""
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The PostgreSQL test database, migrated once. Skips without one, except under CI."""

@@ -38,6 +38,7 @@ END = datetime(2026, 3, 12, 15, 20, tzinfo=UTC)  # a Thursday afternoon
 FUNNEL = ("leads", "MQL", "SQL (promoted)", "accepted", "opportunity", "won")
 
 
+@pytest.mark.slow  # a month of the whole product: once, on SQLite in CI
 def test_a_small_run_gives_every_step_of_the_product_its_figures(
     make_runtime: Callable[..., Runtime],
 ) -> None:
