@@ -182,6 +182,7 @@ def tick(ctx: click.Context) -> None:
 
 # Each module adds its commands to `cli` when imported.
 import nurture.commands.authoring  # noqa: E402
+import nurture.commands.broadcasts  # noqa: E402
 import nurture.commands.costs  # noqa: E402
 import nurture.commands.demo  # noqa: E402
 import nurture.commands.leads  # noqa: E402

@@ -61,6 +61,7 @@ class Settings:
     # Keys the suppression list; unset: derived from the secret key (see nurture.suppression).
     suppression_secret: str | None = None
     sequences_dir: Path = Path("sequences")
+    broadcasts_dir: Path = Path("sequences/broadcasts")  # default: <sequences_dir>/broadcasts
     templates_dir: Path = Path("templates")
     crm_webhook_url: str | None = None
     crm_webhook_secret: str | None = None
@@ -319,6 +320,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "base_url": _url(("http", "https")),
     "secret_key": _secret,
     "sequences_dir": _path,
+    "broadcasts_dir": _path,
     "templates_dir": _path,
     "crm_webhook_url": _url(("http", "https")),
     "crm_allow_local": _boolean,
@@ -412,6 +414,8 @@ def load_settings(
         for name, file in RULES_FILES.items()
         if name not in given
     }
+    if "broadcasts_dir" not in given:
+        rules["broadcasts_dir"] = settings.sequences_dir / "broadcasts"
     settings = replace(settings, **rules)
     if settings.crm_webhook_url and not settings.crm_webhook_secret:
         raise ConfigError(

@@ -222,6 +222,26 @@ class TriggerFiring(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class BroadcastOccurrence(Base):
+    """A broadcast occurrence that was started: its segment enrolled, once.
+
+    `occurrence` is the wall time of the file ("2026-12-10 09:00"), stored as if UTC;
+    each lead gets it at that time in its own zone. The unique key is what stops two
+    workers starting it twice, and so each lead getting it twice: its leads are
+    enrolled in the transaction that writes this row (nurture.broadcasts).
+    """
+
+    __tablename__ = "broadcast_occurrences"
+    __table_args__ = (UniqueConstraint("broadcast_id", "occurrence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[str] = mapped_column(String(100))
+    occurrence: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[str] = mapped_column(String(32))  # of the file, when it started
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recipients: Mapped[int] = mapped_column(Integer)  # leads enrolled
+
+
 ATTENTION_WHERE = "status IN ('retry', 'failed', 'uncertain')"
 SENT_COVERING = (
     "id", "sequence_id", "step_id", "opened_at", "clicked_at", "machine_opened_at", "scanned_at",

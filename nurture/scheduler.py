@@ -3,8 +3,9 @@
 Three jobs: `tick` (every `NURTURE_TICK_SECONDS`: emails, CRM, SLA, digests), `hits`
 (every second: tracking hits into events and scores, so scores follow readers
 closely) and `triggers` (every five minutes: the inactivity and date triggers, each
-one statement over every lead). The schedule of each lead lives in the database;
-this only decides how often a worker looks at it. Never started inside web server workers.
+one statement over every lead, then the broadcast occurrences due to start). The
+schedule of each lead lives in the database; this only decides how often a worker
+looks at it. Never started inside web server workers.
 """
 
 from __future__ import annotations
@@ -133,12 +134,18 @@ def track_once(runtime: Runtime) -> None:
 
 
 def find_triggered(runtime: Runtime, now: datetime) -> str:
-    """The inactivity and date triggers of every live sequence, at `now`."""
+    """The inactivity and date triggers of every live sequence, then the broadcast
+    occurrences due to start, at `now`."""
+    from nurture import broadcasts
     from nurture.triggers import run
 
     rt = runtime
     fired = run(rt.sessions, rt.content, now, rt.settings.consent_required)
-    return f"{sum(f.enrolled for f in fired)} enrolled by {len(fired)} triggers"
+    line = f"{sum(f.enrolled for f in fired)} enrolled by {len(fired)} triggers"
+    started = broadcasts.run(rt.sessions, rt.settings, rt.content, now)
+    if started:
+        line += f", {sum(s.recipients for s in started)} by {len(started)} broadcasts"
+    return line
 
 
 def triggers_once(runtime: Runtime) -> None:

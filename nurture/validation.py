@@ -45,6 +45,7 @@ def check(
         lines.append(
             f"ok  {sequence.path}: {sequence.id} v{sequence.version}, {len(sequence.steps)} steps"
         )
+    lines += _broadcasts(content, settings, problems)
     for name, attribute in RULES:
         path: Path = getattr(settings, attribute)
         variable = f"NURTURE_{name.upper()}_FILE"
@@ -64,6 +65,19 @@ def check(
     if settings.double_opt_in_forms:
         problems += confirmation_problems(settings)
     return Checked(tuple(lines), tuple(sorted(set(problems))))
+
+
+def _broadcasts(content: Content, settings: Settings, problems: list[Problem]) -> list[str]:
+    """The broadcast files, checked like sequences (docs/broadcasts.md)."""
+    from nurture.core.broadcast_parser import load_broadcasts
+
+    live = frozenset(s.id for s in content.live())
+    loaded = load_broadcasts(settings.broadcasts_dir, content.templates, live)
+    problems.extend(loaded.problems)
+    return [
+        f"ok  {b.path}: broadcast {b.id} v{b.version}, {b.schedule}"
+        for b in sorted(loaded.broadcasts.values(), key=lambda b: b.id)
+    ]
 
 
 def entered_when_recycled(sequence: Sequence) -> bool:

@@ -17,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 from nurture.cli import cli
+from nurture.core.broadcast_parser import parse_broadcast
 from nurture.core.qualification_parser import parse_qualification
 from nurture.core.routing_parser import parse_routing
 from nurture.core.scenario import parse_scenario
@@ -44,6 +45,7 @@ PARSERS = {
     "routing": _refusals(parse_routing),
     "qualification": _refusals(parse_qualification),
     "scenario": _refusals(parse_scenario),
+    "broadcast": _refusals(parse_broadcast),
 }
 SHIPPED = {
     "sequence": sorted((ROOT / "sequences").glob("*.yaml")),
@@ -51,6 +53,7 @@ SHIPPED = {
     "routing": [ROOT / "sequences" / "rules" / "routing.yaml"],
     "qualification": [ROOT / "sequences" / "rules" / "qualification.yaml"],
     "scenario": sorted((ROOT / "tests" / "sequences").glob("*.yaml")),
+    "broadcast": sorted((ROOT / "sequences" / "broadcasts").glob("*.yaml")),
 }
 SHIPPED_FILES = [(name, path) for name, paths in SHIPPED.items() for path in paths]
 IDS = [f"{name}:{path.name}" for name, path in SHIPPED_FILES]
@@ -98,6 +101,7 @@ def test_the_command_prints_one_schema_and_writes_them_all(tmp_path: Path) -> No
     written = CliRunner().invoke(cli, ["schema", "--output", str(tmp_path)])
     assert written.exit_code == 0, written.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "broadcast.json",
         "qualification.json",
         "routing.json",
         "scenario.json",

@@ -211,6 +211,8 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
     ("simulate",): [["news", "--lead", "{lead}", "--days", "3"], ["nope"]],
     ("test",): [[], ["{sequence}"]],
     ("schema",): [["sequence"], ["nope"]],
+    ("broadcasts", "list"): [[]],
+    ("broadcasts", "dry-run"): [["nope"], ["nope", "--occurrence", "2026-12-10 09:00"]],
     ("keys", "create"): [["website", "--scope", "read"]],
     ("keys", "list"): [[]],
     ("keys", "revoke"): [["nk_000000000000.{key}"]],

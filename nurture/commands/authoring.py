@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,12 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     settings = _runtime(ctx).settings
     sequences_dir = settings.sequences_dir
     if path is not None:
-        sequences_dir = path if path.is_dir() else path.parent
+        folder = path if path.is_dir() else path.parent
+        # A broadcast file or folder is checked beside the sequences it may not clash with.
+        if folder.resolve() != settings.broadcasts_dir.resolve():
+            sequences_dir = folder
+            if settings.broadcasts_dir == settings.sequences_dir / "broadcasts":
+                settings = replace(settings, broadcasts_dir=folder / "broadcasts")
     content = Content(
         sequences_dir,
         settings.templates_dir,

@@ -114,8 +114,9 @@ def _keys(node: Keys) -> dict[str, Any]:
 
 
 def languages() -> dict[str, Language]:
-    """Every published language by name (broadcasts have no file language yet)."""
+    """Every published language by name."""
     from nurture.core import (
+        broadcast_language,
         qualification_parser,
         routing_parser,
         scenario,
@@ -129,5 +130,6 @@ def languages() -> dict[str, Language]:
         routing_parser.LANGUAGE,
         qualification_parser.LANGUAGE,
         scenario.LANGUAGE,
+        broadcast_language.LANGUAGE,
     )
     return {language.name: language for language in found}

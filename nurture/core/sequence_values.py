@@ -83,8 +83,7 @@ def texts(reader: Reader, node: Located | None, where: str) -> frozenset[str] | 
     return None if items is None else frozenset(item.text.strip() for item in items)
 
 
-def audience(reader: Reader, node: Located | None) -> Audience:
-    where = "entry.audience"
+def audience(reader: Reader, node: Located | None, where: str = "entry.audience") -> Audience:
     found = reader.keyed(node, where, AUDIENCE)
     if found is None:
         return Audience()
