@@ -47,11 +47,12 @@ from nurture.core.journey import (
     walk,
 )
 from nurture.core.message import Envelope, OutgoingEmail, make_message_id
-from nurture.core.sequences import EmailStep, Sequence
+from nurture.core.sequences import EmailStep, Sequence, SplitStep
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
 from nurture.db import among, insert_rows, plan_afresh, skip_locked, update_rows
 from nurture.decisions import as_row, write
 from nurture.enrollment import leave
+from nurture.experiments import assignments_of, record, winners_of
 from nurture.facts import cap_times_of, engagement, events_of
 from nurture.journal import Entries, Journal, orphans, parse
 from nurture.leads import PROFILE_COLUMNS, profile_of
@@ -366,6 +367,10 @@ class Dispatcher:
                 e.id: self.content.pinned(session, e.sequence_id, e.version) for e in enrollments
             }
             events = events_of(session, enrollments, sequences)
+            testing = {s.id for s in sequences.values() if s.splits()}
+            assigned = assignments_of(session, lead_ids, testing)
+            winners = winners_of(session, testing)
+            split_rows: list[dict[str, Any]] = []  # new split assignments, one insert
             walked: list[Claimed] = []
             changed: list[dict[str, Any]] = []
             created: list[dict[str, Any]] = []
@@ -390,6 +395,9 @@ class Dispatcher:
                     events=tuple(
                         e for e in events.get(lead.id, ()) if e.occurred_at >= enrollment.entered_at
                     ),
+                    lead_key=str(lead.id),
+                    splits=assigned.get((lead.id, sequence.id), {}),
+                    winners=winners.get(sequence.id, {}),
                 )
                 tz = resolve_timezone(profile.timezone, profile.country, sequence.timezone)
                 job = self._advance(
@@ -401,6 +409,7 @@ class Dispatcher:
                     changed,
                     created,
                     decided,
+                    split_rows,
                     cap_times,
                     now,
                     report,
@@ -410,6 +419,7 @@ class Dispatcher:
                     jobs.append(job)
             update_rows(session, Enrollment, [e.changes() for e in walked])
             update_rows(session, Delivery, changed)
+            record(session, split_rows)
             write(session, decided)
             if created:
                 returned = ("id", "enrollment_id", "step_id")
@@ -434,6 +444,7 @@ class Dispatcher:
         changed: list[dict[str, Any]],
         created: list[dict[str, Any]],
         decided: list[dict[str, Any]],
+        split_rows: list[dict[str, Any]],
         cap_times: dict[int, list[tuple[datetime, str]]],
         now: datetime,
         report: TickReport,
@@ -448,12 +459,25 @@ class Dispatcher:
             # Settled while the lead waited here (a journal, an operator, the policy):
             # the next steps count from when it was sent.
             current = sequence.step(enrollment.step_id)
-            if isinstance(current, EmailStep):
+            if isinstance(current, EmailStep | SplitStep):
                 position = after_send(current, here.sent_at or here.updated_at)
         holidays = window_holidays(sequence.window, facts.lead.country, (now.year, now.year + 1))
         for _ in range(len(sequence.steps) + 2):
             result = walk(sequence, position, facts, now, tz, holidays)
             decided.extend(as_row(enrollment.lead_id, d, now) for d in result.decisions)
+            if result.assigned:  # recorded with the walk, in the same transaction
+                facts = replace(facts, splits={**facts.splits, **result.assigned})
+                split_rows.extend(
+                    {
+                        "lead_id": enrollment.lead_id,
+                        "enrollment_id": enrollment.id,
+                        "sequence_id": sequence.id,
+                        "split_id": split_id,
+                        "variant": variant,
+                        "assigned_at": now,
+                    }
+                    for split_id, variant in result.assigned.items()
+                )
             outcome = result.outcome
             if isinstance(outcome, Finish):
                 _apply(enrollment, finished(outcome, now))

@@ -242,6 +242,44 @@ class BroadcastOccurrence(Base):
     recipients: Mapped[int] = mapped_column(Integer)  # leads enrolled
 
 
+class SplitAssignment(Base):
+    """The variant of an A/B split a lead was assigned, for good (nurture.experiments):
+    a later weight change or a winner reshuffles nobody already here. The unique key
+    keeps one assignment per lead per split, whatever the re-entries."""
+
+    __tablename__ = "split_assignments"
+    __table_args__ = (
+        UniqueConstraint("sequence_id", "split_id", "lead_id"),
+        Index("ix_split_assignments_lead", "lead_id"),
+        # Deleting enrollments (erasure, retention) finds their assignments by it.
+        Index("ix_split_assignments_enrollment", "enrollment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    # The enrollment that was assigned: results count what the lead did in it.
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    sequence_id: Mapped[str] = mapped_column(String(100))
+    split_id: Mapped[str] = mapped_column(String(100))
+    variant: Mapped[str] = mapped_column(String(100))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SplitWinner(Base):
+    """A split's stop rule found a winner: new leads all get it from then on."""
+
+    __tablename__ = "split_winners"
+    __table_args__ = (UniqueConstraint("sequence_id", "split_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[str] = mapped_column(String(100))
+    split_id: Mapped[str] = mapped_column(String(100))
+    variant: Mapped[str] = mapped_column(String(100))
+    metric: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 ATTENTION_WHERE = "status IN ('retry', 'failed', 'uncertain')"
 SENT_COVERING = (
     "id", "sequence_id", "step_id", "opened_at", "clicked_at", "machine_opened_at", "scanned_at",

@@ -41,6 +41,7 @@ from nurture.models import (
     Promotion,
     SalesFeedback,
     ScoreChange,
+    SplitAssignment,
     StageChange,
     TrackingHit,
 )
@@ -101,6 +102,7 @@ def export(session: Session, key: ListKey, email: str, now: datetime) -> dict[st
         "sales_feedback": rows(SalesFeedback, SalesFeedback.promotion_id.in_(promotion_ids)),
         "crm_pushes": rows(CrmPush, CrmPush.promotion_id.in_(promotion_ids)),
         "decisions": rows(DecisionLog, DecisionLog.lead_id == lead.id),
+        "split_assignments": rows(SplitAssignment, SplitAssignment.lead_id == lead.id),
         "form_confirmations": waiting,
     }
     session.add(PrivacyLog(action="export", email_hash=key.digest(lead.email), detail="", at=now))
@@ -145,6 +147,7 @@ def _delete(session: Session, leads: list[Lead]) -> Removed:
         delete(StageChange).where(StageChange.lead_id.in_(lead_ids)),
         delete(Event).where(Event.lead_id.in_(lead_ids)),
         delete(Delivery).where(Delivery.lead_id.in_(lead_ids)),
+        delete(SplitAssignment).where(SplitAssignment.lead_id.in_(lead_ids)),
         delete(Enrollment).where(Enrollment.lead_id.in_(lead_ids)),
         delete(Consent).where(Consent.lead_id.in_(lead_ids)),
         delete(FieldHistory).where(FieldHistory.lead_id.in_(lead_ids)),

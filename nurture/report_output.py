@@ -46,8 +46,15 @@ def report_text(
     session: Session, request: Request, settings: Settings, now: datetime, form: str | None = None
 ) -> str:
     """The report as `nurture report ... --format FORM` prints it (default: the
-    request's own format). CSV is spreadsheet-safe (nurture/core/tables.py)."""
-    return render(report_table(session, request, settings, now), form or request.form)
+    request's own format). CSV is spreadsheet-safe (nurture/core/tables.py). As a text
+    table, the sequences report is followed by the results of each A/B split."""
+    form = form or request.form
+    text = render(report_table(session, request, settings, now), form)
+    if request.name == "sequences" and form == "table":
+        from nurture.experiments import split_tables
+
+        text += "".join("\n" + render(t, form) for t in split_tables(session, settings))
+    return text
 
 
 def cost_table(

@@ -43,8 +43,9 @@ def track(runtime: Runtime, now: datetime) -> str:
 
 def work(runtime: Runtime, now: datetime, triggers: bool = False) -> list[str]:
     """Everything a worker does at `now`: tracking hits, form confirmation emails,
-    emails, CRM pushes, SLA escalations, digests; and with `triggers`, first the
-    inactivity and date triggers (the worker runs them on their own, less often).
+    the stop rules of A/B splits, emails, CRM pushes, SLA escalations, digests; and
+    with `triggers`, first the inactivity and date triggers and the broadcasts due to
+    start (the worker runs them on their own, less often).
 
     Each part runs even when another failed: a broken SMTP server must not hold
     back the CRM, nor the other way round. Returns one line per part.
@@ -81,6 +82,13 @@ def work(runtime: Runtime, now: datetime, triggers: bool = False) -> list[str]:
             + (f", {unconfirmed} unconfirmed form submissions expired" if unconfirmed else "")
         )
 
+    def splits() -> str:
+        from nurture.experiments import decide_winners
+
+        with runtime.sessions.begin() as session:
+            found = decide_winners(session, runtime.content, now)
+        return "; ".join(found) or "no new winner"
+
     def confirmations() -> str:
         from nurture.confirmation import send_due
 
@@ -92,6 +100,8 @@ def work(runtime: Runtime, now: datetime, triggers: bool = False) -> list[str]:
         *((("triggers", lambda: find_triggered(runtime, now)),) if triggers else ()),
         # Before the sequence emails: someone is waiting for this one, by the form.
         ("confirmations", confirmations),
+        # Before the emails: a split's winner goes to the leads assigned from now on.
+        ("splits", splits),
         ("tick", lambda: str(runtime.dispatcher.tick(clock))),
         ("retention", retention),
         ("crm", lambda: str(runtime.crm.deliver_due(clock))),

@@ -4,6 +4,8 @@ it did in that enrollment, read as the dispatcher reads them (nurture.facts)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,12 +14,32 @@ from nurture.core.profile import LeadProfile
 from nurture.core.sequences import Sequence
 from nurture.core.simulation import Standing
 from nurture.dispatch import SETTLED
+from nurture.experiments import assignments_of, winners_of
 from nurture.facts import engagement, events_of
 from nurture.models import Delivery, Enrollment, Lead
 from nurture.suppression import SUPPRESSION_COLUMNS, suppression_reason
 
 
 def standing_of(
+    session: Session,
+    lead_id: int,
+    profile: LeadProfile,
+    sequence: Sequence,
+    consent_required: bool,
+) -> Standing:
+    # A split assigns a real lead as the dispatcher does: by its id, or as recorded.
+    testing = {sequence.id} if sequence.splits() else set()
+    splits = assignments_of(session, [lead_id], testing).get((lead_id, sequence.id), {})
+    winners = winners_of(session, testing).get(sequence.id, {})
+    return replace(
+        _standing(session, lead_id, profile, sequence, consent_required),
+        lead_key=str(lead_id),
+        splits=splits,
+        winners=winners,
+    )
+
+
+def _standing(
     session: Session,
     lead_id: int,
     profile: LeadProfile,

@@ -234,6 +234,7 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
         ["deliverability", "--format", "json"],
         ["nope"],
     ],
+    ("split", "results"): [["news"], ["nope"]],
     ("crm", "status"): [[]],
     ("crm", "replay"): [["--all"], ["999"]],
     ("crm", "enable"): [["{crm}"], ["{crm}"], ["https://crm:{crm_password}@crm.example/hook"]],

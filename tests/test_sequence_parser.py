@@ -547,7 +547,7 @@ BAD = [
             wait: 1 day
         """,
         4,
-        "steps[1]: expected exactly one of email, wait, branch; found email and wait",
+        "steps[1]: expected exactly one of email, wait, branch, split; found email and wait",
         id="two-step-kinds",
     ),
     pytest.param(

@@ -79,6 +79,7 @@ def _lead_profile(runtime: Runtime, email: str | None, locale: str | None) -> An
 @click.option("--lead", "email", help="Render for this real lead instead of the sample.")
 @click.option("--locale", help="Force a locale (e.g. en, fr).")
 @click.option("--part", type=click.Choice(["both", "html", "text"]), default="both")
+@click.option("--variant", help="A split step: render this variant's email.")
 @click.pass_context
 def preview(
     ctx: click.Context,
@@ -87,18 +88,31 @@ def preview(
     email: str | None,
     locale: str | None,
     part: str,
+    variant: str | None,
 ) -> None:
     """Render one email of a sequence (HTML and text) for a sample or real lead."""
     from nurture.composing import sender_of
     from nurture.core.rendering import EmailContext, RenderError
-    from nurture.core.sequences import EmailStep
 
     runtime = _runtime(ctx)
     sequence = runtime.content.get(sequence_id)
     if sequence is None:
         raise click.ClickException(runtime.content.missing(sequence_id))
-    step = sequence.step(step_id)
-    if not isinstance(step, EmailStep):
+    step = sequence.email(step_id, variant)  # an email step's, or a split's
+    if step is None and variant is not None:
+        from nurture.core.sequences import SplitStep
+
+        split = sequence.step(step_id)
+        names = (
+            [v.name for v in split.variants if v.goto is None and split.email]
+            if isinstance(split, SplitStep)
+            else []
+        )
+        raise click.ClickException(
+            f"{step_id!r} has no variant {variant!r} with an email"
+            + (f"; its email variants: {names}" if names else ": not a split with an email")
+        )
+    if step is None:
         emails = [s.id for s in sequence.email_steps()]
         raise click.ClickException(
             f"{step_id!r} is not an email step of {sequence_id}; emails: {emails}"

@@ -73,3 +73,32 @@ def report(
     with runtime.sessions() as session:
         text = report_text(session, request, runtime.settings, now)
     click.echo(text, nl=False)
+
+
+@cli.group("split")
+def split() -> None:
+    """A/B splits of the sequences: their results per variant (docs/reports.md)."""
+
+
+@split.command("results")
+@click.argument("sequence_id", metavar="SEQUENCE")
+@click.option(
+    "--format", "form", type=click.Choice(["table", "csv", "json"]), default="table",
+    help="table (default), csv or json.",
+)  # fmt: skip
+@click.pass_context
+def split_results(ctx: click.Context, sequence_id: str, form: str) -> None:
+    """Each split of SEQUENCE, variant by variant, since it began: leads, emails sent,
+    human clicks, MQL and SQL reached, and the confidence of beating the control."""
+    from nurture.core.tables import render
+    from nurture.experiments import split_tables
+
+    runtime = ctx.obj["runtime"]
+    sequence = runtime.content.get(sequence_id)
+    if sequence is None:
+        raise click.ClickException(runtime.content.missing(sequence_id))
+    if not sequence.splits():
+        raise click.ClickException(f"{sequence_id} has no split step")
+    with runtime.sessions() as session:
+        tables = split_tables(session, runtime.settings, sequence_id)
+    click.echo("\n".join(render(t, form) for t in tables), nl=False)

@@ -17,7 +17,6 @@ from nurture.console.sequence_list import listing
 from nurture.console.sequence_page import build, drawn
 from nurture.console.sequence_preview import reader, render
 from nurture.console.sequence_versions import history
-from nurture.core.sequences import EmailStep
 from nurture.core.wording import window_text
 from nurture.web import runtime
 
@@ -82,8 +81,8 @@ def sequences_preview(sequence_id: str, step_id: str, locale: str) -> Response:
             abort(404)
         found = drawn(session, content, sequence_id, versions, asked)
         who = reader(session, user(), request.args.get("lead"))
-    step = found.step(step_id) if found is not None else None
-    if found is None or who is None or not isinstance(step, EmailStep):
+    step = found.email(step_id) if found is not None else None  # a split's too
+    if found is None or who is None or step is None:
         abort(404)
     if locale not in content.templates.locales(step.template):
         abort(404)

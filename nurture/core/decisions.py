@@ -39,7 +39,8 @@ RESUMED = "resumed"
 DEFERRED = "deferred"
 NOT_RECYCLED = "not_recycled"
 SUNSET = "sunset"  # stopped mailing a lead that never engaged, or took it back
-KINDS = (NOT_ENROLLED, BRANCH, WAITING, RESUMED, DEFERRED, NOT_RECYCLED, SUNSET)
+SPLIT = "split"  # the variant of an A/B split a lead was assigned
+KINDS = (NOT_ENROLLED, BRANCH, WAITING, RESUMED, DEFERRED, NOT_RECYCLED, SUNSET, SPLIT)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from nurture.core.sequences import (
     STAGES,
     BranchStep,
     Sequence,
+    SplitStep,
     WaitStep,
 )
 from nurture.core.wording import (
@@ -80,7 +81,7 @@ class Text:
 @dataclass(frozen=True)
 class Node:
     key: str  # a step id, or ENTRY, FINISH, GOAL, EXIT
-    kind: str  # entry | email | wait | branch | end | goal | exit
+    kind: str  # entry | email | wait | branch | split | end | goal | exit
     title: str
     lines: tuple[str, ...]  # what the node says, wrapped to its width
     x: float  # left
@@ -93,7 +94,7 @@ class Node:
 
     @property
     def is_step(self) -> bool:
-        return self.kind in ("email", "wait", "branch")
+        return self.kind in ("email", "wait", "branch", "split")
 
     @property
     def dom_id(self) -> str:
@@ -186,7 +187,7 @@ def _drafts(sequence: Sequence) -> list[_Draft]:
     if not sequence.enabled:
         entry.append("disabled: nobody enters")
     drafts = [_Draft(ENTRY, "entry", "Entry", wrap(entry))]
-    titles = {"email": "Email", "wait": "Wait", "branch": "Branch"}
+    titles = {"email": "Email", "wait": "Wait", "branch": "Branch", "split": "Split"}
     for step in sequence.steps:
         kind = step_kind(step)
         drafts.append(_Draft(step.id, kind, f"{titles[kind]} · {step.id}", wrap(step_lines(step))))
@@ -210,6 +211,11 @@ def _links(sequence: Sequence) -> list[_Link]:
                 for rule in step.rules:
                     link(step.id, rule.goto, f"if {condition_text(rule.condition)}")
                 link(step.id, step.otherwise, "else")
+            case SplitStep():
+                for variant in step.variants:
+                    link(step.id, step.target_of(variant.name), f"variant {variant.name}")
+                if step.holdout:
+                    link(step.id, step.next, "holdout")
             case WaitStep() if step.until_event is not None and step.timeout is None:
                 link(step.id, step.on_event or step.next, f"on {step.until_event}")
             case WaitStep() if step.until_event is not None and step.on_event in (None, step.next):

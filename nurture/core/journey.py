@@ -12,10 +12,12 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from nurture.core.decisions import BRANCH, RESUMED, Decision, seen
+from nurture.core.decisions import BRANCH, RESUMED, SPLIT, Decision, seen
+from nurture.core.experiments import assign, assignment_text
 from nurture.core.profile import LeadProfile
 from nurture.core.sequences import (
     END,
+    HOLDOUT,
     BranchStep,
     Clicked,
     Condition,
@@ -26,6 +28,7 @@ from nurture.core.sequences import (
     Opened,
     ScoreAtLeast,
     Sequence,
+    SplitStep,
     StageIs,
     WaitStep,
     as_text,
@@ -52,6 +55,11 @@ class Facts:
     opened: frozenset[str] = frozenset()
     done: frozenset[str] = frozenset()  # email steps already settled (sent, skipped, uncertain)
     events: tuple[EventFact, ...] = ()  # the lead's events since it entered
+    # Splits: what the lead's assignment hashes (the lead's id; else its email), the
+    # variants it was assigned already (split id -> name), and each split's winner.
+    lead_key: str = ""
+    splits: Mapping[str, str] = field(default_factory=dict)
+    winners: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class Walk:
     outcome: Outcome
     trail: tuple[str, ...] = ()  # what was decided on the way, for timelines and notes
     decisions: tuple[Decision, ...] = ()  # the same, for the decision log
+    assigned: Mapping[str, str] = field(default_factory=dict)  # new split assignments
 
 
 def holds(condition: Condition, facts: Facts, since: datetime | None = None) -> bool:
@@ -147,9 +156,10 @@ def walk(
     """Move from `position` as far as `now` allows; stop at an email to send, a wait, or the end."""
     trail: list[str] = []
     decided: list[Decision] = []
+    assigned: dict[str, str] = {}
 
     def done(outcome: Outcome) -> Walk:
-        return Walk(outcome, tuple(trail), tuple(decided))
+        return Walk(outcome, tuple(trail), tuple(decided), assigned)
 
     for _ in range(MAX_HOPS):
         if position.step_id == END:
@@ -184,6 +194,22 @@ def walk(
                         step.id,
                     )
                 )
+                position = Position(target, position.started_at)
+            case SplitStep():
+                name = facts.splits.get(step.id) or assigned.get(step.id)
+                if name is None:
+                    winner = facts.winners.get(step.id)
+                    name = assign(step, sequence.id, facts.lead_key or facts.lead.email, winner)
+                    assigned[step.id] = name
+                    reason = assignment_text(step, name, winner)
+                    trail.append(f"split {step.id}: {reason.removeprefix('split: ')}")
+                    decided.append(Decision(SPLIT, reason, sequence.id, step.id))
+                email = step.email_of(name)
+                if email is not None and step.id not in facts.done:
+                    return done(SendEmail(email, position))
+                # The holdout, and a variant a later version of the file no longer has,
+                # go on after the split.
+                target = step.next if name == HOLDOUT else step.target_of(name)
                 position = Position(target, position.started_at)
             case WaitStep():
                 outcome = _wait(step, position, facts, now, tz, holidays, trail)
@@ -226,7 +252,7 @@ def _wait(
     return Position(step.next, wake)
 
 
-def after_send(step: EmailStep, sent_at: datetime) -> Position:
+def after_send(step: EmailStep | SplitStep, sent_at: datetime) -> Position:
     """Where a lead stands once an email step's delivery is settled."""
     return Position(step.next, sent_at)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from nurture.core.experiments import SplitResults, share
 from nurture.core.reports import ALL, Period, percent
 from nurture.core.tables import Table, table
 
@@ -126,3 +127,48 @@ def _line(
         cell.get("mql", 0) if whole else None,
         cell.get("sql", 0) if whole else None,
     )
+
+
+METRIC_NAMES = {"human_clicks": "clicked", "mql": "reached MQL", "sql": "reached SQL"}
+
+
+def split_table(results: SplitResults) -> Table:
+    """One A/B split's results per variant, since the split began (not a period: a
+    test is read from its first lead), the control first and the holdout last."""
+    split, metric = results.split, results.metric
+    control = results.rows[0].counts.variant if results.rows else ""
+    lines = []
+    for row in results.rows:
+        c = row.counts
+        confidence = None if row.confidence is None else percent(row.confidence, 1)
+        lines.append((
+            c.variant, percent(share(split, c.variant), 1), c.entered, c.sent,
+            c.clicked, percent(c.clicked, c.entered), c.mql, percent(c.mql, c.entered),
+            c.sql, percent(c.sql, c.entered),
+            "control" if c.variant == control else confidence,
+        ))  # fmt: skip
+    state = "no stop rule"
+    if split.stop is not None:
+        stop = split.stop
+        state = (f"stops when the leader beats every other variant on {stop.metric} at"
+                 f" {stop.confidence:.0%}, {stop.min_per_variant} leads each at least")  # fmt: skip
+    if results.winner is not None:
+        when = f" on {results.winner_at:%Y-%m-%d %H:%M} UTC" if results.winner_at else ""
+        state = f"stopped{when}: {results.winner} won, every new lead gets it"
+    notes = [
+        f"{state}",
+        "share: of new leads by the file's weights; entered: leads assigned the variant"
+        " (each lead once, for good); sent: the split's email sent to them",
+        "clicked: leads with a human click (no scanner, no machine) on an email of the"
+        " sequence sent after the assignment; reached MQL, reached SQL: leads that"
+        " crossed into mql, or were promoted, after the assignment while enrolled;"
+        " each % is of entered",
+        f"beats {control}: the confidence that the variant's {METRIC_NAMES[metric]} rate is"
+        f" above the control's ({control}), by a one-sided two-proportion z-test",
+    ]
+    columns = (
+        "variant", "share %", "entered", "sent", "clicked", "click %", "reached MQL",
+        "MQL %", "reached SQL", "SQL %", f"beats {control} %",
+    )  # fmt: skip
+    return table(f"Split {split.id} of {results.sequence_id}, since it began", columns, lines,
+                 notes)  # fmt: skip

@@ -19,6 +19,7 @@ from nurture.core.shapes import (
     Language,
     Node,
     Nothing,
+    Number,
     Ref,
     Text,
     Texts,
@@ -59,6 +60,15 @@ def _node(node: Node) -> dict[str, Any]:
             if node.minimum is not None:
                 found["minimum"] = node.minimum
             return _described(found, node.description or node.what)
+        case Number():
+            number: dict[str, Any] = {"type": "number"}
+            if node.minimum is not None:
+                number["minimum"] = node.minimum
+            if node.below is not None:
+                number["exclusiveMaximum"] = node.below
+            # Read as the text written (as floats are), the parser checks its bounds.
+            written = {"type": "string", "pattern": r"^[0-9]*\.?[0-9]+$"}
+            return _described({"anyOf": [number, written]}, node.description or node.what)
         case Boolean():
             return _described({"type": "boolean"}, node.description)
         case Texts():

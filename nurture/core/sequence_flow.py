@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nurture.core.sequences import BranchStep, EmailStep, Step, WaitStep
+from nurture.core.sequences import BranchStep, EmailStep, SplitStep, Step, WaitStep
 from nurture.core.yamlsource import Reader, at
 
 
 def _successors(step: Step) -> list[str]:
     if isinstance(step, BranchStep):
         return [rule.goto for rule in step.rules] + [step.otherwise]
+    if isinstance(step, SplitStep):
+        gotos = [v.goto for v in step.variants if v.goto is not None]
+        return [*dict.fromkeys([*gotos, step.next])]
     if isinstance(step, WaitStep) and step.on_event is not None:
         return [step.next, step.on_event]
     return [step.next]
@@ -33,7 +36,8 @@ def check_flow(reader: Reader, steps: tuple[Step, ...]) -> None:
 
     for component in _cycles(edges, [step.id for step in steps]):
         for step_id in component:
-            if isinstance(by_id[step_id], EmailStep):
+            step = by_id[step_id]
+            if isinstance(step, EmailStep) or (isinstance(step, SplitStep) and step.email):
                 loop = " -> ".join(_cycle_path(edges, step_id, component))
                 reader.problem(
                     by_id[step_id].line,

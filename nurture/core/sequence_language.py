@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from nurture.core.sequences import CONTENT_KINDS, STAGES
+from nurture.core.sequences import CONTENT_KINDS, SPLIT_METRICS, STAGES
 from nurture.core.shapes import (
     Boolean,
     Either,
@@ -18,6 +18,7 @@ from nurture.core.shapes import (
     Keys,
     Language,
     Nothing,
+    Number,
     Ref,
     Text,
     Texts,
@@ -180,7 +181,44 @@ BRANCH = Items(
     "a list of rules ({if: ..., goto: ...} and a last else)",
     min_items=1,
 )
-STEP_KINDS = ("email", "wait", "branch")
+VARIANT_NAME = r"[a-z0-9_-]+"
+VARIANT = Keys(
+    MappingProxyType(
+        {
+            "weight": Integer("a weight, a whole number of at least 1", minimum=1),
+            "template": TEMPLATE_NAME,
+            "subject": Text("a subject line"),
+            "goto": TARGET,
+        }
+    ),
+    required=("weight",),
+    what="a variant {weight: .., subject or template: ..} or {weight: .., goto: a step id}",
+)
+VARIANTS = Keys(values=VARIANT, what="a mapping of variant names to variants")
+STOP = Keys(
+    MappingProxyType(
+        {
+            "metric": Text("a metric", enum=SPLIT_METRICS, noun="metric"),
+            "confidence": Number("a confidence from 0.5 to below 1, such as 0.95", 0.5, 1),
+            "min_per_variant": Integer("a number of leads, at least 1", minimum=1),
+        }
+    ),
+    required=("metric",),
+    what="{metric: human_clicks, mql or sql, confidence: 0.95, min_per_variant: 200}",
+)
+SPLIT = Keys(
+    MappingProxyType(
+        {
+            "email": EMAIL,
+            "variants": VARIANTS,
+            "holdout": Number("a share from 0 to below 1, such as 0.1", 0, 1),
+            "stop": STOP,
+        }
+    ),
+    required=("variants",),
+    what="a split {email: .., variants: {name: {weight: ..}}, holdout: .., stop: ..}",
+)
+STEP_KINDS = ("email", "wait", "branch", "split")
 STEP = Keys(
     MappingProxyType(
         {
@@ -189,10 +227,11 @@ STEP = Keys(
             "email": EMAIL,
             "wait": WAIT,
             "branch": BRANCH,
+            "split": SPLIT,
         }
     ),
     one_of=STEP_KINDS,
-    what="a step with one of email, wait, branch",
+    what="a step with one of email, wait, branch, split",
 )
 SEQUENCE = Keys(
     MappingProxyType(

@@ -1,4 +1,4 @@
-"""The steps of a sequence file: email, wait and branch steps and their conditions,
+"""The steps of a sequence file: email, wait, branch and split steps and their conditions,
 read into `Step` values; where each step goes is then checked by nurture.core.sequence_flow."""
 
 from __future__ import annotations
@@ -18,15 +18,20 @@ from nurture.core.sequence_language import (
     ELSE,
     EMAIL,
     RULE,
+    SPLIT,
     STEP,
     STEP_ID,
     STEP_KINDS,
+    STOP,
     TEMPLATE_NAME,
+    VARIANT,
+    VARIANT_NAME,
     WAIT_UNTIL,
 )
 from nurture.core.sequence_values import duration, int_range, stages, texts
 from nurture.core.sequences import (
     END,
+    HOLDOUT,
     BranchRule,
     BranchStep,
     Clicked,
@@ -37,13 +42,17 @@ from nurture.core.sequences import (
     NotClicked,
     Opened,
     ScoreAtLeast,
+    SplitStep,
     StageIs,
     Step,
+    StopRule,
+    Variant,
     WaitStep,
 )
 from nurture.core.yamlsource import Located, LocatedList, LocatedMapping, LocatedScalar, Reader, at
 
 _STEP_ID = re.compile(STEP_ID)
+_VARIANT_NAME = re.compile(VARIANT_NAME)
 _EMAIL_CONDITIONS: Mapping[str, Callable[[str], Condition]] = MappingProxyType(
     {"clicked": Clicked, "not_clicked": NotClicked, "opened": Opened}
 )
@@ -126,7 +135,7 @@ def parse_steps(
         step = kinds.get(ref.step)
         if ref.step not in ids:
             reader.problem(ref.line, ref.where, f'no step has the id "{ref.step}"')
-        elif step is not None and not isinstance(step, EmailStep):
+        elif step is not None and not _sends(step):
             reader.problem(
                 ref.line, ref.where, f'"{ref.step}" is not an email step; expected an email step id'
             )
@@ -182,7 +191,7 @@ def _step(
     if len(present) != 1:
         found = " and ".join(present) if present else "none"
         reader.problem(
-            item.line, where, f"expected exactly one of email, wait, branch; found {found}"
+            item.line, where, f"expected exactly one of email, wait, branch, split; found {found}"
         )
         return None
     kind = present[0]
@@ -201,6 +210,8 @@ def _step(
         ctx.explicit_next[index] = explicit_next
     if kind == "email":
         return _email(ctx, body, at(where, kind), step_id, item.line, locales, templates)
+    if kind == "split":
+        return _split(ctx, body, at(where, kind), step_id, item.line, locales, templates)
     return _wait(ctx, body, at(where, kind), step_id, item.line, index)
 
 
@@ -231,6 +242,155 @@ def _email(
         for message in templates.check(template, locales, subject):
             reader.problem(line, where, message)
     return EmailStep(id=step_id, template=template, kind=kind, subject=subject, line=line)
+
+
+def _sends(step: Step) -> bool:
+    """Is this a step that sends an email (so a condition may look at its clicks)?"""
+    return isinstance(step, EmailStep) or (isinstance(step, SplitStep) and step.email is not None)
+
+
+def _split(
+    ctx: _Context,
+    node: Located,
+    where: str,
+    step_id: str,
+    line: int,
+    locales: tuple[str, ...],
+    templates: TemplateChecker | None,
+) -> SplitStep | None:
+    reader = ctx.reader
+    found = reader.keyed(node, where, SPLIT)
+    if found is None:
+        return None
+    email = None
+    if "email" in found:
+        email_node = found.get("email")
+        assert email_node is not None
+        email = _email(ctx, email_node, at(where, "email"), step_id, line, locales, templates)
+        if email is None:
+            return None
+    holdout = reader.field(found, SPLIT, "holdout", where)
+    variants = _variants(
+        ctx, found.get("variants"), at(where, "variants"), email, locales, templates
+    )
+    stop = _stop(reader, found.get("stop"), at(where, "stop"))
+    if (
+        variants is None
+        or ("holdout" in found and holdout is None)
+        or ("stop" in found and stop is None)
+    ):
+        return None
+    if len(variants) < 2 and not holdout:
+        reader.problem(found.line, where, "a split needs two variants, or one and a holdout")
+        return None
+    if stop is not None and len(variants) < 2:
+        reader.problem(
+            found.key_lines["stop"], at(where, "stop"), "a stop rule needs at least two variants"
+        )
+        return None
+    return SplitStep(
+        id=step_id, variants=variants, email=email, holdout=holdout or 0.0, stop=stop, line=line
+    )
+
+
+def _variants(
+    ctx: _Context,
+    node: Located | None,
+    where: str,
+    email: EmailStep | None,
+    locales: tuple[str, ...],
+    templates: TemplateChecker | None,
+) -> tuple[Variant, ...] | None:
+    reader = ctx.reader
+    found = reader.mapping(node, where, None, what="a mapping of variant names to variants")
+    if found is None:
+        return None
+    if not len(found):
+        reader.problem(found.line, where, "expected at least one variant")
+        return None
+    variants: list[Variant] = []
+    ok = True
+    for name in found:
+        inner = at(where, name)
+        line = found.key_lines[name]
+        if not _VARIANT_NAME.fullmatch(name) or name == HOLDOUT:
+            reader.problem(
+                line,
+                inner,
+                f'"{name}" is not a variant name: expected a-z, 0-9, "_"'
+                f' and "-", and not "{HOLDOUT}" (the share that gets nothing)',
+            )
+            ok = False
+            continue
+        variant = _variant(ctx, found.get(name), inner, name, email, locales, templates)
+        if variant is None:
+            ok = False
+        else:
+            variants.append(variant)
+    return tuple(variants) if ok else None
+
+
+def _variant(
+    ctx: _Context,
+    node: Located | None,
+    where: str,
+    name: str,
+    email: EmailStep | None,
+    locales: tuple[str, ...],
+    templates: TemplateChecker | None,
+) -> Variant | None:
+    reader = ctx.reader
+    found = reader.keyed(node, where, VARIANT)
+    if found is None:
+        return None
+    weight = reader.field(found, VARIANT, "weight", where)
+    template = reader.field(found, VARIANT, "template", where)
+    template_node = found.get("template")
+    if template is not None and template_node is not None and ".." in template:
+        reader.expected(template_node, at(where, "template"), TEMPLATE_NAME.what)
+        return None
+    subject = reader.field(found, VARIANT, "subject", where)
+    goto = ctx.target(found.get("goto"), at(where, "goto"))
+    if weight is None or any(
+        key in found and value is None
+        for key, value in (("template", template), ("subject", subject), ("goto", goto))
+    ):
+        return None
+    if goto is not None and (template is not None or subject is not None):
+        reader.problem(
+            found.line,
+            where,
+            "a variant either changes the email (subject,"
+            " template) or goes to a step (goto), not both",
+        )
+        return None
+    if goto is None and email is None:
+        reader.problem(
+            found.line,
+            where,
+            "this split has no email to vary: give the variant a goto, or give the split an email",
+        )
+        return None
+    if email is not None and goto is None and templates is not None and (template or subject):
+        chosen = template or email.template
+        for message in templates.check(chosen, locales, subject or email.subject):
+            reader.problem(found.line, where, message)
+    return Variant(name, weight, template, subject, goto, found.line)
+
+
+def _stop(reader: Reader, node: Located | None, where: str) -> StopRule | None:
+    found = reader.keyed(node, where, STOP)
+    if found is None:
+        return None
+    metric = reader.field(found, STOP, "metric", where)
+    confidence = reader.field(found, STOP, "confidence", where)
+    least = reader.field(found, STOP, "min_per_variant", where)
+    given = (("metric", metric), ("confidence", confidence), ("min_per_variant", least))
+    if metric is None or any(key in found and value is None for key, value in given):
+        return None
+    return StopRule(
+        metric, 0.95 if confidence is None else confidence, 100 if least is None else least
+    )
 
 
 def _wait(

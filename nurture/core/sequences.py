@@ -7,7 +7,7 @@ file:line); the journey, the dispatcher and the simulator only ever see these.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from enum import StrEnum
 from types import MappingProxyType
@@ -294,7 +294,67 @@ class BranchStep:
     line: int = 0
 
 
-Step = EmailStep | WaitStep | BranchStep
+SPLIT_METRICS = ("human_clicks", "mql", "sql")
+HOLDOUT = "holdout"
+"""The name results give the share of a split that gets nothing from it."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of a split: `weight` against the others; either overrides the split's
+    email (`template`, `subject`) or sends the lead to `goto` instead."""
+
+    name: str
+    weight: int
+    template: str | None = None
+    subject: str | None = None
+    goto: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When a split ends: the leading variant beats every other on `metric` at
+    `confidence`, each having at least `min_per_variant` leads."""
+
+    metric: str  # human_clicks | mql | sql
+    confidence: float = 0.95
+    min_per_variant: int = 100
+
+
+@dataclass(frozen=True)
+class SplitStep:
+    """An A/B (or A/B/n) test. Each lead is assigned one variant, for good; the
+    `holdout` share gets nothing from the split and goes on to `next`. A variant
+    without `goto` sends `email` (with its overrides), then goes on to `next`."""
+
+    id: str
+    variants: tuple[Variant, ...]
+    email: EmailStep | None = None
+    holdout: float = 0.0
+    stop: StopRule | None = None
+    next: str = END
+    line: int = 0
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+    def email_of(self, name: str) -> EmailStep | None:
+        """The email a lead assigned `name` gets (None: the holdout, or a goto variant)."""
+        found = self.variant(name)
+        if found is None or found.goto is not None or self.email is None:
+            return None
+        template = found.template or self.email.template
+        subject = found.subject if found.subject is not None else self.email.subject
+        return replace(self.email, id=self.id, template=template, subject=subject, next=self.next)
+
+    def target_of(self, name: str) -> str:
+        """Where a lead assigned `name` goes once the split is done with it."""
+        found = self.variant(name)
+        return found.goto if found is not None and found.goto is not None else self.next
+
+
+Step = EmailStep | WaitStep | BranchStep | SplitStep
 
 
 @dataclass(frozen=True)
@@ -329,7 +389,24 @@ class Sequence:
         return _index(self).get(step_id)
 
     def email_steps(self) -> tuple[EmailStep, ...]:
-        return tuple(s for s in self.steps if isinstance(s, EmailStep))
+        """The emails, a split's own email (under the split's id) among them."""
+        found: list[EmailStep] = []
+        for s in self.steps:
+            if isinstance(s, EmailStep):
+                found.append(s)
+            elif isinstance(s, SplitStep) and s.email is not None:
+                found.append(replace(s.email, id=s.id, next=s.next, line=s.line))
+        return tuple(found)
+
+    def email(self, step_id: str, variant: str | None = None) -> EmailStep | None:
+        """The email of this email step, or of this split: its own, or that `variant`'s."""
+        if variant is not None:
+            split = self.step(step_id)
+            return split.email_of(variant) if isinstance(split, SplitStep) else None
+        return next((e for e in self.email_steps() if e.id == step_id), None)
+
+    def splits(self) -> tuple[SplitStep, ...]:
+        return tuple(s for s in self.steps if isinstance(s, SplitStep))
 
 
 _INDEXES: dict[tuple[str, str], Mapping[str, Step]] = {}

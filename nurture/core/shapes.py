@@ -36,6 +36,16 @@ class Integer:
 
 
 @dataclass(frozen=True)
+class Number:
+    """A number, whole or not, from `minimum` (included) to `below` (excluded)."""
+
+    what: str = "a number"
+    minimum: float | None = None
+    below: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Boolean:
     what: str = "true or false"
     description: str = ""
@@ -118,7 +128,7 @@ class Nothing:
     description: str = ""
 
 
-Node = Text | Integer | Boolean | Texts | Items | Keys | Either | Ref | Anything | Nothing
+Node = Text | Integer | Number | Boolean | Texts | Items | Keys | Either | Ref | Anything | Nothing
 
 
 @dataclass(frozen=True)

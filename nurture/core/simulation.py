@@ -6,6 +6,7 @@ nothing is sent and nothing is written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -27,7 +28,7 @@ from nurture.core.journey import (
 from nurture.core.profile import LeadProfile
 from nurture.core.sequences import ENGAGEMENT_EVENTS, Sequence
 from nurture.core.timing import format_local, next_window_opening, resolve_timezone
-from nurture.core.wording import trigger_text
+from nurture.core.wording import split_lines, trigger_text
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class Standing:
     left_at: datetime | None = None
     position: Position | None = None  # where an active enrollment is
     facts: Facts | None = None  # what it did in that enrollment
+    # Its A/B splits: the key its assignment hashes, its recorded variants, the winners.
+    lead_key: str = ""
+    splits: Mapping[str, str] = field(default_factory=dict)
+    winners: Mapping[str, str] = field(default_factory=dict)
 
 
 def kept_out(
@@ -146,6 +151,12 @@ def simulate(
             note(start, f"entered when the periodic job finds it: {'; or '.join(periodic)}")
         position = Position(sequence.first_step, start)
         facts = Facts(lead=lead)
+    for split in sequence.splits():
+        note(start, f"split {split.id}: {'; '.join(split_lines(split))}")
+    if standing is not None:
+        facts = replace(
+            facts, lead_key=standing.lead_key, splits=standing.splits, winners=standing.winners
+        )
     sent: list[datetime] = []
     pending = sorted(assumptions.events, key=lambda e: e.occurred_at)
     changes = sorted(assumptions.changes, key=lambda c: c.at)

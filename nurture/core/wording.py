@@ -22,6 +22,7 @@ from nurture.core.sequences import (
     Reentry,
     ScoreAtLeast,
     SendWindow,
+    SplitStep,
     StageIs,
     Step,
     Trigger,
@@ -149,7 +150,35 @@ def step_lines(step: Step) -> tuple[str, ...]:
         case BranchStep():
             rules = [f"if {condition_text(r.condition)} → {_target(r.goto)}" for r in step.rules]
             return (*rules, f"else → {_target(step.otherwise)}")
+        case SplitStep():
+            return split_lines(step)
     raise AssertionError(step)  # pragma: no cover
+
+
+def split_lines(step: SplitStep) -> tuple[str, ...]:
+    """A split's email, each variant with its weight and what it changes, the holdout
+    and the stop rule."""
+    from nurture.core.experiments import share
+
+    lines = [f"{step.email.template}, kind: {step.email.kind}"] if step.email else []
+    for variant in step.variants:
+        does = []
+        if variant.goto is not None:
+            does.append(f"→ {_target(variant.goto)}")
+        if variant.template is not None:
+            does.append(f"template {variant.template}")
+        if variant.subject is not None:
+            does.append(f"subject: {variant.subject}")
+        said = f" {'; '.join(does)}" if does else ""
+        lines.append(f"{variant.name} {share(step, variant.name) * 100:.3g} %{said}")
+    if step.holdout:
+        lines.append(f"holdout {step.holdout * 100:.3g} %: nothing")
+    if step.stop is not None:
+        stop = step.stop
+        lines.append(
+            f"stops at {stop.confidence:.0%} on {stop.metric}, {stop.min_per_variant} leads each"
+        )
+    return tuple(lines)
 
 
 def step_summary(step: Step) -> str:
@@ -157,7 +186,7 @@ def step_summary(step: Step) -> str:
     kind = step_kind(step)
     said = "; ".join(step_lines(step))
     match step:
-        case BranchStep():
+        case BranchStep() | SplitStep():
             return f"{kind}: {said}"
         case WaitStep() if step.until_event is not None:
             then = _target(step.on_event or step.next)
@@ -167,4 +196,5 @@ def step_summary(step: Step) -> str:
 
 
 def step_kind(step: Step) -> str:
-    return {EmailStep: "email", WaitStep: "wait", BranchStep: "branch"}[type(step)]
+    kinds = {EmailStep: "email", WaitStep: "wait", BranchStep: "branch", SplitStep: "split"}
+    return kinds[type(step)]

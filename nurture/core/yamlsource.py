@@ -21,7 +21,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from nurture.core.problems import Problem
-from nurture.core.shapes import Boolean, Integer, Keys, Text, Texts
+from nurture.core.shapes import Boolean, Integer, Keys, Number, Text, Texts
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -32,6 +32,8 @@ _MAP = "tag:yaml.org,2002:map"
 _SAFE_SCALARS = frozenset(
     {_STR, _INT, _BOOL, _NULL, "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
 )
+
+_DECIMAL = re.compile(r"[0-9]*\.?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,8 @@ class Reader:
                     self.expected(node, path, spec.what)
                     return None
                 return number
+            case Number():
+                return self.number(node, path, spec)
             case Boolean():
                 return self.boolean(node, path)
             case Texts():
@@ -314,6 +318,24 @@ class Reader:
             return node.value
         self.expected(node, where, what)
         return None
+
+    def number(self, node: Located | None, where: str, spec: Number) -> float | None:
+        """A number within the shape's bounds (bool is no number to a marketer)."""
+        if node is None:
+            return None
+        value: float | None = None
+        if isinstance(node, LocatedScalar) and type(node.value) is int:
+            value = float(node.value)
+        elif isinstance(node, LocatedScalar) and _DECIMAL.fullmatch(node.text.strip()):
+            value = float(node.text)  # floats stay text when read (see _scalar)
+        if (
+            value is None
+            or (spec.minimum is not None and value < spec.minimum)
+            or (spec.below is not None and value >= spec.below)
+        ):
+            self.expected(node, where, spec.what)
+            return None
+        return value
 
     def boolean(self, node: Located | None, where: str) -> bool | None:
         if node is None:
