@@ -35,9 +35,9 @@ def create_app(
     app.extensions["nurture"] = runtime
     headers.install(app)
 
-    from nurture.web import api, forms, health, openapi, reporting, tracking, unsubscribe
+    from nurture.web import accounts, api, forms, health, openapi, reporting, tracking, unsubscribe
 
-    assert reporting  # its routes join the api blueprint when imported
+    assert reporting and accounts  # their routes join the api blueprint when imported
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(tracking.blueprint)

@@ -1,6 +1,6 @@
 """What a batch's arrivals do, computed in memory before anything is written.
 
-For each arriving lead, the same steps as `nurture.intake.take` (merge, consent,
+For each arriving lead, the same steps as `nurture.intake.take` (merge, account, consent,
 enrolment by trigger and audience, stage, qualification, score), applied to a `Draft`
 of the lead; the rows they would add are collected in a `Plan`, keyed by email until
 the leads have ids. `arrive` raises RowPath when the arrival needs what only the row
@@ -12,13 +12,16 @@ arrival): nurture.intake_batch then takes that person's arrivals one by one.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
+from nurture.accounts import block, key_of
 from nurture.content import Content
+from nurture.core.accounts import AccountKey
 from nurture.core.admission import Occurrence, admission, exit_on_stage, may_reenter
 from nurture.core.decisions import NOT_ENROLLED, Decision
 from nurture.core.intake import LeadInput
@@ -82,6 +85,10 @@ class Arrival:
     sla: timedelta
     promoting: Promoting
     plan: Plan = field(default_factory=Plan)
+    # The batch's accounts by key (made before the arrivals), and its leads as they
+    # stand before this arrival (by email): what an account's figures are made of.
+    accounts: Mapping[AccountKey, int] = field(default_factory=dict)
+    others: Mapping[str, Draft] = field(default_factory=dict)
 
     def arrive(self, data: LeadInput, created: bool, source: str, suppressed: bool) -> None:
         """As `take` after its look-up; raises RowPath when the row path must do it."""
@@ -91,6 +98,10 @@ class Arrival:
             # Unsubscribed or erased before: known again, but never mailed again.
             lead.unsubscribed_at = now
         changes, new_tags = merge(lead, data, created, now)
+        key = key_of(self.content, lead)
+        if key is not None and key not in self.accounts:
+            raise RowPath("its account was not made with the batch's")
+        lead.account_id = None if key is None else self.accounts[key]
         self.plan.history += [
             {"email": lead.email, "field": name, "old_value": shown(old),
              "new_value": shown(new), "source": source, "at": now}
@@ -246,6 +257,10 @@ class Arrival:
         # The lead as the CRM payload shows it: as it is now, not after later arrivals
         # (which the batch takes one by one, after the payload is made).
         self.plan.promotions[-1]["lead"] = lead.row()
+        leads = {**self.others, lead.email: lead}
+        self.plan.promotions[-1]["account"] = block(
+            self.session, self.content, lead.account_id, now, leads
+        )
 
     def _note(self, decision: Decision) -> None:
         self.plan.decisions.append((self.lead.email, decision))

@@ -181,6 +181,7 @@ def tick(ctx: click.Context) -> None:
 
 
 # Each module adds its commands to `cli` when imported.
+import nurture.commands.accounts  # noqa: E402
 import nurture.commands.authoring  # noqa: E402
 import nurture.commands.broadcasts  # noqa: E402
 import nurture.commands.costs  # noqa: E402

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from nurture.accounts import block
 from nurture.content import Content
 from nurture.core.decisions import NOT_RECYCLED, Decision
 from nurture.core.sales import STAGE_AFTER, Answer, accepted_at, final_answer, first_at
@@ -168,7 +169,8 @@ def escalate_overdue(
         # A new deadline on the calendar of whoever holds the lead now.
         rep_zone = _zone_of(content, promotion.rep_email)
         promotion.sla_due_at = sla_deadline(now, sla, rep_zone, lead)
-        body = payload(session, lead, promotion, now, content.scoring)
+        account = block(session, content, lead.account_id, now)
+        body = payload(session, lead, promotion, now, content.scoring, account)
         body["escalation"] = {"count": promotion.escalations, "sla_breached": True}
         enqueue(session, kind, body, now, promotion.id)
     return overdue

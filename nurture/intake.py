@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nurture.accounts import assign
 from nurture.config import Settings
 from nurture.content import Content
 from nurture.core.intake import LeadInput
@@ -52,6 +53,7 @@ def take(
     lead, created, new_tags = upsert_lead(
         session, data, now, source, existing, looked_up=True, is_suppressed=is_suppressed
     )
+    assign(session, content, lead, now)
     if created:
         on_created(session, content, lead, now)
     elif "stage" in data.values and data.values["stage"] != previous_stage:

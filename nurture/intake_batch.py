@@ -1,7 +1,8 @@
 """Taking a batch of leads in with a handful of statements for the whole batch.
 
 The API's batches and each chunk of a CSV import come here. One statement locks and
-reads the batch's known leads, one asks the suppression list; every arrival is then
+reads the batch's known leads, one asks the suppression list, two make and read the
+accounts its arrivals name (nurture.accounts); every arrival is then
 computed in memory (nurture.arrivals), in order, exactly as `nurture.intake.take`
 would do it; then the new leads are inserted, the known ones updated, and the field
 history, consents, enrolments, decisions, stage changes and events added, one
@@ -26,9 +27,11 @@ from typing import Any
 from sqlalchemy import JSON, select
 from sqlalchemy.orm import Session
 
+from nurture.accounts import ensure, free_mail
 from nurture.arrivals import Arrival, Plan, Promoting, RowPath
 from nurture.config import Settings
 from nurture.content import Content
+from nurture.core.accounts import COMPANY_ID, AccountKey, account_key
 from nurture.core.intake import LeadInput
 from nurture.crm import push_values
 from nurture.db import among, insert_rows, plan_afresh, update_rows
@@ -56,6 +59,7 @@ UPDATED = (
     "first_name", "last_name", "company", "job_title", "company_size", "country", "timezone",
     "locale", "source", "campaign", "rep_name", "rep_email", "rep_phone", "tags", "fields",
     "first_touch", "latest_touch", "category", "reasons", "grade", "score", "updated_at",
+    "account_id",
 )  # fmt: skip
 
 
@@ -93,6 +97,7 @@ def take_batch(
     )
     known = {row.email: Draft(row._mapping, None) for row in session.execute(query)}
     blocked = suppressed_among(session, list_key(settings), emails, now)
+    accounts = ensure(session, _account_keys(content, items, known), now)
 
     drafts: dict[str, Draft] = dict(known)
     created_here: set[str] = set()
@@ -106,7 +111,10 @@ def take_batch(
         if email not in by_row:
             before = drafts.get(email)
             draft = Draft.new(email, now) if before is None else before.copy()
-            arrival = Arrival(session, content, draft, now, settings.sla, promoting)
+            arrival = Arrival(
+                session, content, draft, now, settings.sla, promoting, accounts=accounts,
+                others=drafts,
+            )  # fmt: skip
             try:
                 arrival.arrive(item, before is None, source, email in blocked)
             except RowPath:
@@ -144,6 +152,24 @@ def take_batch(
         else Taken(taken[answer][0].public_id, taken[answer][0].email, taken[answer][1])
         for answer in answers
     ]
+
+
+def _account_keys(
+    content: Content, items: list[LeadInput], known: dict[str, Draft]
+) -> set[AccountKey]:
+    """Every account the arrivals will name, in their order (a company id given by an
+    earlier arrival of the same person counts for the later ones), as the row path
+    would make them one by one."""
+    mail = free_mail(content)
+    company = {email: (draft.fields or {}).get(COMPANY_ID) for email, draft in known.items()}
+    keys: set[AccountKey] = set()
+    for item in items:
+        if COMPANY_ID in item.fields:
+            company[item.email] = item.fields[COMPANY_ID]
+        key = account_key(item.email, {COMPANY_ID: company.get(item.email)}, mail)
+        if key is not None:
+            keys.add(key)
+    return keys
 
 
 def _update(draft: Draft) -> dict[str, Any]:
@@ -193,7 +219,10 @@ def _promoted(
     if not plan.promotions:
         return
     rows = [
-        {"lead_id": ids[p["email"]], **{k: v for k, v in p.items() if k not in ("email", "lead")}}
+        {
+            "lead_id": ids[p["email"]],
+            **{k: v for k, v in p.items() if k not in ("email", "lead", "account")},
+        }
         for p in plan.promotions
     ]
     made = dict(insert_rows(session, Promotion, rows, ("lead_id", "id")))
@@ -205,6 +234,9 @@ def _promoted(
     for promoted, row in zip(plan.promotions, rows, strict=True):
         lead = Lead(id=row["lead_id"], **promoted["lead"])  # transient as well
         promotion = Promotion(id=made[row["lead_id"]], **row)
-        body = payload_of(lead, promotion, stages[promoted["email"]], (), (), content.scoring)
+        body = payload_of(
+            lead, promotion, stages[promoted["email"]], (), (), content.scoring,
+            promoted.get("account"),
+        )  # fmt: skip
         pushes.append(push_values("lead.promoted", body, now, promotion.id))
     add_rows(session, CrmPush, pushes)

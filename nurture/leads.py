@@ -79,6 +79,7 @@ class Draft:
     rep_phone: str | None
     unsubscribed_at: datetime | None
     bounced_at: datetime | None
+    account_id: int | None
     created_at: datetime
     updated_at: datetime
     # Its enrolments as rows, when all of them are known (a lead created in this

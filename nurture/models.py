@@ -78,6 +78,7 @@ class Lead(Base):
         Index("ix_leads_company_id", "company", "id"),
         # A sales user's leads, and the list's rep filter (nurture.console.users).
         Index("ix_leads_rep", func.lower(text("rep_email"))),
+        Index("ix_leads_account_id", "account_id"),  # an account's contacts
         # The list's prefix search, any case: PostgreSQL only (SQLite reads the table).
         *(
             Index(
@@ -132,6 +133,45 @@ class Lead(Base):
     sunset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The company it belongs to (nurture.accounts): from its company_id field, else its
+    # email's domain; none for a personal mailbox. No foreign key: an account row goes
+    # only once it has no contact left.
+    account_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Account(Base):
+    """A company: the leads sharing a company id, or an email domain (nurture.accounts).
+    Holds no personal data of its own; its figures are computed from its contacts."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # company_id | domain
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AccountPromotion(Base):
+    """An account handed to sales by the account rule, once per account per cycle: the
+    unique key stops two workers, or two runs, promoting it twice."""
+
+    __tablename__ = "account_promotions"
+    __table_args__ = (UniqueConstraint("account_id", "cycle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    cycle: Mapped[int] = mapped_column(Integer)
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="SET NULL"), index=True
+    )  # the contact promoted
+    promotion_id: Mapped[int | None] = mapped_column(
+        ForeignKey("promotions.id", ondelete="SET NULL")
+    )
+    engaged: Mapped[int] = mapped_column(Integer)  # distinct contacts engaged in the window
+    reason: Mapped[str] = mapped_column(String(500))
+    run: Mapped[str] = mapped_column(String(32))  # the job run that found it
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Event(Base):

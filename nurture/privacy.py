@@ -18,14 +18,16 @@ from email.policy import default as email_policy
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, delete, exists, or_, select
+from sqlalchemy import Text, and_, cast, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
+from nurture.accounts import forget_empty
 from nurture.confirmation import forget as forget_confirmations
 from nurture.idempotency import forget
 from nurture.leads import find_lead
 from nurture.mail import OutboxMailer
 from nurture.models import (
+    AccountPromotion,
     Base,
     Consent,
     CrmPush,
@@ -139,6 +141,10 @@ def _delete(session: Session, leads: list[Lead]) -> Removed:
     removed = Removed(tuple(lead.email for lead in leads), message_ids)
     promotions = select(Promotion.id).where(Promotion.lead_id.in_(lead_ids))
     for statement in (
+        # An account's promotion keeps its count and reason, not who was promoted.
+        update(AccountPromotion)
+        .where(AccountPromotion.lead_id.in_(lead_ids))
+        .values(lead_id=None, promotion_id=None),
         delete(SalesFeedback).where(SalesFeedback.promotion_id.in_(promotions)),
         delete(CrmPush).where(CrmPush.promotion_id.in_(promotions)),
         delete(Promotion).where(Promotion.lead_id.in_(lead_ids)),
@@ -155,6 +161,7 @@ def _delete(session: Session, leads: list[Lead]) -> Removed:
         delete(Lead).where(Lead.id.in_(lead_ids)),
     ):
         session.execute(statement.execution_options(synchronize_session=False))
+    forget_empty(session)  # an account left with no contact: its domain may name them
     session.expire_all()
     return removed
 

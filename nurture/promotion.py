@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from nurture.accounts import block
 from nurture.content import Content
 from nurture.core.business_time import business_deadline, calendar_for
 from nurture.core.routing import Assignment, NoRoute, route
@@ -86,7 +87,8 @@ def promote(
     leave(session, lead.id, "promoted to sales", now)
     set_stage(session, content, lead, "sql", now, cause=f"promoted: {reason}", event_id=event_id)
     session.flush()
-    body = payload(session, lead, promotion, now, content.scoring)
+    account = block(session, content, lead.account_id, now)
+    body = payload(session, lead, promotion, now, content.scoring, account)
     enqueue(session, "lead.promoted", body, now, promotion.id)
     return promotion
 
@@ -106,8 +108,10 @@ def payload(
     promotion: Promotion,
     now: datetime,
     scoring_model: ScoringModel | None = None,
+    account: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What the CRM receives: who, how hot and why, who handles it, what they read.
+    """What the CRM receives: who, how hot and why, who handles it, what they read,
+    and the company it belongs to (`account`: `nurture.accounts.block`).
     `fit` lists the fit rules that give the grade (the scoring model's, when there is
     one): a lead promoted at intake has no score change yet, and still a reason."""
     stages = session.scalars(
@@ -137,7 +141,7 @@ def payload(
         .order_by(Event.occurred_at.desc())
         .limit(20)
     )
-    return payload_of(lead, promotion, stages, changes, clicks, scoring_model)
+    return payload_of(lead, promotion, stages, changes, clicks, scoring_model, account)
 
 
 def payload_of(
@@ -147,6 +151,7 @@ def payload_of(
     changes: Iterable[ScoreChange],
     clicks: Iterable[Any],
     scoring_model: ScoringModel | None = None,
+    account: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The payload from the rows `payload` reads (a batch passes those of the leads it
     created, which it has in memory: their stage changes, no score change, no click)."""
@@ -211,4 +216,5 @@ def payload_of(
             }
             for at, sequence_id, step_id, kind, subject, properties in clicks
         ],
+        "account": account,
     }

@@ -2,10 +2,10 @@
 
 Three jobs: `tick` (every `NURTURE_TICK_SECONDS`: emails, CRM, SLA, digests), `hits`
 (every second: tracking hits into events and scores, so scores follow readers
-closely) and `triggers` (every five minutes: the inactivity and date triggers, each
-one statement over every lead, then the broadcast occurrences due to start). The
-schedule of each lead lives in the database; this only decides how often a worker
-looks at it. Never started inside web server workers.
+closely) and `triggers` (every five minutes: the inactivity and date triggers and the
+account rule, each one statement over every lead, then the broadcast occurrences due
+to start). The schedule of each lead lives in the database; this only decides how
+often a worker looks at it. Never started inside web server workers.
 """
 
 from __future__ import annotations
@@ -144,14 +144,19 @@ def track_once(runtime: Runtime) -> None:
 
 
 def find_triggered(runtime: Runtime, now: datetime) -> str:
-    """The inactivity and date triggers of every live sequence, then the broadcast
-    occurrences due to start, at `now`."""
+    """The inactivity and date triggers of every live sequence, the account rule
+    (nurture.account_promotion), then the broadcast occurrences due to start, at `now`."""
     from nurture import broadcasts
+    from nurture.account_promotion import promote_accounts
     from nurture.triggers import run
 
     rt = runtime
     fired = run(rt.sessions, rt.content, now, rt.settings.consent_required)
     line = f"{sum(f.enrolled for f in fired)} enrolled by {len(fired)} triggers"
+    with rt.sessions.begin() as session:
+        promoted = promote_accounts(session, rt.content, now, rt.settings.sla)
+    if promoted.found:
+        line = f"accounts: {promoted}; {line}"
     started = broadcasts.run(rt.sessions, rt.settings, rt.content, now)
     if started:
         line += f", {sum(s.recipients for s in started)} by {len(started)} broadcasts"

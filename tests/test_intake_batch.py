@@ -70,10 +70,12 @@ BATCH: list[dict[str, Any]] = [
      "source": "webinar", "campaign": "live-3", "tags": ["evaluation"],
      "consent": {"granted": True, "text_version": "v2"},
      "touch": {"channel": "webinar", "utm_source": "newsletter"}},
-    {"email": "bob+news@usine-b.example", "company": "New", "fields": {"erp": "sage"}},
+    {"email": "bob+news@usine-b.example", "company": "New",
+     "fields": {"erp": "sage", "company_id": "CRM-B"}},  # moves to its CRM account
     {"email": "jean.dupont@gmail.com", "first_name": "Jean", "country": "FR"},
     {"email": "dora@usine-d.example", "country": "FR", "company_size": 70, "source": "webinar"},
     {"email": "eve@usine-e.example", "country": "CH", "company_size": 70},
+    {"email": "iris@usine-i.example", "country": "FR", "company": "Usine I"},  # ines' colleague
     {"email": "ines@usine-i.example", **TARGET, "fields": SOON},  # sales-ready: promoted
     {"email": "kim@usine-k.example", "country": "FR", "company_size": 200, "source": "webinar",
      "stage": "customer", "tags": ["evaluation"]},
@@ -133,12 +135,16 @@ def start_over(runtime: Runtime) -> None:
 
 def snapshot(runtime: Runtime) -> dict[str, list[str]]:
     """Every table's rows, ids replaced by what they point at (a lead by its email, an
-    event by its lead and name, a promotion by its lead), sorted."""
+    event by its lead and name, a promotion by its lead, an account by its key), sorted."""
     with runtime.sessions() as session:
         emails = {id_: email for id_, email in session.execute(select(Lead.id, Lead.email))}
         promotions = {
             id_: lead_id
             for id_, lead_id in session.execute(text("SELECT id, lead_id FROM promotions"))
+        }
+        accounts = {
+            id_: f"{kind}:{value}"
+            for id_, kind, value in session.execute(text("SELECT id, kind, value FROM accounts"))
         }
         events = {
             id_: (emails[lead_id], name)
@@ -156,10 +162,15 @@ def snapshot(runtime: Runtime) -> dict[str, list[str]]:
                     values["lead_id"] = emails.get(values["lead_id"])
                 if values.get("promotion_id") is not None:
                     values["promotion_id"] = emails[promotions[values["promotion_id"]]]
+                if values.get("account_id") is not None:
+                    values["account_id"] = accounts[values["account_id"]]
                 if values.get("event_id") is not None:
                     values["event_id"] = events[values["event_id"]]
                 if table.name == "crm_pushes":
                     values["payload"]["data"]["promotion"].pop("id")
+                    if values["payload"]["data"]["account"] is not None:
+                        account = values["payload"]["data"]["account"]
+                        account["id"] = accounts[account["id"]]
                 rows.append(json.dumps(values, sort_keys=True, default=str))
             tables[table.name] = sorted(rows)
             for column in table.columns:  # SQL NULL, not JSON `null`, where nothing was said
@@ -214,6 +225,10 @@ def test_a_mixed_batch_leaves_every_table_as_the_row_path_does(
     unsubscribed = [row for row in rows["leads"] if '"unsubscribed_at": null' not in row]
     assert len(unsubscribed) == 2  # dora and eve: on the list, known again, never mailed
     assert len(rows["consents"]) == 2
+    bob = next(row for row in rows["leads"] if '"bob@usine-b.example"' in row)
+    assert '"account_id": "company_id:CRM-B"' in bob
+    ines = next(row for row in rows["crm_pushes"] if "ines@usine-i.example" in row)
+    assert '"contacts": 2' in ines and '"domain": "usine-i.example"' in ines  # and iris
     # One by one: a known lead's stage or tag that its enrolments react to, a person's
     # arrivals after its promotion (max's second), a promotion after an arrival taken
     # one by one (paul: the reps' load follows the batch's order); bob's new tag fires

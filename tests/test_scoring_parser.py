@@ -191,7 +191,7 @@ def test_made_up_rule_ids_name_the_event_and_its_conditions() -> None:
         (
             "lifecycle:\n",
             "lifecycle:\n  stage: x\n",
-            "14: lifecycle.stage: unknown key; allowed keys here: mql, promote, decisive",
+            "14: lifecycle.stage: unknown key; allowed keys here: mql, promote, decisive, account",
         ),
         (
             "lifecycle:\n  mql: {score: 40, grade: C}\n  promote: {score: 80, grade: B}\n"
@@ -356,6 +356,29 @@ def test_made_up_rule_ids_name_the_event_and_its_conditions() -> None:
             '16: lifecycle.decisive: missing required key "events"',
         ),
         (
+            "decisive: [demo_requested]",
+            "decisive: [demo_requested]\n  account: {engaged_contacts: 1}",
+            "17: lifecycle.account.engaged_contacts: expected 2 contacts or more (1 is a single"
+            " lead's matter: use promote)",
+        ),
+        (
+            "decisive: [demo_requested]",
+            "decisive: [demo_requested]\n  account: {engaged_contacts: 3, within: 2 business days}",
+            '17: lifecycle.account.within: "2 business days" has no fixed length; use minutes,'
+            " hours, days or weeks",
+        ),
+        (
+            "decisive: [demo_requested]",
+            "decisive: [demo_requested]\n  account: {within: 30 days}",
+            '17: lifecycle.account: missing required key "engaged_contacts"',
+        ),
+        (
+            "decisive: [demo_requested]",
+            "decisive: [demo_requested]\n  account: {engaged_contacts: 3, on: [Clicked]}",
+            "17: lifecycle.account.on: expected an event name such as form_submitted (a-z, 0-9"
+            ' and _), got "Clicked"',
+        ),
+        (
             "fit:\n",
             "fit: [\n",
             "3: YAML syntax error: expected the node content, but found '-'",
@@ -364,6 +387,21 @@ def test_made_up_rule_ids_name_the_event_and_its_conditions() -> None:
 )
 def test_problems_are_reported_with_file_and_line(old: str, new: str, expected: str) -> None:
     assert problems_after(old, new) == [f"{PATH}:{expected}"]
+
+
+def test_an_account_rule_is_read_with_its_defaults() -> None:
+    text = BASE.replace(
+        "decisive: [demo_requested]",
+        "decisive: [demo_requested]\n"
+        "  account: {engaged_contacts: 3, on: [email_clicked, form_submitted]}",
+    )
+    model = parse_scoring(text, PATH).model
+    assert model is not None and model.account is not None
+    rule = model.account
+    assert (rule.engaged_contacts, str(rule.within), rule.events, rule.grade) == (
+        3, "30 days", ("email_clicked", "form_submitted"), "D",
+    )  # fmt: skip
+    assert rule.reason(4) == "account: 4 contacts engaged in 30 days"
 
 
 def test_every_problem_of_a_file_is_reported_at_once() -> None:

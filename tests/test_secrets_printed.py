@@ -224,6 +224,9 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
     ("deliveries", "list"): [[], ["--status", "attention", "--since", "2020-01-01T00:00Z"]],
     ("deliveries", "resolve"): [["--failed", "--skip", "--dry-run"], ["999", "--resend"]],
     ("scoring", "rescore"): [[]],
+    ("accounts", "rebuild"): [[]],
+    ("accounts", "list"): [[], ["--engaged", "--format", "json"]],
+    ("accounts", "show"): [["example.com"], ["example.com", "--format", "json"], ["nowhere"]],
     ("costs", "set"): [
         ["website", "--month", "2026-01", "--amount", "120.50"],
         ["website", "--month", "13-2026", "--amount", "a lot"],

@@ -386,3 +386,14 @@ class TopLeadsQuery(Query):
     rep: Annotated[str, text(320)] | None = Field(
         default=None, description="One rep's email; else every rep's list."
     )
+
+
+class AccountsQuery(Query):
+    """Which accounts: the first `limit`, the most engaged first."""
+
+    limit: Annotated[int, Field(ge=1, le=500)] = Field(
+        default=50, description="How many accounts (1 to 500)."
+    )
+    engaged: Annotated[str, OneOf(("true", "false"))] | None = Field(
+        default=None, description="true: only accounts with a contact engaged in the window."
+    )

@@ -18,10 +18,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nurture.core.profile import LeadProfile
 from nurture.core.sequences import Duration, FieldMatches, IntRange
+
+if TYPE_CHECKING:
+    from nurture.core.accounts import AccountRule
 
 GRADES = ("A", "B", "C", "D")
 """Fit grades, best first; D is every lead below the C threshold."""
@@ -282,6 +285,7 @@ class ScoringModel:
     half_life: Duration | None = None  # None: behaviour points never fade
     decisive: tuple[str, ...] = ()
     decisive_grade: str = "C"  # a decisive event promotes leads of this grade or better
+    account: AccountRule | None = None  # lifecycle.account: promotion by an account's group
     version: str = ""
     path: str = ""
     _by_event: Mapping[str, tuple[BehaviourRule, ...]] = field(

@@ -107,9 +107,26 @@ DECISIVE = Keys(
     MappingProxyType({"events": EVENT_NAMES, "grade": GRADE}),
     required=("events",),
 )
+ACCOUNT = Keys(
+    MappingProxyType(
+        {
+            "engaged_contacts": Integer("a number of contacts, 2 or more", minimum=2),
+            "within": DURATION,
+            "on": EVENT_NAMES,
+            "grade": GRADE,
+        }
+    ),
+    required=("engaged_contacts",),
+    what='an account rule such as {engaged_contacts: 3, within: "30 days"}',
+)
 LIFECYCLE = Keys(
     MappingProxyType(
-        {"mql": THRESHOLDS, "promote": THRESHOLDS, "decisive": Either((EVENT_NAMES, DECISIVE))}
+        {
+            "mql": THRESHOLDS,
+            "promote": THRESHOLDS,
+            "decisive": Either((EVENT_NAMES, DECISIVE)),
+            "account": ACCOUNT,
+        }
     ),
     required=("mql", "promote"),
 )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from types import MappingProxyType
 
+from nurture.core.accounts import DEFAULT_EVENTS, DEFAULT_WINDOW, AccountRule
 from nurture.core.problems import Problem
 from nurture.core.scoring import (
     CLASSIFICATIONS,
@@ -28,6 +29,7 @@ from nurture.core.scoring import (
     span,
 )
 from nurture.core.scoring_language import (
+    ACCOUNT,
     BEHAVIOUR,
     BEHAVIOUR_RULE,
     CAP,
@@ -94,7 +96,7 @@ def parse_scoring(text: str, path: str) -> ScoringResult:
         return ScoringResult(None, _sorted(reader.problems))
     fit_rules, grades = fit
     half_life, rules = behaviour
-    mql, promote, decisive, decisive_grade = lifecycle
+    mql, promote, decisive, decisive_grade, account = lifecycle
     model = ScoringModel(
         fit_rules=fit_rules,
         grades=grades,
@@ -104,6 +106,7 @@ def parse_scoring(text: str, path: str) -> ScoringResult:
         half_life=half_life,
         decisive=decisive,
         decisive_grade=decisive_grade,
+        account=account,
         version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
         path=path,
     )
@@ -492,14 +495,16 @@ def _covers(earlier: BehaviourRule, later: BehaviourRule) -> bool:
 
 def _lifecycle(
     reader: Reader, node: Located | None
-) -> tuple[Thresholds, Thresholds, tuple[str, ...], str] | None:
+) -> tuple[Thresholds, Thresholds, tuple[str, ...], str, AccountRule | None] | None:
     found = reader.keyed(node, "lifecycle", LIFECYCLE)
     if found is None:
         return None
     mql = _thresholds(reader, found.get("mql"), "lifecycle.mql")
     promote = _thresholds(reader, found.get("promote"), "lifecycle.promote")
     decisive = _decisive(reader, found.get("decisive"))
-    if mql is None or promote is None or decisive is None:
+    before = len(reader.problems)
+    account = _account(reader, found.get("account"))
+    if mql is None or promote is None or decisive is None or len(reader.problems) > before:
         return None
     if promote.score < mql.score or not grade_at_least(promote.grade, mql.grade):
         promote_node = found.get("promote")
@@ -509,7 +514,38 @@ def _lifecycle(
             f"promote ({promote.describe()}) must ask at least as much as mql ({mql.describe()})",
         )
         return None
-    return mql, promote, *decisive
+    return mql, promote, *decisive, account
+
+
+def _account(reader: Reader, node: Located | None) -> AccountRule | None:
+    """`lifecycle.account`: None when absent (no account rule) or wrong (a problem)."""
+    where = "lifecycle.account"
+    found = reader.keyed(node, where, ACCOUNT)
+    if found is None:
+        return None
+    count_node = found.get("engaged_contacts")
+    count = reader.integer(count_node, at(where, "engaged_contacts"), "a number of contacts")
+    if count is not None and count < 2 and count_node is not None:
+        reader.problem(
+            count_node.line,
+            at(where, "engaged_contacts"),
+            f"expected 2 contacts or more ({count} is a single lead's matter: use promote)",
+        )
+        return None
+    within = _duration(reader, found.get("within"), at(where, "within"))
+    events: tuple[str, ...] = DEFAULT_EVENTS
+    if "on" in found:
+        items = reader.strings(found.get("on"), at(where, "on"), EVENT_NAMES.what)
+        names = [_event_name(reader, item, at(where, "on")) for item in items or ()]
+        if items is None or None in names:
+            return None
+        events = tuple(dict.fromkeys(name for name in names if name is not None))
+    grade = _grade(reader, found.get("grade"), at(where, "grade"))
+    if count is None or ("within" in found and within is None):
+        return None
+    if "grade" in found and grade is None:
+        return None
+    return AccountRule(count, within or DEFAULT_WINDOW, events, grade or "D")
 
 
 def _thresholds(reader: Reader, node: Located | None, where: str) -> Thresholds | None:

@@ -21,10 +21,10 @@ from nurture import __version__
 from nurture.core.payloads import MAX_BODY
 from nurture.core.reports import REPORTS
 from nurture.identifiers import LEAD_ID
-from nurture.web import answers, reporting
+from nurture.web import accounts, answers, reporting
 from nurture.web.api import IDEMPOTENCY_KEY_LENGTH, OPERATIONS, Operation
 
-assert reporting  # its operations are declared when it is imported
+assert reporting and accounts  # their operations are declared when they are imported
 
 blueprint = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
@@ -68,6 +68,12 @@ PARAMETERS: dict[str, Schema] = {
             "enum": list(REPORTS),
         },
         "example": "funnel",
+    },
+    "account": {
+        "description": "The account's number, its domain (an address or a sub-domain of it"
+        " finds it too) or its company id.",
+        "schema": {"type": "string", "minLength": 1},
+        "example": "atelier-martin.example",
     },
     "promotion_id": {
         "description": "The promotion's number, as the CRM push carried it.",

@@ -1,0 +1,375 @@
+"""Accounts in the database: leads grouped into companies, and each account's figures.
+
+A lead's account is set at every arrival (nurture.intake.take, and the batch path
+with the same keys, nurture.intake_batch) from its `company_id` field or its email's
+domain (nurture.core.accounts.account_key); `rebuild` sets it for every lead at once
+(after an upgrade, or a change of the free-mail list). An account row holds only its
+key; its name and figures are computed from its contacts when asked, so erasing a
+lead leaves nothing of it in the account, and an account left with no contact goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from nurture.content import Content
+from nurture.core.accounts import (
+    DEFAULT_EVENTS,
+    DEFAULT_WINDOW,
+    HUMAN_ONLY,
+    AccountFigures,
+    AccountKey,
+    Contact,
+    account_key,
+    figures,
+    organisation_domain,
+    payload_block,
+)
+from nurture.core.qualification import FREE_MAIL_DOMAINS
+from nurture.core.scoring import Behaviour, span
+from nurture.core.sequences import Duration
+from nurture.db import among, update_rows
+from nurture.leads import Draft
+from nurture.models import Account, AccountPromotion, Event, Lead
+
+
+def free_mail(content: Content) -> frozenset[str]:
+    """The personal mailbox domains never grouped: the qualification file's list (the
+    built-in one and its additions), else the built-in one."""
+    model = content.qualification
+    return model.free_mail_domains if model is not None else FREE_MAIL_DOMAINS
+
+
+def key_of(content: Content, lead: Lead | Draft) -> AccountKey | None:
+    return account_key(lead.email, lead.fields, free_mail(content))
+
+
+def ensure(session: Session, keys: Iterable[AccountKey], now: datetime) -> dict[AccountKey, int]:
+    """The id of each account, created when new: one insert and one read for any
+    number. Keys are inserted in order, so concurrent batches wait on each other
+    instead of deadlocking."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    rows = [{"kind": k.kind, "value": k.value, "created_at": now} for k in wanted]
+    session.execute(
+        insert(Account).values(rows).on_conflict_do_nothing(index_elements=["kind", "value"])
+    )
+    found = session.execute(
+        select(Account.id, Account.kind, Account.value).where(
+            among(session, Account.value, {k.value for k in wanted})
+        )
+    )
+    return {
+        key: id_ for id_, kind, value in found if (key := AccountKey(kind, value)) in set(wanted)
+    }
+
+
+def assign(session: Session, content: Content, lead: Lead, now: datetime) -> None:
+    """Put the lead in the account its data names (the row path's step)."""
+    key = key_of(content, lead)
+    if key is None:
+        lead.account_id = None
+        return
+    found = session.scalar(
+        select(Account.id).where(Account.kind == key.kind, Account.value == key.value)
+    )
+    lead.account_id = found if found is not None else ensure(session, [key], now)[key]
+
+
+def forget_empty(session: Session) -> int:
+    """Delete the accounts that have no contact left (after an erasure or a purge):
+    a domain alone may name a one-person company."""
+    empty = select(Account.id).where(~exists().where(Lead.account_id == Account.id))
+    gone = list(session.scalars(empty))
+    if not gone:
+        return 0
+    for model, column in ((AccountPromotion, AccountPromotion.account_id), (Account, Account.id)):
+        statement = delete(model).where(among(session, column, gone))
+        session.execute(statement.execution_options(synchronize_session=False))
+    return len(gone)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    leads: int
+    moved: int
+    removed: int  # accounts left with no contact
+
+    def __str__(self) -> str:
+        return (
+            f"{self.leads} leads read, {self.moved} moved to another account (or none),"
+            f" {self.removed} empty accounts removed"
+        )
+
+
+def rebuild(
+    sessions: sessionmaker[Session], content: Content, now: datetime, chunk: int = 5000
+) -> Rebuilt:
+    """Set every lead's account from its data, chunk by chunk (one read, one insert of
+    new accounts and one update per chunk); then remove the accounts left empty."""
+    leads = moved = 0
+    last = 0
+    while True:
+        with sessions.begin() as session:
+            rows = session.execute(
+                select(Lead.id, Lead.email, Lead.fields, Lead.account_id)
+                .where(Lead.id > last)
+                .order_by(Lead.id)
+                .limit(chunk)
+            ).all()
+            if not rows:
+                break
+            last = rows[-1].id
+            mail = free_mail(content)
+            keys = {row.id: account_key(row.email, row.fields, mail) for row in rows}
+            ids = ensure(session, (k for k in keys.values() if k is not None), now)
+            wanted = {id_: None if key is None else ids[key] for id_, key in keys.items()}
+            changes = [
+                {"id": row.id, "account_id": wanted[row.id]}
+                for row in rows
+                if wanted[row.id] != row.account_id
+            ]
+            update_rows(session, Lead, changes)
+            leads += len(rows)
+            moved += len(changes)
+    with sessions.begin() as session:
+        removed = forget_empty(session)
+    return Rebuilt(leads, moved, removed)
+
+
+# --- figures ---------------------------------------------------------------------
+
+
+def window_of(content: Content) -> tuple[Duration, tuple[str, ...]]:
+    """How far back, and which events, make a contact engaged: the account rule's, else
+    human clicks in the last 30 days."""
+    model = content.scoring
+    rule = model.account if model is not None else None
+    if rule is None:
+        return DEFAULT_WINDOW, DEFAULT_EVENTS
+    return rule.within, rule.events
+
+
+def engagement(events: Iterable[str], since: Any, until: Any) -> Any:
+    """The events that make a contact engaged, as a condition: the named events within
+    (since, until], opens and clicks only when a person made them (not a scanner nor a
+    privacy proxy)."""
+    names = sorted(set(events))
+    return and_(
+        Event.name.in_(names),
+        or_(Event.name.not_in(sorted(HUMAN_ONLY)), Event.classification == "human"),
+        Event.occurred_at > since,
+        Event.occurred_at <= until,
+    )
+
+
+_CONTACT = (
+    Lead.id,
+    Lead.email,
+    Lead.company,
+    Lead.stage,
+    Lead.grade,
+    Lead.behaviour_points,
+    Lead.last_activity_at,
+)
+
+
+def contacts(
+    session: Session,
+    content: Content,
+    account_id: int,
+    now: datetime,
+    overrides: Mapping[str, Draft] | None = None,
+) -> list[Contact]:
+    """The account's contacts as its figures see them. `overrides`: leads as a batch
+    has them in memory (by email), instead of as stored."""
+    within, events = window_of(content)
+    overrides = overrides or {}
+    stored = [
+        row
+        for row in session.execute(select(*_CONTACT).where(Lead.account_id == account_id))
+        if row.email not in overrides
+    ]
+    drafts = [d for d in overrides.values() if d.account_id == account_id]
+    ids = [row.id for row in stored] + [d.id for d in drafts if d.id is not None]
+    engaged: dict[int, datetime] = {}
+    if ids:
+        query = (
+            select(Event.lead_id, func.max(Event.occurred_at))
+            .where(among(session, Event.lead_id, ids), engagement(events, now - span(within), now))
+            .group_by(Event.lead_id)
+        )
+        engaged = {lead_id: at for lead_id, at in session.execute(query)}
+    people: list[Any] = [*stored, *drafts]
+    return [
+        Contact(
+            lead_id=person.id,
+            company=person.company,
+            stage=person.stage,
+            grade=person.grade,
+            behaviour=Behaviour(person.behaviour_points or 0.0, person.last_activity_at),
+            engaged_at=engaged.get(person.id) if person.id is not None else None,
+        )
+        for person in people
+    ]
+
+
+def figures_of(
+    session: Session,
+    content: Content,
+    account_id: int,
+    now: datetime,
+    overrides: Mapping[str, Draft] | None = None,
+) -> AccountFigures:
+    found = contacts(session, content, account_id, now, overrides)
+    return figures(found, now, content.scoring, window_of(content)[0])
+
+
+def block(
+    session: Session,
+    content: Content,
+    account_id: int | None,
+    now: datetime,
+    overrides: Mapping[str, Draft] | None = None,
+) -> dict[str, Any] | None:
+    """The account as a CRM push carries it (None: the lead has no account)."""
+    if account_id is None:
+        return None
+    account = session.get(Account, account_id)
+    if account is None:
+        return None
+    key = AccountKey(account.kind, account.value)
+    return payload_block(account_id, key, figures_of(session, content, account_id, now, overrides))
+
+
+# --- finding and listing -----------------------------------------------------------
+
+
+def find(session: Session, name: str) -> Account | None:
+    """An account by its number, its domain (or any address or sub-domain of it), or
+    its company id."""
+    text = name.strip()
+    if text.isdigit():
+        found = session.get(Account, int(text))
+        if found is not None:
+            return found
+    for kind, value in (("domain", text.lower().rsplit("@", 1)[-1]), ("company_id", text)):
+        found = session.scalar(select(Account).where(Account.kind == kind, Account.value == value))
+        if found is not None:
+            return found
+    domain = organisation_domain(text.lower().rsplit("@", 1)[-1])
+    return session.scalar(select(Account).where(Account.kind == "domain", Account.value == domain))
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One account with its figures."""
+
+    id: int
+    key: AccountKey
+    figures: AccountFigures
+
+
+def listing(
+    session: Session, content: Content, now: datetime, limit: int = 50, engaged_only: bool = False
+) -> list[Listed]:
+    """Accounts with the most engaged contacts first, then the most contacts: the
+    ranking is one grouped query; figures are computed for the `limit` shown."""
+    within, events = window_of(content)
+    engaged = (
+        select(Lead.account_id, func.count(func.distinct(Event.lead_id)).label("engaged"))
+        .join(Lead, Lead.id == Event.lead_id)
+        .where(Lead.account_id.is_not(None), engagement(events, now - span(within), now))
+        .group_by(Lead.account_id)
+        .subquery()
+    )
+    sizes = (
+        select(Lead.account_id, func.count().label("contacts"))
+        .where(Lead.account_id.is_not(None))
+        .group_by(Lead.account_id)
+        .subquery()
+    )
+    ranked = (
+        select(Account)
+        .join(sizes, sizes.c.account_id == Account.id)
+        .outerjoin(engaged, engaged.c.account_id == Account.id)
+        .order_by(func.coalesce(engaged.c.engaged, 0).desc(), sizes.c.contacts.desc(), Account.id)
+        .limit(limit)
+    )
+    if engaged_only:
+        ranked = ranked.where(engaged.c.engaged > 0)
+    return [
+        Listed(a.id, AccountKey(a.kind, a.value), figures_of(session, content, a.id, now))
+        for a in session.scalars(ranked)
+    ]
+
+
+# --- as shown ----------------------------------------------------------------------
+
+
+def shown(account_id: int, key: AccountKey, found: AccountFigures) -> dict[str, Any]:
+    """An account with its figures, as the command and the API show it."""
+    return {
+        **payload_block(account_id, key, found),
+        "by_stage": dict(found.by_stage),
+    }
+
+
+def details(session: Session, content: Content, account: Account, now: datetime) -> dict[str, Any]:
+    """One account: its figures, its contacts (engaged first, then by score) and the
+    times the account rule promoted it."""
+    key = AccountKey(account.kind, account.value)
+    found = figures_of(session, content, account.id, now)
+    within, events = window_of(content)
+    engaged = dict(
+        session.execute(
+            select(Event.lead_id, func.max(Event.occurred_at))
+            .join(Lead, Lead.id == Event.lead_id)
+            .where(Lead.account_id == account.id, engagement(events, now - span(within), now))
+            .group_by(Event.lead_id)
+        ).all()
+    )
+    people = session.scalars(
+        select(Lead).where(Lead.account_id == account.id).order_by(Lead.score.desc(), Lead.id)
+    ).all()
+    people = sorted(people, key=lambda lead: lead.id not in engaged)  # stable: score order kept
+    promotions = session.execute(
+        select(AccountPromotion, Lead.public_id)
+        .outerjoin(Lead, Lead.id == AccountPromotion.lead_id)
+        .where(AccountPromotion.account_id == account.id)
+        .order_by(AccountPromotion.cycle)
+    ).all()
+    return {
+        **shown(account.id, key, found),
+        "people": [
+            {
+                "id": lead.public_id,
+                "email": lead.email,
+                "first_name": lead.first_name,
+                "last_name": lead.last_name,
+                "job_title": lead.job_title,
+                "stage": lead.stage,
+                "grade": lead.grade,
+                "score": lead.score,
+                "engaged_at": engaged[lead.id].isoformat() if lead.id in engaged else None,
+            }
+            for lead in people[:SHOWN_PEOPLE]
+        ],
+        "promotions": [
+            {"cycle": row.cycle, "at": row.at.isoformat(), "reason": row.reason, "lead": lead}
+            for row, lead in promotions
+        ],
+    }
+
+
+SHOWN_PEOPLE = 200
