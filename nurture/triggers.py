@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    distinct,
     exists,
     func,
     literal,
@@ -37,13 +38,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from nurture.content import Content
 from nurture.core.admission import ALWAYS_EXIT_STAGES
 from nurture.core.decisions import SUNSET, Decision
 from nurture.core.sequences import (
     ENGAGEMENT_EVENTS,
+    AccountSignal,
     Audience,
     DateRule,
     Sequence,
@@ -313,8 +315,41 @@ def _occurrence(
         assert trigger.inactive_days is not None
         since = func.coalesce(_last_engagement(), Lead.created_at)
         return since, since <= now - timedelta(days=trigger.inactive_days)
+    if trigger.kind is TriggerKind.ACCOUNT_ENGAGED:
+        assert trigger.account is not None
+        return _account_engaged(trigger.account, now)
     assert trigger.kind is TriggerKind.DATE and trigger.date is not None
     return _on_date(session, trigger.date, now)
+
+
+_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: periods of whole weeks start on one
+
+
+def _account_engaged(
+    signal: AccountSignal, now: datetime
+) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+    """Every person of an account where enough distinct people engaged within the
+    window, those who did not engage too: the rest of a buying committee at work.
+
+    Driven by the window's events (a range of the events index). The occurrence is the
+    window-long period `now` falls in: a lead is found once per period at most, and its
+    sequence's re-entry policy decides whether it comes back in a later one."""
+    window = timedelta(days=signal.within_days)
+    person = aliased(Lead)
+    engaged = (
+        select(person.account_id)
+        .join(Event, Event.lead_id == person.id)
+        .where(
+            person.account_id.is_not(None),
+            _engagement(Event.lead_id),
+            Event.occurred_at > now - window,
+            Event.occurred_at <= now,
+        )
+        .group_by(person.account_id)
+        .having(func.count(distinct(person.id)) >= signal.contacts)
+    )
+    period = _EPOCH + (now - _EPOCH) // window * window
+    return literal(period, UTCDateTime()), Lead.account_id.in_(engaged)
 
 
 def _last_engagement() -> Any:

@@ -71,6 +71,16 @@ DATE_TRIGGER = Keys(
     required=("field",),
     what='{field: a lead field holding a date, before or after: "60 days", every: year}',
 )
+ACCOUNT_TRIGGER = Keys(
+    MappingProxyType(
+        {
+            "contacts": Integer("a number of people, at least 2", minimum=2),
+            "within": DAYS,
+        }
+    ),
+    required=("contacts", "within"),
+    what='{contacts: how many people of the account, within: "30 days"}',
+)
 TRIGGER = Keys(
     MappingProxyType(
         {
@@ -84,6 +94,7 @@ TRIGGER = Keys(
             "tag_added": Text("a tag"),
             "inactive": INACTIVE_TRIGGER,
             "date": DATE_TRIGGER,
+            "account_engaged": ACCOUNT_TRIGGER,
         }
     ),
     exactly_one=True,

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from nurture.core.problems import Problem
 from nurture.core.sequence_language import (
+    ACCOUNT_TRIGGER,
     DATE_TRIGGER,
     ENTRY,
     EVENT_SHORTHANDS,
@@ -35,6 +36,7 @@ from nurture.core.sequence_language import (
 from nurture.core.sequence_steps import MAX_STEPS, TemplateChecker, parse_steps
 from nurture.core.sequence_values import audience, duration, stage_name, stages, texts, timezone
 from nurture.core.sequences import (
+    AccountSignal,
     Audience,
     DateRule,
     ExitRules,
@@ -309,6 +311,16 @@ def _trigger(reader: Reader, node: Located, where: str) -> Trigger | None:
     if kind == "date":
         rule = _date_rule(reader, value, inner)
         return None if rule is None else Trigger(TriggerKind.DATE, date=rule, line=line)
+    if kind == "account_engaged":
+        spec = reader.keyed(value, inner, ACCOUNT_TRIGGER)
+        if spec is None:
+            return None
+        contacts = reader.field(spec, ACCOUNT_TRIGGER, "contacts", inner)
+        within = _days(reader, spec.get("within"), at(inner, "within"))
+        if contacts is None or within is None:
+            return None
+        signal = AccountSignal(contacts=contacts, within_days=within)
+        return Trigger(TriggerKind.ACCOUNT_ENGAGED, account=signal, line=line)
     tag = reader.string(value, inner, "a tag")
     return None if tag is None else Trigger(TriggerKind.TAG_ADDED, tag=tag, line=line)
 

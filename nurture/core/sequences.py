@@ -83,6 +83,7 @@ class TriggerKind(StrEnum):
     # something happening to one lead.
     INACTIVE = "inactive"
     DATE = "date"
+    ACCOUNT_ENGAGED = "account_engaged"
 
 
 ENGAGEMENT_EVENTS = ("email_clicked", "form_submitted")
@@ -110,13 +111,26 @@ class DateRule:
 
 
 @dataclass(frozen=True)
+class AccountSignal:
+    """A buying signal: `contacts` distinct people of the lead's account engaged (a
+    human click or a form) within the last `within_days`."""
+
+    contacts: int
+    within_days: int
+
+    def __str__(self) -> str:
+        return f"when {self.contacts} people of the account engaged within {self.within_days} days"
+
+
+@dataclass(frozen=True)
 class Trigger:
     """What enrols a lead.
 
     For LEAD_CREATED, `match` is compared with the lead's fields (source, campaign).
     For EVENT, `event` is the event name and `match` with its properties
     (e.g. {"form": "whitepaper-roi"} or {"path": "/pricing"}).
-    For INACTIVE, `inactive_days` without engagement; for DATE, `date`.
+    For INACTIVE, `inactive_days` without engagement; for DATE, `date`; for
+    ACCOUNT_ENGAGED, `account`.
     """
 
     kind: TriggerKind
@@ -126,12 +140,13 @@ class Trigger:
     match: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     inactive_days: int | None = None
     date: DateRule | None = None
+    account: AccountSignal | None = None
     line: int = 0
 
     @property
     def periodic(self) -> bool:
         """Found by the periodic job rather than fired by one lead's occurrence."""
-        return self.kind in (TriggerKind.INACTIVE, TriggerKind.DATE)
+        return self.kind in (TriggerKind.INACTIVE, TriggerKind.DATE, TriggerKind.ACCOUNT_ENGAGED)
 
 
 @dataclass(frozen=True)

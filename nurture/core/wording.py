@@ -83,6 +83,8 @@ def trigger_text(trigger: Trigger) -> str:
             said = f"after {trigger.inactive_days} days without a human click or a form"
         case TriggerKind.DATE:
             said = str(trigger.date)
+        case TriggerKind.ACCOUNT_ENGAGED:
+            said = str(trigger.account)
         case _:
             said = "on lead created"
     return f"{said} {_matching(trigger.match)}".strip()
