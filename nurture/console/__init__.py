@@ -32,7 +32,15 @@ blueprint = Blueprint(
 def install(app: Flask) -> None:
     """The console's cookie, sign-in and CSRF settings, then its pages."""
     # The sections' routes join the blueprint when their modules are imported.
-    from nurture.console import auth, dashboards, leads, operations, pages, sequences  # noqa: F401
+    from nurture.console import (  # noqa: F401
+        accounts,
+        auth,
+        dashboards,
+        leads,
+        operations,
+        pages,
+        sequences,
+    )
 
     runtime: Runtime = app.extensions["nurture"]
     settings = runtime.settings

@@ -15,6 +15,7 @@ from nurture.web import runtime
 SECTIONS = (
     ("Sequences", "console.sequences"),
     ("Leads", "console.leads"),
+    ("Accounts", "console.accounts"),
     ("Dashboards", "console.dashboards"),
     ("Operations", "console.operations"),
 )
