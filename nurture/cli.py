@@ -186,6 +186,7 @@ import nurture.commands.authoring  # noqa: E402
 import nurture.commands.broadcasts  # noqa: E402
 import nurture.commands.costs  # noqa: E402
 import nurture.commands.demo  # noqa: E402
+import nurture.commands.deploying  # noqa: E402
 import nurture.commands.leads  # noqa: E402
 import nurture.commands.operations  # noqa: E402
 import nurture.commands.privacy  # noqa: E402

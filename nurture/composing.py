@@ -43,7 +43,11 @@ def compose(dispatcher: Dispatcher, job: Job, now: datetime) -> None:
         subject_override=job.step.subject,
     )
     try:
-        rendered = dispatcher.content.templates.render(job.step.template, lead.locale, context)
+        # The template version pinned to the lead's sequence version, not the disk's.
+        templates = dispatcher.content.pins.catalog(
+            job.sequence.id, job.sequence.version, job.step.template
+        )
+        rendered = templates.render(job.step.template, lead.locale, context)
     except RenderError as error:
         job.error = f"render error: {error}"
         return

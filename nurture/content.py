@@ -1,7 +1,8 @@
 """The authored content a process works with: live sequences, pinned versions, templates.
 
 Live sequences come from `sequences/` (reloaded when a file changes); every version
-ever loaded is stored, so an enrollment keeps following the version it entered.
+ever loaded is stored, so an enrollment keeps following the version it entered, and
+renders the template versions pinned to it (nurture/template_pins.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from nurture.core.scoring_parser import load_scoring
 from nurture.core.sequence_parser import load_directory, parse_sequence
 from nurture.core.sequences import Sequence
 from nurture.models import SequenceVersion
+from nurture.template_pins import TemplatePins
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class Content:
         self.rule_problems: tuple[Problem, ...] = ()
         self._rules_stamp: tuple[tuple[float, int] | None, ...] | None = None
         self.templates = TemplateCatalog(templates_dir, default_locale=default_locale)
+        self.pins = TemplatePins(self.templates)
         self._lock = threading.Lock()
         self._live: dict[str, Sequence] = {}
         self._pinned: dict[tuple[str, str], Sequence] = {}
@@ -107,6 +110,7 @@ class Content:
     def reload(self) -> bool:
         """Re-read the sequence files if any changed; True when something was reloaded."""
         self.templates.refresh()
+        self.pins.refresh()
         self._reload_rules()
         stamp = self._files_stamp()
         with self._lock:
@@ -147,7 +151,9 @@ class Content:
         return self._live.get(sequence_id)
 
     def store_versions(self, session: Session, now: datetime) -> None:
-        """Record every live version (idempotent, safe from many processes at once)."""
+        """Record every live version (idempotent, safe from many processes at once), each
+        pinned, the first time, to the template versions on disk."""
+        self.pins.publish(session, self._live.values(), now)
         rows = [
             {
                 "sequence_id": s.id,

@@ -366,6 +366,7 @@ class Dispatcher:
             sequences = {
                 e.id: self.content.pinned(session, e.sequence_id, e.version) for e in enrollments
             }
+            self.content.pins.load(session, {(e.sequence_id, e.version) for e in enrollments})
             events = events_of(session, enrollments, sequences)
             testing = {s.id for s in sequences.values() if s.splits()}
             assigned = assignments_of(session, lead_ids, testing)

@@ -208,6 +208,35 @@ class SequenceVersion(Base):
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TemplateVersion(Base):
+    """Every version of every email template folder ever published, with its files
+    (layouts included): a pinned sequence version renders from these."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    files: Mapped[str] = mapped_column(Text)  # JSON: path under the templates folder -> text
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TemplatePin(Base):
+    """The template version a sequence version renders: set when the sequence version is
+    first published, moved only by `nurture apply` (nurture/deployment.py)."""
+
+    __tablename__ = "template_pins"
+    __table_args__ = (UniqueConstraint("sequence_id", "version", "template"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(32))
+    template: Mapped[str] = mapped_column(String(200))
+    template_version: Mapped[str] = mapped_column(String(32))
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Enrollment(Base):
     """One lead inside one pinned version of one sequence; `due_at` is the schedule."""
 

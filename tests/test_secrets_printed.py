@@ -219,6 +219,8 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
     ("leads", "import"): [["{csv}"]],
     ("leads", "show"): [["{lead}"], ["nobody@example.com"]],
     ("tick",): [[]],
+    ("plan",): [[], ["--format", "json"]],
+    ("apply",): [[], ["--expect", "000000000000", "--format", "json"]],
     ("leads", "top"): [[], ["--rep", "claire@planifia.example", "--format", "json"]],
     ("leads", "why"): [["{lead}"], ["{lead}", "--sequence", "news", "--step", "one"]],
     ("deliveries", "list"): [[], ["--status", "attention", "--since", "2020-01-01T00:00Z"]],

@@ -40,7 +40,8 @@ DEFERRED = "deferred"
 NOT_RECYCLED = "not_recycled"
 SUNSET = "sunset"  # stopped mailing a lead that never engaged, or took it back
 SPLIT = "split"  # the variant of an A/B split a lead was assigned
-KINDS = (NOT_ENROLLED, BRANCH, WAITING, RESUMED, DEFERRED, NOT_RECYCLED, SUNSET, SPLIT)
+MIGRATED = "migrated"  # moved to a new version of its sequence by `nurture apply`
+KINDS = (NOT_ENROLLED, BRANCH, WAITING, RESUMED, DEFERRED, NOT_RECYCLED, SUNSET, SPLIT, MIGRATED)
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,15 @@ STEP = Keys(
     one_of=STEP_KINDS,
     what="a step with one of email, wait, branch, split",
 )
+STAY = "stay"
+# `nurture apply` moves leads in flight on earlier versions: old step id -> step id of
+# this file, or "stay" (they finish on the version they are on). docs/sequences.md.
+MIGRATE = Keys(
+    values=Text('a step id of this file, or "stay"', pattern=STEP_ID),
+    what='a mapping of earlier step ids to step ids of this file (or "stay")',
+    description="Where `nurture apply` moves leads in flight on earlier versions of this"
+    ' file: old step id: a step id of this file, or "stay".',
+)
 SEQUENCE = Keys(
     MappingProxyType(
         {
@@ -262,6 +271,7 @@ SEQUENCE = Keys(
             "exit": EXIT,
             "send_window": SEND_WINDOW,
             "steps": Items(Ref("step"), "a list of steps", min_items=1),
+            "migrate": MIGRATE,
         }
     ),
     required=("name", "entry", "steps"),

@@ -26,10 +26,13 @@ from nurture.core.sequence_language import (
     INACTIVE_TRIGGER,
     LEAD_CREATED,
     LOCALE,
+    MIGRATE,
     REENTRY_AFTER,
     SEND_WINDOW,
     SEQUENCE,
     SEQUENCE_ID,
+    STAY,
+    STEP_ID,
     TRIGGER_KINDS,
     TRIGGER_WORDS,
 )
@@ -40,12 +43,15 @@ from nurture.core.sequences import (
     Audience,
     DateRule,
     ExitRules,
+    Migration,
     Reentry,
     SendWindow,
     Sequence,
+    Step,
     Trigger,
     TriggerKind,
 )
+from nurture.core.shapes import Text
 from nurture.core.timing import parse_send_window
 from nurture.core.yamlsource import (
     Located,
@@ -70,6 +76,7 @@ __all__ = [
 _T = TypeVar("_T")
 _SEQUENCE_ID = re.compile(SEQUENCE_ID)
 _LOCALE = re.compile(LOCALE)
+_STEP_ID = re.compile(STEP_ID)
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,7 @@ def parse_sequence(text: str, path: str, templates: TemplateChecker | None = Non
     # The template checker gets the default locale first: it is the fallback.
     checked_locales = (default_locale, *(loc for loc in locales if loc != default_locale))
     steps = parse_steps(reader, top.get("steps"), checked_locales, templates)
+    migrate = _migrate(reader, top.get("migrate"), steps)
 
     if reader.problems or seq_id is None or name is None or steps is None:
         return ParseResult(None, _sorted(reader.problems))
@@ -132,6 +140,7 @@ def parse_sequence(text: str, path: str, templates: TemplateChecker | None = Non
         default_locale=default_locale,
         enabled=enabled,
         sunset=sunset,
+        migrate=migrate,
     )
     return ParseResult(sequence, ())
 
@@ -400,6 +409,38 @@ def _exit(reader: Reader, node: Located | None) -> ExitRules:
         events=texts(reader, found.get("events"), "exit.events") or frozenset(),
         stages=stages(reader, found.get("stages"), "exit.stages") or frozenset(),
     )
+
+
+def _migrate(
+    reader: Reader, node: Located | None, steps: tuple[Step, ...] | None
+) -> tuple[Migration, ...]:
+    """`migrate:` entries; each target must be a step of this file (or "stay"). Whether
+    each old id was a step of an earlier version is for the plan, which has them."""
+    found = reader.keyed(node, "migrate", MIGRATE)
+    if found is None:
+        return ()
+    spec = MIGRATE.values
+    assert isinstance(spec, Text)
+    ids = tuple(step.id for step in steps or ())
+    entries = []
+    for old in found:
+        where = at("migrate", old)
+        if not _STEP_ID.fullmatch(old):
+            reader.problem(found.key_lines[old], where, f"expected an earlier step id, got {old!r}")
+            continue
+        value = found.get(old)
+        new = reader.text(value, where, spec)
+        if new is None or value is None:
+            continue
+        if steps is not None and new != STAY and new not in ids:
+            reader.problem(
+                value.line,
+                where,
+                f'"{new}" is no step of this file; expected one of {", ".join(ids)}, or "{STAY}"',
+            )
+            continue
+        entries.append(Migration(old, new, found.key_lines[old]))
+    return tuple(entries)
 
 
 def _send_window(reader: Reader, node: Located | None) -> SendWindow | None:

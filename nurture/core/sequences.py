@@ -373,6 +373,16 @@ Step = EmailStep | WaitStep | BranchStep | SplitStep
 
 
 @dataclass(frozen=True)
+class Migration:
+    """One `migrate:` entry: leads in flight at step `old` of an earlier version move to
+    step `new` of this one on `nurture apply` (`new` is "stay": they do not move)."""
+
+    old: str
+    new: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Sequence:
     """One sequence file, parsed. `version` is the content hash of the file."""
 
@@ -395,6 +405,7 @@ class Sequence:
     # A lead that reaches the end (no goal met, no click nor form since it entered) is
     # sunset: no sequence emails any more, until it comes back by itself (a form).
     sunset: bool = False
+    migrate: tuple[Migration, ...] = ()
 
     @property
     def first_step(self) -> str:

@@ -32,6 +32,8 @@ TITLES: Mapping[str, tuple[str, int]] = {
     "not_recycled": ("Not re-enrolled", 3),
     "enrolled": ("Entered sequence", 4),
     "branch": ("Branch taken", 5),
+    "split": ("A/B split", 5),
+    "migrated": ("Moved to a new version", 5),
     "waiting": ("Waiting", 6),
     "resumed": ("Resumed", 6),
     "deferred": ("Deferred", 6),
