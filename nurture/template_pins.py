@@ -96,7 +96,8 @@ class TemplatePins:
         self._files: dict[tuple[str, str], dict[str, str]] = {}
         self._catalogs: dict[tuple[str, str], TemplateCatalog] = {}
         self._folder: tempfile.TemporaryDirectory[str] | None = None
-        self._published: set[Key] = set()
+        # (database, sequence id, version): a process may serve more than one database.
+        self._published: set[tuple[str, str, str]] = set()
 
     def refresh(self) -> None:
         """Read the files and the pins again on next use (once per tick): an apply made
@@ -129,7 +130,8 @@ class TemplatePins:
         on disk (idempotent, safe from many processes at once: the first pin stays)."""
         versions: dict[Key, dict[str, str]] = {}
         pins: list[dict[str, object]] = []
-        fresh = [s for s in sequences if (s.id, s.version) not in self._published]
+        database = session.get_bind().url.render_as_string(hide_password=True)
+        fresh = [s for s in sequences if (database, s.id, s.version) not in self._published]
         for sequence in fresh:
             for name in templates_of(sequence):
                 found = self.on_disk(name)
@@ -150,7 +152,7 @@ class TemplatePins:
         _insert(session, TemplatePin, pins, ["sequence_id", "version", "template"])
         # Once published, a version's pins move only by apply: no need to look again.
         if fresh:
-            keys = {(s.id, s.version) for s in fresh}
+            keys = {(database, s.id, s.version) for s in fresh}
             event.listen(session, "after_commit", lambda _: self._published.update(keys), once=True)
 
     def store(

@@ -32,11 +32,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test asking for `postgres_url` needs PostgreSQL: marked so, `-m` can pick it
-    (CI runs the slow tests that do not need it on SQLite, the others on PostgreSQL)."""
+    """Marked from the fixtures a test asks for, so that `-m` can pick: `postgres`, it
+    needs PostgreSQL; `nodb`, it uses no test database, and runs the same whatever
+    NURTURE_TEST_POSTGRES_URL says (CI runs it once, with the SQLite suite)."""
     for item in items:
-        if "postgres_url" in getattr(item, "fixturenames", ()):
+        wanted = set(getattr(item, "fixturenames", ()))
+        if "postgres_url" in wanted:
             item.add_marker(pytest.mark.postgres)
+        if not wanted & {"postgres_url", "database_url"}:
+            item.add_marker(pytest.mark.nodb)
 
 
 @pytest.fixture(scope="session")

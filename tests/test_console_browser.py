@@ -167,6 +167,7 @@ def test_signing_in_through_the_page_shows_the_home_page(
     assert [link.inner_text() for link in home.page.locator("nav a").all()] == [
         "Sequences",
         "Leads",
+        "Accounts",
         "Dashboards",
     ]
     assert home.page.evaluate("getComputedStyle(document.body).margin") == "0px"  # the sheet

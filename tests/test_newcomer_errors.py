@@ -157,12 +157,9 @@ def test_a_postgresql_server_that_is_not_there_is_one_line(env: dict[str, str]) 
 
 
 def test_a_postgresql_database_that_does_not_exist_says_how_to_make_it(
-    env: dict[str, str],
+    env: dict[str, str], postgres_url: str
 ) -> None:
-    server = os.environ.get("NURTURE_TEST_POSTGRES_URL")
-    if not server:
-        pytest.skip("needs a PostgreSQL server (NURTURE_TEST_POSTGRES_URL)")
-    url = make_url(server).set(database="nurture_no_such_database").render_as_string(False)
+    url = make_url(postgres_url).set(database="nurture_no_such_database").render_as_string(False)
     done = command({**env, "NURTURE_DATABASE_URL": url}, "db", "upgrade")
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()
