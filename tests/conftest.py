@@ -34,8 +34,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marked from the fixtures a test asks for, so that `-m` can pick: `postgres`, it
     needs PostgreSQL; `nodb`, it uses no test database, and runs the same whatever
-    NURTURE_TEST_POSTGRES_URL says (CI runs it once, with the SQLite suite)."""
+    NURTURE_TEST_POSTGRES_URL says (CI runs it once, with the SQLite suite); `browser`,
+    it drives Chromium over pages whose data any database gives alike (once too)."""
     for item in items:
+        if "browser" in item.path.name:
+            item.add_marker(pytest.mark.browser)
         wanted = set(getattr(item, "fixturenames", ()))
         if "postgres_url" in wanted:
             item.add_marker(pytest.mark.postgres)
