@@ -130,7 +130,7 @@ class TemplatePins:
         on disk (idempotent, safe from many processes at once: the first pin stays)."""
         versions: dict[Key, dict[str, str]] = {}
         pins: list[dict[str, object]] = []
-        database = session.get_bind().url.render_as_string(hide_password=True)
+        database = session.get_bind().engine.url.render_as_string(hide_password=True)
         fresh = [s for s in sequences if (database, s.id, s.version) not in self._published]
         for sequence in fresh:
             for name in templates_of(sequence):
