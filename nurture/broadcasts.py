@@ -69,7 +69,7 @@ from nurture.suppression import LATEST_CONSENT
 
 # The periodic triggers' conditions, so that a broadcast and a trigger agree on who may
 # be mailed and on what an audience admits.
-from nurture.triggers import _admitted, _count, _engagement, _insert, _mailable
+from nurture.triggers import _admitted, _count, _engagement, _insert, _mailable, enrolments_from
 
 log = logging.getLogger(__name__)
 
@@ -302,21 +302,7 @@ def _enrolment(
         literal(said),
         when,
     ).select_from(Lead.__table__.outerjoin(earlier, earlier.c.lead_id == Lead.id))
-    columns = [
-        "lead_id",
-        "sequence_id",
-        "version",
-        "cycle",
-        "status",
-        "step_id",
-        "step_started_at",
-        "due_at",
-        "priority",
-        "trigger",
-        "entered_at",
-    ]
-    statement = _insert(session, Enrollment).from_select(columns, rows)
-    return statement.on_conflict_do_nothing(index_elements=["lead_id", "sequence_id", "cycle"])
+    return enrolments_from(session, rows)
 
 
 # --- the dry run ----------------------------------------------------------------------

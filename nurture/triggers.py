@@ -286,20 +286,18 @@ def _enrolment(session: Session, sequence: Sequence, said: str, run: str, now: d
         )
         .where(TriggerFiring.run == run)
     )
-    columns = [
-        "lead_id",
-        "sequence_id",
-        "version",
-        "cycle",
-        "status",
-        "step_id",
-        "step_started_at",
-        "due_at",
-        "priority",
-        "trigger",
-        "entered_at",
-    ]
-    statement = _insert(session, Enrollment).from_select(columns, rows)
+    return enrolments_from(session, rows)
+
+
+ENROLLED = (
+    "lead_id", "sequence_id", "version", "cycle", "status", "step_id",
+    "step_started_at", "due_at", "priority", "trigger", "entered_at",
+)  # fmt: skip
+
+
+def enrolments_from(session: Session, rows: Select[Any]) -> Any:
+    """INSERT … SELECT of enrollments, `rows` giving the ENROLLED columns in order."""
+    statement = _insert(session, Enrollment).from_select(list(ENROLLED), rows)
     # Entered by an event at the same moment: once is what we want.
     return statement.on_conflict_do_nothing(index_elements=["lead_id", "sequence_id", "cycle"])
 
