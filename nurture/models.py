@@ -2,68 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     Numeric,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from nurture.identifiers import new_lead_id
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC in and out, on SQLite (which keeps no zone) as on PostgreSQL."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime refused: {value!r}")
-        value = value.astimezone(UTC)
-        # SQLite compares stored text: keep one fixed, zone-less format so ordering holds.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+from nurture.model_base import NAMING as NAMING
+from nurture.model_base import Base as Base
+from nurture.model_base import JSONType as JSONType
+from nurture.model_base import UTCDateTime as UTCDateTime
 
 
 class Lead(Base):
@@ -139,41 +100,6 @@ class Lead(Base):
     account_id: Mapped[int | None] = mapped_column(Integer)
 
 
-class Account(Base):
-    """A company: the leads sharing a company id, or an email domain (nurture.accounts).
-    Holds no personal data of its own; its figures are computed from its contacts."""
-
-    __tablename__ = "accounts"
-    __table_args__ = (UniqueConstraint("kind", "value"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # company_id | domain
-    value: Mapped[str] = mapped_column(String(320))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class AccountPromotion(Base):
-    """An account handed to sales by the account rule, once per account per cycle: the
-    unique key stops two workers, or two runs, promoting it twice."""
-
-    __tablename__ = "account_promotions"
-    __table_args__ = (UniqueConstraint("account_id", "cycle"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    cycle: Mapped[int] = mapped_column(Integer)
-    lead_id: Mapped[int | None] = mapped_column(
-        ForeignKey("leads.id", ondelete="SET NULL"), index=True
-    )  # the contact promoted
-    promotion_id: Mapped[int | None] = mapped_column(
-        ForeignKey("promotions.id", ondelete="SET NULL")
-    )
-    engaged: Mapped[int] = mapped_column(Integer)  # distinct contacts engaged in the window
-    reason: Mapped[str] = mapped_column(String(500))
-    run: Mapped[str] = mapped_column(String(32))  # the job run that found it
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
@@ -208,35 +134,6 @@ class SequenceVersion(Base):
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class TemplateVersion(Base):
-    """Every version of every email template folder ever published, with its files
-    (layouts included): a pinned sequence version renders from these."""
-
-    __tablename__ = "template_versions"
-    __table_args__ = (UniqueConstraint("name", "version"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    version: Mapped[str] = mapped_column(String(32))
-    files: Mapped[str] = mapped_column(Text)  # JSON: path under the templates folder -> text
-    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class TemplatePin(Base):
-    """The template version a sequence version renders: set when the sequence version is
-    first published, moved only by `nurture apply` (nurture/deployment.py)."""
-
-    __tablename__ = "template_pins"
-    __table_args__ = (UniqueConstraint("sequence_id", "version", "template"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    sequence_id: Mapped[str] = mapped_column(String(100))
-    version: Mapped[str] = mapped_column(String(32))
-    template: Mapped[str] = mapped_column(String(200))
-    template_version: Mapped[str] = mapped_column(String(32))
-    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
 class Enrollment(Base):
     """One lead inside one pinned version of one sequence; `due_at` is the schedule."""
 
@@ -266,87 +163,6 @@ class Enrollment(Base):
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     exit_reason: Mapped[str | None] = mapped_column(String(200))
-
-
-class TriggerFiring(Base):
-    """A periodic trigger (inactivity, a date) found a lead: once per occurrence.
-
-    `occurred` names the occurrence: when the lead's inactive spell began, or the day
-    the date rule fell on (an anniversary comes back each year as a new occurrence).
-    The unique key is what stops two workers, or two runs, enrolling it twice.
-    """
-
-    __tablename__ = "trigger_firings"
-    __table_args__ = (
-        UniqueConstraint("lead_id", "sequence_id", "trigger", "occurred"),
-        Index("ix_trigger_firings_run", "run"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
-    sequence_id: Mapped[str] = mapped_column(String(100))
-    trigger: Mapped[str] = mapped_column(String(200))
-    occurred: Mapped[datetime] = mapped_column(UTCDateTime)
-    run: Mapped[str] = mapped_column(String(32))  # the job run that found it
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class BroadcastOccurrence(Base):
-    """A broadcast occurrence that was started: its segment enrolled, once.
-
-    `occurrence` is the wall time of the file ("2026-12-10 09:00"), stored as if UTC;
-    each lead gets it at that time in its own zone. The unique key is what stops two
-    workers starting it twice, and so each lead getting it twice: its leads are
-    enrolled in the transaction that writes this row (nurture.broadcasts).
-    """
-
-    __tablename__ = "broadcast_occurrences"
-    __table_args__ = (UniqueConstraint("broadcast_id", "occurrence"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    broadcast_id: Mapped[str] = mapped_column(String(100))
-    occurrence: Mapped[datetime] = mapped_column(UTCDateTime)
-    version: Mapped[str] = mapped_column(String(32))  # of the file, when it started
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    recipients: Mapped[int] = mapped_column(Integer)  # leads enrolled
-
-
-class SplitAssignment(Base):
-    """The variant of an A/B split a lead was assigned, for good (nurture.experiments):
-    a later weight change or a winner reshuffles nobody already here. The unique key
-    keeps one assignment per lead per split, whatever the re-entries."""
-
-    __tablename__ = "split_assignments"
-    __table_args__ = (
-        UniqueConstraint("sequence_id", "split_id", "lead_id"),
-        Index("ix_split_assignments_lead", "lead_id"),
-        # Deleting enrollments (erasure, retention) finds their assignments by it.
-        Index("ix_split_assignments_enrollment", "enrollment_id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
-    # The enrollment that was assigned: results count what the lead did in it.
-    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
-    sequence_id: Mapped[str] = mapped_column(String(100))
-    split_id: Mapped[str] = mapped_column(String(100))
-    variant: Mapped[str] = mapped_column(String(100))
-    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class SplitWinner(Base):
-    """A split's stop rule found a winner: new leads all get it from then on."""
-
-    __tablename__ = "split_winners"
-    __table_args__ = (UniqueConstraint("sequence_id", "split_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    sequence_id: Mapped[str] = mapped_column(String(100))
-    split_id: Mapped[str] = mapped_column(String(100))
-    variant: Mapped[str] = mapped_column(String(100))
-    metric: Mapped[str] = mapped_column(String(20))
-    confidence: Mapped[float] = mapped_column(Float)
-    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 ATTENTION_WHERE = "status IN ('retry', 'failed', 'uncertain')"
@@ -816,3 +632,14 @@ class ImportRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The program's tables join the metadata with the rest; importable from here too.
+from nurture.program_models import Account as Account  # noqa: E402
+from nurture.program_models import AccountPromotion as AccountPromotion  # noqa: E402
+from nurture.program_models import BroadcastOccurrence as BroadcastOccurrence  # noqa: E402
+from nurture.program_models import SplitAssignment as SplitAssignment  # noqa: E402
+from nurture.program_models import SplitWinner as SplitWinner  # noqa: E402
+from nurture.program_models import TemplatePin as TemplatePin  # noqa: E402
+from nurture.program_models import TemplateVersion as TemplateVersion  # noqa: E402
+from nurture.program_models import TriggerFiring as TriggerFiring  # noqa: E402
