@@ -147,7 +147,7 @@ def spans(end: date) -> dict[str, tuple[date, date]]:
 
 
 def time_reports(runtime: Runtime, end: datetime, repeat: int) -> list[Timed]:
-    from nurture.report_output import rep_zones, step_order
+    from nurture.reports.output import rep_zones, step_order
 
     settings = runtime.settings
     zones = rep_zones(settings.routing_file)

@@ -1,11 +1,12 @@
 """APScheduler 3 as a metronome: interval jobs calling plain functions of `now`.
 
-Three jobs: `tick` (every `NURTURE_TICK_SECONDS`: emails, CRM, SLA, digests), `hits`
+Four jobs: `tick` (every `NURTURE_TICK_SECONDS`: emails, CRM, SLA, digests), `hits`
 (every second: tracking hits into events and scores, so scores follow readers
-closely) and `triggers` (every five minutes: the inactivity and date triggers and the
+closely), `triggers` (every five minutes: the inactivity and date triggers and the
 account rule, each one statement over every lead, then the broadcast occurrences due
-to start). The schedule of each lead lives in the database; this only decides how
-often a worker looks at it. Never started inside web server workers.
+to start) and `summary` (every five minutes: the reports' daily summary, when it is
+due). The schedule of each lead lives in the database; this only decides how often a
+worker looks at it. Never started inside web server workers.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def work(runtime: Runtime, now: datetime, triggers: bool = False) -> list[str]:
     parts = (
         ("hits", lambda: track(runtime, now)),
         *((("triggers", lambda: find_triggered(runtime, now)),) if triggers else ()),
+        *((("summary", lambda: summarize_due(runtime, now)),) if triggers else ()),
         # Before the sequence emails: someone is waiting for this one, by the form.
         ("confirmations", confirmations),
         # Before the emails: a split's winner goes to the leads assigned from now on.
@@ -141,6 +143,22 @@ def _beat(name: str, job: Callable[[Runtime, datetime], str], runtime: Runtime, 
 
 def track_once(runtime: Runtime) -> None:
     _beat("hits", track, runtime, "0 processed, 0 failed")
+
+
+def summarize_due(runtime: Runtime, now: datetime) -> str:
+    """The reports' daily summary (nurture/reports/summary.py): every closed day again
+    on the first run of a UTC day, the last days again when an hour has passed."""
+    from nurture.reports.summary import RECENT_DAYS, due, summarize
+
+    with runtime.sessions.begin() as session:
+        wanted = due(session, now)
+        if wanted is None:
+            return "up to date"
+        return str(summarize(session, now, None if wanted == "every day" else RECENT_DAYS))
+
+
+def summary_once(runtime: Runtime) -> None:
+    _beat("summary", summarize_due, runtime, "up to date")
 
 
 def find_triggered(runtime: Runtime, now: datetime) -> str:
@@ -200,5 +218,16 @@ def make_scheduler(runtime: Runtime, blocking: bool) -> BaseScheduler:
         coalesce=True,
         misfire_grace_time=None,
         id="triggers",
+    )
+    scheduler.add_job(
+        summary_once,
+        "interval",
+        args=[runtime],
+        seconds=TRIGGER_SECONDS,
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        id="summary",
     )
     return scheduler

@@ -237,8 +237,10 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
     ("report",): [
         *([name] for name in ("funnel", "sla", "velocity", "sources", "sequences")),
         ["deliverability", "--format", "json"],
+        ["funnel", "--live"],
         ["nope"],
     ],
+    ("summarize",): [[], ["--days", "3"], ["--days", "0"]],
     ("split", "results"): [["news"], ["nope"]],
     ("crm", "status"): [[]],
     ("crm", "replay"): [["--all"], ["999"]],

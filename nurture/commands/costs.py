@@ -58,7 +58,7 @@ def costs_list(ctx: click.Context, start: str | None, end: str | None, form: str
     """The costs recorded, month by month."""
     from nurture.core.tables import render
     from nurture.costs import CostError
-    from nurture.report_output import cost_table
+    from nurture.reports.output import cost_table
 
     runtime = _runtime(ctx)
     try:

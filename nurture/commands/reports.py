@@ -48,6 +48,10 @@ class _OneLineErrors(click.Command):
 @click.option("--format", "form", metavar="FORMAT", help="table (default), csv or json.")
 @click.option("--view", metavar="VIEW", help="funnel: cohort (default) or period.")
 @click.option("--attribution", metavar="MODEL", help="sources: first (default) or last touch.")
+@click.option(
+    "--live", is_flag=True,
+    help="funnel and sources: count every day from the history, not from the daily summary.",
+)  # fmt: skip
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -58,14 +62,15 @@ def report(
     form: str | None,
     view: str | None,
     attribution: str | None,
+    live: bool,
 ) -> None:
     """A report over the days from --from to --to: funnel, sla, velocity, sources,
     sequences or deliverability. Each states its definitions above its figures
     (docs/reports.md)."""
-    from nurture.report_output import report_text
+    from nurture.reports.output import report_text
 
     try:
-        request = parse_request(name, first, last, by, form, view, attribution)
+        request = parse_request(name, first, last, by, form, view, attribution, live)
     except ReportError as error:
         raise ReportUsageError(str(error)) from None
     runtime = ctx.obj["runtime"]
@@ -73,6 +78,25 @@ def report(
     with runtime.sessions() as session:
         text = report_text(session, request, runtime.settings, now)
     click.echo(text, nl=False)
+
+
+@cli.command("summarize")
+@click.option(
+    "--days", type=click.IntRange(min=1), metavar="N",
+    help="Only the last N closed days (default: every day).",
+)  # fmt: skip
+@click.pass_context
+def summarize_command(ctx: click.Context, days: int | None) -> None:
+    """Sum the closed days of the funnel and the sources report again into their daily
+    summary (the worker does it every day, and the last days every hour)."""
+    from nurture.reports.summary import summarize
+
+    runtime = ctx.obj["runtime"]
+    started = datetime.now(UTC)
+    with runtime.sessions.begin() as session:
+        done = summarize(session, started, days)
+    took = (datetime.now(UTC) - started).total_seconds()
+    click.echo(f"{done} in {took:.1f} s")
 
 
 @cli.group("split")

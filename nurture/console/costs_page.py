@@ -19,7 +19,7 @@ from nurture.console.dashboard_query import today
 from nurture.console.dashboard_tables import csv_download, figure
 from nurture.core.tables import as_csv
 from nurture.costs import CostError, parse_month, record
-from nurture.report_output import cost_table
+from nurture.reports.output import cost_table
 from nurture.web import runtime
 
 FIELDS = ("source", "campaign", "month", "amount", "currency", "rate")

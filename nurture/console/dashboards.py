@@ -1,7 +1,7 @@
 """The Dashboards section: each report as charts and the table behind them, over the
 days and the grouping picked in a plain GET form; every table downloads as the CSV
 `nurture report NAME --format csv` writes, through the same function
-(nurture/report_output.py), byte for byte. Costs are entered on their own page
+(nurture/reports/output.py), byte for byte. Costs are entered on their own page
 (costs_page.py). See docs/console-dashboards.md.
 """
 
@@ -26,7 +26,7 @@ from nurture.core.alarms import percent
 from nurture.core.reports import ATTRIBUTIONS, GROUPINGS, REPORTS, VIEWS, ReportError
 from nurture.core.tables import as_csv
 from nurture.models import AlarmState
-from nurture.report_output import report_table, report_text
+from nurture.reports.output import report_table, report_text
 from nurture.web import runtime
 
 assert costs_page  # its routes join the section when imported

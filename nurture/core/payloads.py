@@ -362,6 +362,11 @@ class ReportQuery(Query):
     attribution: Annotated[str, OneOf(("first", "last"))] | None = Field(
         default=None, description="sources only: first (default) or last touch."
     )
+    live: Annotated[str, OneOf(("true", "false"))] | None = Field(
+        default=None,
+        description="funnel and sources: true counts every day from the history instead"
+        " of reading the closed days from the daily summary (docs/reports.md).",
+    )
 
 
 class CostQuery(Query):

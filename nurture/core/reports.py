@@ -4,7 +4,7 @@ percentile definition, and how rates, durations and amounts are shown.
 Each report has a module of its own (`reports_funnel`, `reports_sla`,
 `reports_velocity`, `reports_sources`, `reports_sequences`,
 `reports_deliverability`): plain rows in, a `Table` out, its definitions in the
-table's notes. The rows come from GROUP BY queries (nurture/reports.py), so a report
+table's notes. The rows come from GROUP BY queries (nurture/reports/queries.py), so a report
 over a year of a million leads reads a few thousand small rows, not the leads.
 """
 
@@ -98,6 +98,7 @@ class Request:
     form: str = "table"
     view: str = "cohort"  # funnel only
     attribution: str = "first"  # sources only
+    live: bool = False  # funnel and sources: count every day from the history, not the summary
 
 
 def parse_date(text: str | None, option: str) -> date:
@@ -120,6 +121,7 @@ def parse_request(
     form: str | None = None,
     view: str | None = None,
     attribution: str | None = None,
+    live: bool = False,
 ) -> Request:
     """The report asked for, checked; raises ReportError saying what is wrong."""
     if name is None or name not in GROUPINGS:
@@ -146,6 +148,7 @@ def parse_request(
         form or "table",
         view or "cohort",
         attribution or "first",
+        live,
     )
 
 

@@ -47,8 +47,8 @@ def get_report(name: str) -> Response:
     The figures `nurture report NAME` shows, over whole UTC days from `from` to `to`
     (docs/reports.md states every definition).
     """
-    from nurture.report_output import rep_zones, step_order
     from nurture.reports import build
+    from nurture.reports.output import rep_zones, step_order
 
     if name not in REPORTS:
         return problem(404, "not_found", f"unknown report {name!r}: expected one of "
@@ -56,7 +56,14 @@ def get_report(name: str) -> Response:
     asked = _query(ReportQuery)
     try:
         wanted = parse_request(
-            name, asked.first, asked.last, asked.by, "json", asked.view, asked.attribution
+            name,
+            asked.first,
+            asked.last,
+            asked.by,
+            "json",
+            asked.view,
+            asked.attribution,
+            asked.live == "true",
         )
     except ReportError as error:
         raise InvalidInput([FieldError("query", str(error).replace("--", ""))]) from None

@@ -6,7 +6,7 @@ as the few values at the ranks they need (window functions sort the sample in th
 database). Only the SLA reads a row per promotion, because business hours depend on
 each rep's calendar; promotions are the sales-ready few.
 
-Days and months are UTC, read alike on both databases (nurture/report_time.py).
+Days and months are UTC, read alike on both databases (nurture/reports/instants.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     tuple_,
     union_all,
 )
@@ -38,16 +37,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from nurture.config import Settings
 from nurture.core.business_time import calendar_for
-from nurture.core.reports import MQL_OR_LATER, Period, Request
-from nurture.core.reports_deliverability import DayCount, deliverability
-from nurture.core.reports_funnel import STEPS as FUNNEL_STEPS
-from nurture.core.reports_funnel import Reached, funnel
-from nurture.core.reports_sequences import StepCount, sequences
-from nurture.core.reports_sla import Handoff, measure, sla
-from nurture.core.reports_sources import STEPS as SOURCE_STEPS
-from nurture.core.reports_sources import Spent, sources
-from nurture.core.reports_velocity import LEAD_TO_WON, QUANTILES, Quantiled, Ranked, velocity
-from nurture.core.tables import Table
+from nurture.core.reports import MQL_OR_LATER, Period
+from nurture.core.reports_deliverability import DayCount
+from nurture.core.reports_funnel import Reached
+from nurture.core.reports_sequences import StepCount
+from nurture.core.reports_sla import Handoff, measure
+from nurture.core.reports_sources import Spent
+from nurture.core.reports_velocity import LEAD_TO_WON, QUANTILES, Quantiled, Ranked
 from nurture.hits import ENGAGEMENT
 from nurture.models import (
     Cost,
@@ -58,7 +54,7 @@ from nurture.models import (
     Promotion,
     StageChange,
 )
-from nurture.report_time import day_of, dialect_of, month_of, seconds_between, within
+from nurture.reports.instants import day_of, dialect_of, month_of, seconds_between, within
 
 REPORT_WORK_MEM = "64MB"
 
@@ -165,8 +161,12 @@ def reached(
     reach = union_all(
         *(reaches[step].add_columns(literal(step, String).label("step")) for step in later)
     ).subquery("reach")
-    # Where each lead is in one group only, the total is the groups' sum: one pass.
-    disjoint = by in ("source", "campaign", "rep") or (by == "month" and view == "cohort")
+    # The cohort view counts leads, each once per step; the period view counts arrivals
+    # (a lead promoted twice in the period is two SQLs: sales received it twice), so
+    # that days add up (nurture/reports/summary.py).
+    counted = func.count(distinct(reach.c.lead_id)) if view == "cohort" else func.count()
+    # Where each lead (or arrival) is in one group only, the total is the groups' sum.
+    disjoint = by != "sequence"
     found: list[Reached] = []
     for grouping in (by, None) if total and not disjoint else (by,):
         grouped = _lead_groups(grouping, attribution)
@@ -196,9 +196,7 @@ def reached(
             keys = [first.c.k0]
             joined = reach.outerjoin(first, first.c.lead_id == reach.c.lead_id)
         query = (
-            select(
-                *keys, reach.c.step, func.count(distinct(reach.c.lead_id)), func.sum(reach.c.amount)
-            )
+            select(*keys, reach.c.step, counted, func.sum(reach.c.amount))
             .select_from(joined)
             .where(within(when, period))
             .group_by(*keys, reach.c.step)
@@ -207,11 +205,11 @@ def reached(
             *key, step, count, amount = row
             found.append(Reached(tuple(key), step, count, amount))
     if total and disjoint:
-        found += _summed(found)
+        found += summed(found)
     return found
 
 
-def _summed(rows: Sequence[Reached]) -> list[Reached]:
+def summed(rows: Sequence[Reached]) -> list[Reached]:
     """The total of each step over groups that share no lead."""
     leads: dict[str, int] = {}
     amounts: dict[str, float | None] = {}
@@ -595,53 +593,3 @@ def day_counts(session: Session, period: Period) -> list[DayCount]:
     for when, name, count in session.execute(events):
         found.append(DayCount(when, name, count))
     return found
-
-
-# --- one report, from request to table --------------------------------------------------
-
-
-def build(
-    session: Session,
-    request: Request,
-    settings: Settings,
-    now: datetime,
-    rep_zones: Mapping[str, str] | None = None,
-    step_order: Mapping[str, Sequence[str]] | None = None,
-) -> Table:
-    """The table of `request`. `rep_zones`: each rep's timezone by email (the routing
-    file); `step_order`: each sequence's steps in file order."""
-    period, by = request.period, request.by
-    currency = settings.currency
-    if dialect_of(session) == "postgresql":
-        # For this report's transaction only: a year's sample is sorted and grouped in
-        # memory rather than spilled to disk (the default 4 MB spills), and no query is
-        # compiled first (JIT cost 0.2 s a query here and saved nothing on these plans).
-        session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
-        session.execute(text("SET LOCAL jit = off"))
-    if request.name == "funnel":
-        rows = reached(session, period, by, request.view, FUNNEL_STEPS)
-        return funnel(rows, by, request.view, period, currency)
-    if request.name == "sources":
-        rows = reached(
-            session, period, by, "cohort", SOURCE_STEPS, request.attribution, total=False
-        )
-        spent = costs(session, period)
-        return sources(rows, spent, by, request.attribution, period, currency)
-    if request.name == "sla":
-        # Holidays of every year a hand-off or its answer may fall in.
-        years = range(period.first.year - 1, max(period.last.year, now.year) + 2)
-        calendars = {
-            email.casefold(): calendar_for(zone, settings.default_timezone, years)
-            for email, zone in (rep_zones or {}).items()
-        }
-        fallback = calendar_for(None, settings.default_timezone, years)
-        found = handoffs(session, period, by)
-        return sla(found, calendars, fallback, settings.sla_hours, now, by, period,
-                   settings.treatment_alarm)  # fmt: skip
-    if request.name == "velocity":
-        return velocity(durations(session, period, by), by, period)
-    if request.name == "sequences":
-        return sequences(step_counts(session, period), period, step_order)
-    if request.name == "deliverability":
-        return deliverability(day_counts(session, period), period)
-    raise ValueError(f"unknown report {request.name!r}")
