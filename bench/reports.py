@@ -8,11 +8,15 @@
    ticking under a moving clock, opens and clicks through the tracking routes, CRM
    answers; its run time is printed;
 2. grow: that history copied set-based to `--leads` leads (bench/reports_growth.py);
-3. reports: each report with each grouping (and view, and attribution model) for the
+3. summary: the reports' daily summary made as the worker makes it, every day once
+   (its daily pass) and the last 7 days (its hourly pass), each timed;
+4. reports: each report with each grouping (and view, and attribution model) for the
    last 12 months and for the last whole month, `--repeat` times each through
-   `nurture.reports.build`, the same call the CLI and the API make; next to them the
-   floor measured in the same run: counting the leads and events of the range;
-4. write path: the cost of the report indexes, as the intake path (`take_many`, a
+   `nurture.reports.build`, the same call the CLI and the API make (the funnel and the
+   sources report read the summary; `--live` counts them from the history instead);
+   next to them the floor measured in the same run: counting the leads and events of
+   the range;
+5. write path: the cost of the report indexes, as the intake path (`take_many`, a
    batch of `--write-batch` new leads) and the event insert with and without them.
 
 The database is `nurture_reports_<pid>` on `--postgres-admin`'s server, dropped at the
@@ -146,7 +150,23 @@ def spans(end: date) -> dict[str, tuple[date, date]]:
     }
 
 
-def time_reports(runtime: Runtime, end: datetime, repeat: int) -> list[Timed]:
+def summarise(runtime: Runtime, end: datetime) -> dict[str, float]:
+    """The worker's two passes over the reports' daily summary, timed."""
+    from nurture.reports.summary import RECENT_DAYS, summarize
+
+    found = {}
+    for label, days in (("every day", None), (f"the last {RECENT_DAYS} days", RECENT_DAYS)):
+        started = time.perf_counter()
+        with runtime.sessions.begin() as session:
+            done = summarize(session, end, days)
+        found[label] = time.perf_counter() - started
+        say(f"  summary, {label}: {done} in {found[label]:.1f} s")
+    return found
+
+
+def time_reports(
+    runtime: Runtime, end: datetime, repeat: int, live: bool, only: set[str] | None
+) -> list[Timed]:
     from nurture.reports.output import rep_zones, step_order
 
     settings = runtime.settings
@@ -155,8 +175,10 @@ def time_reports(runtime: Runtime, end: datetime, repeat: int) -> list[Timed]:
     found = []
     for span, (first, last) in spans(end.date()).items():
         for name, by, view, model in requests():
+            if only and name not in only:
+                continue
             request = parse_request(name, first.isoformat(), last.isoformat(), by, None, view,
-                                    model)  # fmt: skip
+                                    model, live)  # fmt: skip
             label = " ".join(x for x in (name, by and f"--by {by}", view, model) if x)
             seconds = []
             rows = 0
@@ -273,6 +295,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--write-rounds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     parser.add_argument("--reuse", metavar="URL", help="skip 1 and 2: time this grown database")
+    parser.add_argument(
+        "--live", action="store_true", help="no summary: the funnel and sources counted live"
+    )
+    parser.add_argument("--reports", metavar="NAMES", help="only these reports (comma-separated)")
     return parser.parse_args(argv)
 
 
@@ -302,12 +328,17 @@ def main(argv: list[str] | None = None) -> int:
             grow(engine, copies)
             grown_in = time.perf_counter() - started
         sizes = counts(engine)
+        summarised: dict[str, float] = {}
+        if not args.live:
+            say("summary:")
+            summarised = summarise(runtime, end)
         say("reports:")
-        timed = time_reports(runtime, end, args.repeat)
+        only = set(args.reports.split(",")) if args.reports else None
+        timed = time_reports(runtime, end, args.repeat, args.live, only)
         floor = floors(engine, end)
         say("write path:")
         writes = write_path(runtime, end, args.write_batch, args.write_rounds)
-        print(report(facts, sizes, seeded, grown_in, timed, floor, writes, args))
+        print(report(facts, sizes, seeded, grown_in, summarised, timed, floor, writes, args))
     finally:
         runtime.close()
         engine.dispose()
@@ -324,6 +355,7 @@ def report(
     sizes: dict[str, int],
     seeded: float,
     grown_in: float,
+    summarised: dict[str, float],
     timed: list[Timed],
     floor: dict[str, float],
     writes: dict[str, float],
@@ -335,6 +367,8 @@ def report(
     if seeded:
         lines.append(f"seed through the engine: {args.seed_leads:,} leads in {seeded:.0f} s; "
                      f"grown set-based in {grown_in:.0f} s")  # fmt: skip
+    for label, seconds in summarised.items():
+        lines.append(f"reports' daily summary, {label}: {seconds:.1f} s")
     lines.append("")
     lines.append("| report | 12 months (ms) | month (ms) | rows (12 months) |")
     lines.append("|---|---:|---:|---:|")

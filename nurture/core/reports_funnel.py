@@ -51,14 +51,15 @@ DEFINITIONS = (
     " straight to sql counts); SQL (promoted): handed to sales; accepted: sales took it"
     " (any answer but a rejection); opportunity: sales reported an opportunity or a win;"
     " won: sales reported it won",
-    "each lead counts once per step; % of previous step and % of leads are conversion rates",
+    "% of previous step and % of leads are conversion rates",
 )
 VIEW_NOTES = {
     "cohort": "cohort view: the leads created in the period, and every step they reached"
-    " since, up to now (--by month: the month the lead was created)",
-    "period": "period view: what happened in the period: leads created, and leads reaching"
-    " each step in it (--by month: the month the step was reached); the rates compare"
-    " counts of the period, not the same leads",
+    " since, up to now, each lead once per step (--by month: the month the lead was"
+    " created)",
+    "period": "period view: what happened in the period: leads created, and each arrival"
+    " at a step in it (a lead promoted twice is two SQLs; --by month: the month the step"
+    " was reached); the rates compare counts of the period, not the same leads",
 }
 BY_NOTES = {
     "sequence": "--by sequence: a lead counts in every sequence it was ever enrolled in;"
