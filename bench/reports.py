@@ -295,9 +295,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--write-rounds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     parser.add_argument("--reuse", metavar="URL", help="skip 1 and 2: time this grown database")
-    parser.add_argument(
-        "--live", action="store_true", help="no summary: the funnel and sources counted live"
-    )
+    parser.add_argument("--live", action="store_true", help="no summary: every report counted live")
     parser.add_argument("--reports", metavar="NAMES", help="only these reports (comma-separated)")
     return parser.parse_args(argv)
 

@@ -1,7 +1,7 @@
-"""The reports' daily summary: the funnel and the sources report read from it give the
-figures counted live from the history, on the history of tests/test_reports.py (March
-2026), on SQLite and on PostgreSQL; what it does not see until the next summary is
-said in the report and caught up by the worker."""
+"""The reports' daily summary: the funnel, the sources and the sequences report read
+from it give the figures counted live from the history, on the history of
+tests/test_reports.py (March 2026), on SQLite and on PostgreSQL; what it does not see
+until the next summary is said in the report and caught up by the worker."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def figures(runtime: Runtime, request: Request, now: datetime = NOW) -> Table:
 
 
 def requests(first: str, last: str) -> list[Request]:
-    """Every funnel and sources request the summary serves, over these days."""
+    """Every request the summary serves, over these days."""
     asked = []
     for by in GROUPINGS["funnel"]:
         for view in VIEWS:
@@ -53,6 +53,7 @@ def requests(first: str, last: str) -> list[Request]:
     for by in GROUPINGS["sources"]:
         for model in ("first", "last"):
             asked.append(parse_request("sources", first, last, by, attribution=model))
+    asked.append(parse_request("sequences", first, last))
     return asked
 
 

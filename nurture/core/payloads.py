@@ -364,7 +364,7 @@ class ReportQuery(Query):
     )
     live: Annotated[str, OneOf(("true", "false"))] | None = Field(
         default=None,
-        description="funnel and sources: true counts every day from the history instead"
+        description="funnel, sources, sequences: true counts every day from the history instead"
         " of reading the closed days from the daily summary (docs/reports.md).",
     )
 

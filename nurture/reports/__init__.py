@@ -35,7 +35,7 @@ from nurture.reports.queries import (
     step_counts,
     treatment,
 )
-from nurture.reports.summary import funnel_rows
+from nurture.reports.summary import funnel_rows, step_rows
 
 __all__ = ["build", "durations", "step_counts", "treatment"]
 
@@ -84,7 +84,8 @@ def build(
     if request.name == "velocity":
         return velocity(durations(session, period, by), by, period)
     if request.name == "sequences":
-        return sequences(step_counts(session, period), period, step_order)
+        counts, note = step_rows(session, period, request.live)
+        return noted(sequences(counts, period, step_order), note)
     if request.name == "deliverability":
         return deliverability(day_counts(session, period), period)
     raise ValueError(f"unknown report {request.name!r}")

@@ -472,8 +472,26 @@ def _bounce_reports(period: Period) -> Any:
 
 
 def step_counts(session: Session, period: Period) -> list[StepCount]:
+    return [count for _, count in step_counts_by_day(session, period, by_day=False)]
+
+
+def step_counts_by_day(
+    session: Session, period: Period, by_day: bool = True
+) -> list[tuple[str | None, StepCount]]:
+    """The sequences report's counts, each with its UTC day ("YYYY-MM-DD"; None when
+    not `by_day`): the day the email left, the lead entered or left, the stage changed.
+    Every count adds up over days (each MQL or SQL crossing counts)."""
+    dialect = dialect_of(session)
+
+    def day(column: Any) -> list[Any]:
+        return [day_of(column, dialect)] if by_day else []
+
+    def dated(row: Any) -> tuple[str | None, list[Any]]:
+        return (row[0], list(row[1:])) if by_day else (None, list(row))
+
     emails = _emails(period)
-    found: list[StepCount] = []
+    found: list[tuple[str | None, StepCount]] = []
+    sent_on = day(emails.c.at)
     step = (emails.c.sequence_id, emails.c.step_id)
     reported = _bounce_reports(period)
     bounced = or_(emails.c.refused == 1, reported.c.delivery_id.is_not(None))
@@ -488,14 +506,15 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
         "scanner": func.count(emails.c.scanned_at),
     }
     query = (
-        select(*step, *measures.values())
+        select(*sent_on, *step, *measures.values())
         .select_from(emails.outerjoin(reported, reported.c.delivery_id == emails.c.id))
-        .group_by(*step)
+        .group_by(*sent_on, *step)
     )
-    for sequence, at_step, *counts in session.execute(query):
+    for row in session.execute(query):
+        when, (sequence, at_step, *counts) = dated(row)
         for name, count in zip(measures, counts, strict=True):
             if count or name == "sent":
-                found.append(StepCount(sequence, at_step, name, count))
+                found.append((when, StepCount(sequence, at_step, name, count)))
     # Unsubscribes and complaints: the few events that name an email, from the events
     # (an index on their name) to their emails of the period.
     named = (
@@ -513,38 +532,50 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
         and_(Delivery.status == "sent", within(Delivery.sent_at, period)),
         and_(_refused(), within(Delivery.updated_at, period)),
     )
+    # The email's day: when it left, or when the relay refused it (no sent_at then).
+    left_on = day(func.coalesce(Delivery.sent_at, Delivery.updated_at))
     by_step = (Delivery.sequence_id, Delivery.step_id)
     reports = (
-        select(*by_step, named.c.name, func.count(distinct(named.c.delivery_id)))
+        select(*left_on, *by_step, named.c.name, func.count(distinct(named.c.delivery_id)))
         .select_from(
             named.join(Delivery, Delivery.id == named.c.delivery_id).join(
                 Lead, Lead.id == Delivery.lead_id
             )
         )
         .where(of_period)
-        .group_by(*by_step, named.c.name)
+        .group_by(*left_on, *by_step, named.c.name)
     )
-    for sequence, at_step, name, count in session.execute(reports):
-        found.append(StepCount(sequence, at_step, name, count))
-    entered = select(Enrollment.sequence_id, func.count()).where(
-        within(Enrollment.entered_at, period)
+    for row in session.execute(reports):
+        when, (sequence, at_step, name, count) = dated(row)
+        found.append((when, StepCount(sequence, at_step, name, count)))
+    entered_on = day(Enrollment.entered_at)
+    entered = (
+        select(*entered_on, Enrollment.sequence_id, func.count())
+        .where(within(Enrollment.entered_at, period))
+        .group_by(*entered_on, Enrollment.sequence_id)
     )
-    for sequence, count in session.execute(entered.group_by(Enrollment.sequence_id)):
-        found.append(StepCount(sequence, None, "entered", count))
+    for row in session.execute(entered):
+        when, (sequence, count) = dated(row)
+        found.append((when, StepCount(sequence, None, "entered", count)))
+    left = day(Enrollment.left_at)
     reason = func.coalesce(Enrollment.exit_reason, Enrollment.status)
     exits = (
-        select(Enrollment.sequence_id, Enrollment.step_id, reason, func.count())
+        select(*left, Enrollment.sequence_id, Enrollment.step_id, reason, func.count())
         .where(within(Enrollment.left_at, period), Enrollment.status != "active")
-        .group_by(Enrollment.sequence_id, Enrollment.step_id, reason)
+        .group_by(*left, Enrollment.sequence_id, Enrollment.step_id, reason)
     )
-    for sequence, at_step, why, count in session.execute(exits):
-        found.append(StepCount(sequence, at_step, "exit", count, why))
+    for row in session.execute(exits):
+        when, (sequence, at_step, why, count) = dated(row)
+        found.append((when, StepCount(sequence, at_step, "exit", count, why)))
     crossed = _crossed_into_mql()
+    changed_on = day(StageChange.at)
+    # Each crossing once per sequence (a lead enrolled twice in it at that time is one).
     enrolled = (
         select(
+            *changed_on,
             Enrollment.sequence_id,
-            func.count(distinct(case((crossed, Enrollment.lead_id)))),
-            func.count(distinct(case((StageChange.to_stage == "sql", Enrollment.lead_id)))),
+            func.count(distinct(case((crossed, StageChange.id)))),
+            func.count(distinct(case((StageChange.to_stage == "sql", StageChange.id)))),
         )
         .join(
             StageChange,
@@ -558,11 +589,12 @@ def step_counts(session: Session, period: Period) -> list[StepCount]:
         # Only the changes counted below: a month's few, each looking up its lead's
         # enrollments by index, rather than every enrollment hashed.
         .where(within(StageChange.at, period), or_(crossed, StageChange.to_stage == "sql"))
-        .group_by(Enrollment.sequence_id)
+        .group_by(*changed_on, Enrollment.sequence_id)
     )
-    for sequence, mqls, sqls in session.execute(enrolled):
-        found.append(StepCount(sequence, None, "mql", mqls))
-        found.append(StepCount(sequence, None, "sql", sqls))
+    for row in session.execute(enrolled):
+        when, (sequence, mqls, sqls) = dated(row)
+        found.append((when, StepCount(sequence, None, "mql", mqls)))
+        found.append((when, StepCount(sequence, None, "sql", sqls)))
     return found
 
 

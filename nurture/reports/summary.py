@@ -49,10 +49,18 @@ from sqlalchemy.sql.elements import ColumnElement
 from nurture.core.reports import Period
 from nurture.core.reports_funnel import STEPS as FUNNEL_STEPS
 from nurture.core.reports_funnel import Reached
+from nurture.core.reports_sequences import StepCount
 from nurture.core.reports_sources import STEPS as SOURCE_STEPS
 from nurture.models import Lead, ReportDay, ReportSummary
 from nurture.reports.instants import dialect_of, within
-from nurture.reports.queries import _lead_groups, _reaches, reached, summed
+from nurture.reports.queries import (
+    _lead_groups,
+    _reaches,
+    reached,
+    step_counts,
+    step_counts_by_day,
+    summed,
+)
 
 # What the keys k0, k1, k2 of each kind of row are, and the views and steps kept of it.
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -61,7 +69,7 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "first": (("cohort",), SOURCE_STEPS),  # first touch: source, campaign
     "last": (("cohort",), SOURCE_STEPS),  # latest touch: source, campaign
 }
-EVER = date(1, 1, 1)
+EVER = date(1970, 1, 1)  # before any lead, and a day before it is still a date
 # Summing a day again this many days back, every hour: CRM answers dated in the past.
 RECENT_DAYS = 7
 HOURLY = timedelta(hours=1)
@@ -120,6 +128,7 @@ def summarize(session: Session, now: datetime, days: int | None = None) -> Summa
         for view in views:
             for query in _sums(kind, view, steps, period, dialect):
                 session.execute(insert(ReportDay).from_select(columns, query))
+    _sum_steps(session, period)
     # Counted, not the inserts' rowcount: psycopg reports none for INSERT ... SELECT.
     rows = session.scalar(select(func.count()).where(ReportDay.day >= period.first)) or 0
     if summary is None:
@@ -129,6 +138,29 @@ def summarize(session: Session, now: datetime, days: int | None = None) -> Summa
     if first is None:
         summary.rebuilt_at = now
     return Summarised(first, through, rows, first is None)
+
+
+def _sum_steps(session: Session, period: Period) -> None:
+    """The sequences report's counts per day: view "sequences", kind "steps", k0 the
+    sequence, k1 the step ('' for the sequence as a whole), k2 an exit's reason, `step`
+    the measure (a few hundred rows a day: written from here, not INSERT ... SELECT)."""
+    rows = [
+        {
+            "view": "sequences",
+            "kind": "steps",
+            "day": date.fromisoformat(str(day)),
+            "k0": count.sequence,
+            "k1": count.step or "",
+            "k2": count.detail,
+            "step": count.measure,
+            "leads": count.count,
+            "amount": None,
+        }
+        for day, count in step_counts_by_day(session, period)
+        if count.count
+    ]
+    if rows:
+        session.execute(insert(ReportDay), rows)
 
 
 def _day(column: Any, dialect: str) -> ColumnElement[Any]:
@@ -208,10 +240,7 @@ def funnel_rows(
     counted live after them; and a note saying which days came from where."""
     summary = None if live else session.get(ReportSummary, 1)
     if summary is None or summary.through < period.first:
-        note = "counted live from the history"
-        if not live:
-            note += " (no daily summary of these days yet)"
-        return reached(session, period, by, view, steps, attribution, total), note
+        return reached(session, period, by, view, steps, attribution, total), _live_note(live)
     through = min(period.last, summary.through)
     # Each group's total is the sum of its days; by sequence a lead is in several
     # groups, so the total comes from the rows of every lead (kind "lead").
@@ -219,12 +248,8 @@ def funnel_rows(
     rows = _read(session, Period(period.first, through), by, view, steps, attribution)
     if total and not disjoint:
         rows += _read(session, Period(period.first, through), None, view, steps, None)
-    rebuilt = f"{summary.rebuilt_at:%Y-%m-%d %H:%M} UTC"
-    note = f"{period.first} to {through}: the daily summary of {rebuilt}"
-    if summary.made_at > summary.rebuilt_at:
-        note += f", its last {RECENT_DAYS} days again at {summary.made_at:%H:%M}"
-    if view == "cohort":
-        note += " (a lead created earlier counts the steps it had reached by then)"
+    later = "a lead created earlier counts the steps it had reached by then"
+    note = _summary_note(summary, period.first, through, later if view == "cohort" else None)
     if period.last > through:
         rest = Period(through + timedelta(days=1), period.last)
         rows += reached(session, rest, by, view, steps, attribution, total and not disjoint)
@@ -233,6 +258,21 @@ def funnel_rows(
     if total and disjoint:
         rows += summed(rows)
     return rows, note + "; --live counts every day from the history"
+
+
+def _live_note(live: bool) -> str:
+    return "counted live from the history" + (
+        "" if live else " (no daily summary of these days yet)"
+    )
+
+
+def _summary_note(summary: ReportSummary, first: date, through: date, stale: str | None) -> str:
+    """Which days came from the summary, made when; `stale`: what it does not see yet."""
+    rebuilt = f"{summary.rebuilt_at:%Y-%m-%d %H:%M} UTC"
+    note = f"{first} to {through}: the daily summary of {rebuilt}"
+    if summary.made_at > summary.rebuilt_at:
+        note += f", its last {RECENT_DAYS} days again at {summary.made_at:%H:%M}"
+    return note + (f" ({stale})" if stale else "")
 
 
 def _read(
@@ -288,3 +328,36 @@ def _merged(rows: Sequence[Reached]) -> list[Reached]:
         if row.amount is not None:
             found[1] = (found[1] or 0) + row.amount
     return [Reached(group, step, n, amount) for (group, step), (n, amount) in counts.items()]
+
+
+def step_rows(session: Session, period: Period, live: bool = False) -> tuple[list[StepCount], str]:
+    """The sequences report's counts: from the summary for the days it holds, counted
+    live after them; and the note saying so."""
+    summary = None if live else session.get(ReportSummary, 1)
+    if summary is None or summary.through < period.first:
+        return step_counts(session, period), _live_note(live)
+    through = min(period.last, summary.through)
+    query = (
+        select(ReportDay.k0, ReportDay.k1, ReportDay.step, ReportDay.k2, func.sum(ReportDay.leads))
+        .where(
+            ReportDay.view == "sequences",
+            ReportDay.kind == "steps",
+            and_(ReportDay.day >= period.first, ReportDay.day <= through),
+        )
+        .group_by(ReportDay.k0, ReportDay.k1, ReportDay.step, ReportDay.k2)
+    )
+    rows = [
+        StepCount(sequence, step or None, measure, int(count), detail)
+        for sequence, step, measure, detail, count in session.execute(query)
+    ]
+    note = _summary_note(
+        summary,
+        period.first,
+        through,
+        "an email sent earlier counts the opens, clicks and reports it had by then",
+    )
+    if period.last > through:
+        rest = Period(through + timedelta(days=1), period.last)
+        rows += step_counts(session, rest)
+        note += f"; {rest.first} to {rest.last}: counted live"
+    return rows, note + "; --live counts every day from the history"
