@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.reuse:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
-        upgrade(url)
+    upgrade(url)  # a kept database too: it may predate the latest migration
     runtime = Runtime(settings_for(url, outbox))  # type: ignore[arg-type]
     engine = create_engine(runtime.settings.database_url)
     try:

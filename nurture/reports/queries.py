@@ -198,7 +198,7 @@ def reached(
         query = (
             select(*keys, reach.c.step, counted, func.sum(reach.c.amount))
             .select_from(joined)
-            .where(within(when, period))
+            .where(within(when, period), *_not_before(reach, period, view))
             .group_by(*keys, reach.c.step)
         )
         for row in session.execute(query):
@@ -207,6 +207,15 @@ def reached(
     if total and disjoint:
         found += summed(found)
     return found
+
+
+def _not_before(reach: Any, period: Period, view: str) -> list[ColumnElement[bool]]:
+    """In the cohort view, the steps reached since the period began: a lead reaches
+    its steps after it is created (a day early, for a CRM's clock), so each kind of
+    step is read off its time's index from there, not every one ever."""
+    if view != "cohort":
+        return []
+    return [reach.c.at >= period.start - timedelta(days=1)]
 
 
 def summed(rows: Sequence[Reached]) -> list[Reached]:

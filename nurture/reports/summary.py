@@ -55,6 +55,7 @@ from nurture.models import Lead, ReportDay, ReportSummary
 from nurture.reports.instants import dialect_of, within
 from nurture.reports.queries import (
     _lead_groups,
+    _not_before,
     _reaches,
     reached,
     step_counts,
@@ -217,7 +218,7 @@ def _sums(kind: str, view: str, steps: Sequence[str], period: Period, dialect: s
     found.append(
         select(*tag, day, *keys, reach.c.step, counted, func.sum(reach.c.amount))
         .select_from(joined)
-        .where(within(when, period))
+        .where(within(when, period), *_not_before(reach, period, view))
         .group_by(day, *keys, reach.c.step)
     )
     return found
