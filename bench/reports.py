@@ -158,7 +158,7 @@ def summarise(runtime: Runtime, end: datetime) -> dict[str, float]:
     for label, days in (("every day", None), (f"the last {RECENT_DAYS} days", RECENT_DAYS)):
         started = time.perf_counter()
         with runtime.sessions.begin() as session:
-            done = summarize(session, end, days)
+            done = summarize(session, end, days, runtime.settings)
         found[label] = time.perf_counter() - started
         say(f"  summary, {label}: {done} in {found[label]:.1f} s")
     return found

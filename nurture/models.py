@@ -368,6 +368,10 @@ class Promotion(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     opportunity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     won_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The SLA report's measures, kept by the reports' summary (nurture/reports/sla.py):
+    # the deadline on the rep's calendar, and the business seconds to the first answer.
+    answer_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answer_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -154,7 +154,8 @@ def summarize_due(runtime: Runtime, now: datetime) -> str:
         wanted = due(session, now)
         if wanted is None:
             return "up to date"
-        return str(summarize(session, now, None if wanted == "every day" else RECENT_DAYS))
+        days = None if wanted == "every day" else RECENT_DAYS
+        return str(summarize(session, now, days, runtime.settings))
 
 
 def summary_once(runtime: Runtime) -> None:

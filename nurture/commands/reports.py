@@ -94,7 +94,7 @@ def summarize_command(ctx: click.Context, days: int | None) -> None:
     runtime = ctx.obj["runtime"]
     started = datetime.now(UTC)
     with runtime.sessions.begin() as session:
-        done = summarize(session, started, days)
+        done = summarize(session, started, days, runtime.settings)
     took = (datetime.now(UTC) - started).total_seconds()
     click.echo(f"{done} in {took:.1f} s")
 

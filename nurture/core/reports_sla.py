@@ -8,7 +8,8 @@ Monday morning waited a few business hours, not a weekend.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ from nurture.core.business_time import Ledger, WorkCalendar
 from nurture.core.reports import (
     ALL,
     GROUP_COLUMNS,
+    NONE,
     Period,
     group_label,
     hours,
@@ -123,6 +125,90 @@ def measure(
     return measured
 
 
+@dataclass(frozen=True)
+class Figures:
+    """One group's hand-offs, counted (group () for everyone). `waits`: the business
+    seconds to the first answer of each answered one, when the caller has them all;
+    else `median` and `p90` computed where they are (the database)."""
+
+    group: tuple[str | None, ...]
+    sent: int
+    in_time: int = 0
+    late: int = 0
+    overdue: int = 0
+    pending: int = 0  # not yet due
+    accepted: int = 0
+    answered: int = 0
+    escalations: int = 0
+    median: float | None = None
+    p90: float | None = None
+    rep_name: str | None = None  # by rep: the name the promotions give
+    waits: tuple[float, ...] | None = None
+
+    def add(self, other: Figures) -> Figures:
+        """Both groups' hand-offs (disjoint sets); percentiles only from both `waits`."""
+        both = None
+        if self.waits is not None and other.waits is not None:
+            both = self.waits + other.waits
+        return Figures(
+            self.group, self.sent + other.sent, self.in_time + other.in_time,
+            self.late + other.late, self.overdue + other.overdue,
+            self.pending + other.pending, self.accepted + other.accepted,
+            self.answered + other.answered, self.escalations + other.escalations,
+            None, None, max(filter(None, (self.rep_name, other.rep_name)), default=None), both,
+        )  # fmt: skip
+
+
+def counted(measured: Iterable[Timed]) -> list[Figures]:
+    """Each group's figures from measured hand-offs, and everyone's (each promotion
+    once: with --by sequence a promotion is in several groups), with their waits."""
+    groups: dict[tuple[str | None, ...], list[Timed]] = {}
+    everyone: dict[int, Timed] = {}
+    for item in measured:
+        groups.setdefault(item.handoff.group, []).append(item)
+        everyone[item.handoff.promotion_id] = item
+    return [_count(key, items) for key, items in [*groups.items(), ((), list(everyone.values()))]]
+
+
+def _count(group: tuple[str | None, ...], items: list[Timed]) -> Figures:
+    states = [item.state for item in items]
+    answered = [item for item in items if item.waited is not None]
+    names = [i.handoff.rep_name for i in items if i.handoff.rep_name]
+    return Figures(
+        group, len(items), states.count("in time"), states.count("late"),
+        states.count("overdue"), states.count("not yet due"),
+        sum(1 for item in answered if item.handoff.accepted), len(answered),
+        sum(item.handoff.escalations for item in items), rep_name=max(names, default=None),
+        waits=tuple(item.waited for item in answered if item.waited is not None),
+    )  # fmt: skip
+
+
+def deadlines(
+    handoffs: Iterable[Handoff],
+    calendars: Mapping[str, WorkCalendar],
+    fallback: WorkCalendar,
+    sla_hours: float,
+    last: date,
+) -> list[tuple[int, datetime, float | None]]:
+    """Each hand-off's deadline and, when answered, its business seconds to the first
+    answer, on its rep's calendar (each laid out once, up to `last`): what `measure`
+    compares, kept so that a report can count states without the calendars."""
+    handoffs = list(handoffs)
+    if not handoffs:
+        return []
+    first = min(h.sent_at for h in handoffs).date() - timedelta(days=1)
+    ledgers: dict[str, Ledger] = {}
+    found = []
+    for handoff in handoffs:
+        key = (handoff.rep_email or "").casefold()
+        ledger = ledgers.get(key)
+        if ledger is None:
+            ledger = ledgers[key] = Ledger(calendars.get(key, fallback), first, last)
+        waited, deadline = ledger.measure(handoff.sent_at, handoff.answered_at, sla_hours)
+        found.append((handoff.promotion_id, deadline, waited))
+    return found
+
+
 def sla(
     handoffs: Iterable[Handoff],
     calendars: Mapping[str, WorkCalendar],
@@ -135,18 +221,39 @@ def sla(
 ) -> Table:
     """`calendars`: by rep email (case-folded); `fallback` for reps not in it."""
     measured = measure(handoffs, calendars, fallback, sla_hours, now)
-    groups: dict[tuple[str, ...], list[Timed]] = {}
-    for item in measured:
-        groups.setdefault(group_label(item.handoff.group), []).append(item)
+    return sla_table(counted(measured), calendars, fallback, sla_hours, by, period, threshold)
+
+
+def sla_table(
+    figures: Iterable[Figures],
+    calendars: Mapping[str, WorkCalendar],
+    fallback: WorkCalendar,
+    sla_hours: float,
+    by: str,
+    period: Period,
+    threshold: float = TREATMENT_THRESHOLD,
+) -> Table:
+    """The report from each group's figures (rows of the same group are added up)."""
+    groups: dict[tuple[str, ...], Figures] = {}
+    total: Figures | None = None
+    for item in figures:
+        if item.group == ():
+            total = item if total is None else total.add(item)
+            continue
+        key = group_label(item.group)
+        groups[key] = item if key not in groups else groups[key].add(item)
     width = len(GROUP_COLUMNS[by])
-    everyone = list({item.handoff.promotion_id: item for item in measured}.values())
     rows, alarms = [], []
-    for key, items in [*sorted(groups.items()), ((ALL,) + ("",) * (width - 1), everyone)]:
-        figures, rate, alarm = _figures(items, threshold)
+    everyone = (ALL,) + ("",) * (width - 1)
+    for key, item in [*sorted(groups.items()), (everyone, total or Figures((), 0))]:
+        figures_, rate, alarm = _figures(item, threshold)
         extra: tuple[str | None, ...] = ()
-        if by == "rep":
-            extra = (_name(items), str(items[0].calendar)) if key[0] != ALL else (None, None)
-        rows.append((*key, *extra, *figures))
+        if by == "rep" and key[0] != ALL:
+            rep = "" if key[0] == NONE else key[0]
+            extra = (item.rep_name, str(calendars.get(rep.casefold(), fallback)))
+        elif by == "rep":
+            extra = (None, None)
+        rows.append((*key, *extra, *figures_))
         if alarm:
             shown = key[0] if key[0] != ALL else "everyone"
             alarms.append(f"ALARM: treatment rate {rate} % for {shown} is under {threshold:.0%}")
@@ -177,37 +284,27 @@ def sla(
     return table(title, columns, rows, notes)
 
 
-def _figures(
-    items: list[Timed], threshold: float
-) -> tuple[tuple[object, ...], Decimal | None, bool]:
+def _figures(item: Figures, threshold: float) -> tuple[tuple[object, ...], Decimal | None, bool]:
     """The row's figures, the treatment rate and whether it is under the threshold."""
-    states = [item.state for item in items]
-    in_time, late = states.count("in time"), states.count("late")
-    overdue, pending = states.count("overdue"), states.count("not yet due")
-    due = len(items) - pending
-    answered = [item for item in items if item.waited is not None]
-    accepted = sum(1 for item in answered if item.handoff.accepted)
-    waits = [item.waited for item in answered if item.waited is not None]
-    rate = percent(in_time, due)
-    alarm = bool(due) and in_time < threshold * due
+    due = item.sent - item.pending
+    rate = percent(item.in_time, due)
+    alarm = bool(due) and item.in_time < threshold * due
+    median, p90 = item.median, item.p90
+    if item.waits is not None:
+        median, p90 = percentile(list(item.waits), 50), percentile(list(item.waits), 90)
     figures = (
-        len(items),
-        in_time,
-        late,
-        overdue,
-        pending,
+        item.sent,
+        item.in_time,
+        item.late,
+        item.overdue,
+        item.pending,
         rate,
-        accepted,
-        percent(accepted, len(answered)),
-        hours(percentile(waits, 50)),
-        hours(percentile(waits, 90)),
-        late + overdue,
-        sum(item.handoff.escalations for item in items),
+        item.accepted,
+        percent(item.accepted, item.answered),
+        hours(median),
+        hours(p90),
+        item.late + item.overdue,
+        item.escalations,
         f"under {threshold:.0%}" if alarm else "",
     )
     return figures, rate, alarm
-
-
-def _name(items: list[Timed]) -> str | None:
-    names = [i.handoff.rep_name for i in items if i.handoff.rep_name]
-    return names[-1] if names else None

@@ -49,6 +49,24 @@ class Quantiled:
     seconds: tuple[float, ...]
 
 
+def quantiles_by_group(
+    rows: Iterable[Ranked | Quantiled],
+) -> dict[tuple[str | None, ...], tuple[float | None, ...]]:
+    """The QUANTILES of a one-stage sample per group, from the database's rows."""
+    counts: dict[tuple[str | None, ...], int] = {}
+    values: dict[tuple[str | None, ...], dict[int, float]] = {}
+    found: dict[tuple[str | None, ...], tuple[float | None, ...]] = {}
+    for row in rows:
+        if isinstance(row, Quantiled):
+            found[row.group] = row.seconds
+        else:
+            counts[row.group] = row.count
+            values.setdefault(row.group, {})[row.rank] = row.seconds
+    for group, count in counts.items():
+        found[group] = tuple(percentile_from_ranks(count, q, values[group]) for q in QUANTILES)
+    return found
+
+
 def velocity(rows: Iterable[Ranked | Quantiled], by: str, period: Period) -> Table:
     samples: dict[tuple[tuple[str, ...] | None, str], tuple[int, dict[int, float]]] = {}
     computed: dict[tuple[tuple[str, ...] | None, str], tuple[float, ...]] = {}

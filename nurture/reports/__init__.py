@@ -14,27 +14,20 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from nurture.config import Settings
-from nurture.core.business_time import calendar_for
 from nurture.core.reports import Request
 from nurture.core.reports_deliverability import deliverability
 from nurture.core.reports_funnel import STEPS as FUNNEL_STEPS
 from nurture.core.reports_funnel import funnel
 from nurture.core.reports_sequences import sequences
-from nurture.core.reports_sla import sla
+from nurture.core.reports_sla import sla_table
 from nurture.core.reports_sources import STEPS as SOURCE_STEPS
 from nurture.core.reports_sources import sources
 from nurture.core.reports_velocity import velocity
 from nurture.core.tables import Table
 from nurture.reports.instants import dialect_of
-from nurture.reports.queries import (
-    REPORT_WORK_MEM,
-    costs,
-    day_counts,
-    durations,
-    handoffs,
-    step_counts,
-    treatment,
-)
+from nurture.reports.queries import REPORT_WORK_MEM, costs, day_counts, durations, step_counts
+from nurture.reports.sla import calendars, treatment
+from nurture.reports.sla import figures as sla_figures
 from nurture.reports.summary import funnel_rows, step_rows
 
 __all__ = ["build", "durations", "step_counts", "treatment"]
@@ -73,14 +66,10 @@ def build(
     if request.name == "sla":
         # Holidays of every year a hand-off or its answer may fall in.
         years = range(period.first.year - 1, max(period.last.year, now.year) + 2)
-        calendars = {
-            email.casefold(): calendar_for(zone, settings.default_timezone, years)
-            for email, zone in (rep_zones or {}).items()
-        }
-        fallback = calendar_for(None, settings.default_timezone, years)
-        found = handoffs(session, period, by)
-        return sla(found, calendars, fallback, settings.sla_hours, now, by, period,
-                   settings.treatment_alarm)  # fmt: skip
+        clock = calendars(settings, rep_zones or {}, years)
+        found = sla_figures(session, period, by, now, clock, request.live)
+        return sla_table(found, clock.reps, clock.fallback, clock.hours, by, period,
+                         settings.treatment_alarm)  # fmt: skip
     if request.name == "velocity":
         return velocity(durations(session, period, by), by, period)
     if request.name == "sequences":

@@ -11,8 +11,8 @@ Days and months are UTC, read alike on both databases (nurture/reports/instants.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -35,13 +35,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from nurture.config import Settings
-from nurture.core.business_time import calendar_for
 from nurture.core.reports import MQL_OR_LATER, Period
 from nurture.core.reports_deliverability import DayCount
 from nurture.core.reports_funnel import Reached
 from nurture.core.reports_sequences import StepCount
-from nurture.core.reports_sla import Handoff, measure
 from nurture.core.reports_sources import Spent
 from nurture.core.reports_velocity import LEAD_TO_WON, QUANTILES, Quantiled, Ranked
 from nurture.hits import ENGAGEMENT
@@ -238,60 +235,6 @@ def costs(session: Session, period: Period) -> list[Spent]:
     return [Spent(source, campaign, month, amount) for source, campaign, month, amount in rows]
 
 
-# --- SLA --------------------------------------------------------------------------------
-
-
-def handoffs(session: Session, period: Period, by: str) -> list[Handoff]:
-    """Every promotion handed to sales in the period, with sales' first answer."""
-    dialect = dialect_of(session)
-    columns = (
-        Promotion.id,
-        Promotion.rep_email,
-        Promotion.rep_name,
-        Promotion.created_at,
-        Promotion.answered_at,
-        Promotion.accepted_at.is_not(None),
-        func.coalesce(Promotion.escalations, 0),
-    )
-    # The promotion names its rep and month; a lead's first cycle its sequence; only the
-    # source and campaign are the lead's own.
-    if by == "rep":
-        query = select(*columns, Promotion.rep_email)
-    elif by == "month":
-        query = select(*columns, month_of(Promotion.created_at, dialect))
-    elif by == "sequence":
-        first = and_(Enrollment.lead_id == Promotion.lead_id, Enrollment.cycle == 1)
-        query = select(*columns, Enrollment.sequence_id).outerjoin(Enrollment, first)
-    else:
-        grouped = _lead_groups(by)
-        query = select(*columns, *_keys(grouped)).join(
-            grouped, grouped.c.lead_id == Promotion.lead_id
-        )
-    query = query.where(within(Promotion.created_at, period))
-    # Core rows, built straight into tuples: a year holds a few hundred thousand.
-    return [
-        Handoff(row[0], tuple(row[7:]), row[1], row[2], row[3], row[4], bool(row[5]), row[6])
-        for row in session.connection().execute(query)
-    ]
-
-
-def treatment(
-    session: Session, settings: Settings, now: datetime, rep_zones: Mapping[str, str], days: int
-) -> tuple[int, int]:
-    """The SLA report's overall treatment rate for hand-offs of the last `days` days, as
-    (in time, due): the alarm reads the very figure the report shows."""
-    period = Period((now - timedelta(days=days)).date(), now.date())
-    years = range(period.first.year - 1, now.year + 2)
-    calendars = {
-        email.casefold(): calendar_for(zone, settings.default_timezone, years)
-        for email, zone in rep_zones.items()
-    }
-    fallback = calendar_for(None, settings.default_timezone, years)
-    found = handoffs(session, period, "rep")
-    states = [t.state for t in measure(found, calendars, fallback, settings.sla_hours, now)]
-    return states.count("in time"), len(states) - states.count("not yet due")
-
-
 # --- velocity ---------------------------------------------------------------------------
 
 
@@ -349,24 +292,32 @@ def durations(session: Session, period: Period, by: str) -> list[Ranked | Quanti
             .where(within(spans.c.ended, period))
             .cte("sample")
         )
-        if dialect == "postgresql":
-            found += _quantiled(session, sample, len(named), with_totals=disjoint)
-            continue
-        width = len(named)
-        passes = [_ranked(sample, width, [])]
-        if disjoint:
-            # The totals' group columns: NULLs of the groups' own types, for the union.
-            blank = cast(null(), DateTime(timezone=True))
-            blanks = (
-                [month_of(blank, dialect)]
-                if grouping == "month"
-                else [cast(null(), String) for _ in named]
-            )
-            passes.append(_ranked(sample, 0, blanks))
-        for row in session.execute(union_all(*passes)):
-            *key, total, stage, count, rank, seconds = row
-            group = () if total else tuple(key)
-            found.append(Ranked(group, stage, count, rank, float(seconds)))
+        found += sample_quantiles(session, sample, len(named), disjoint, grouping == "month")
+    return found
+
+
+def sample_quantiles(
+    session: Session, sample: Any, width: int, with_totals: bool, by_month: bool
+) -> list[Ranked | Quantiled]:
+    """The percentiles of `sample` (columns g0.. of its `width` group keys, `stage`, and
+    `s`, seconds) per group and stage, and with `with_totals` per stage over every
+    group: computed on PostgreSQL, the values at their ranks on SQLite."""
+    dialect = dialect_of(session)
+    if dialect == "postgresql":
+        return list(_quantiled(session, sample, width, with_totals))
+    passes = [_ranked(sample, width, [])]
+    if with_totals and width:
+        # The totals' group columns: NULLs of the groups' own types, for the union.
+        blank = cast(null(), DateTime(timezone=True))
+        blanks = (
+            [month_of(blank, dialect)] if by_month else [cast(null(), String) for _ in range(width)]
+        )
+        passes.append(_ranked(sample, 0, blanks))
+    found: list[Ranked | Quantiled] = []
+    for row in session.execute(union_all(*passes)):
+        *key, total, stage, count, rank, seconds = row
+        group = () if total else tuple(key)
+        found.append(Ranked(group, stage, count, rank, float(seconds)))
     return found
 
 

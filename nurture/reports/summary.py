@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from nurture.config import Settings
 from nurture.core.reports import Period
 from nurture.core.reports_funnel import STEPS as FUNNEL_STEPS
 from nurture.core.reports_funnel import Reached
@@ -53,6 +54,7 @@ from nurture.core.reports_sequences import StepCount
 from nurture.core.reports_sources import STEPS as SOURCE_STEPS
 from nurture.models import Lead, ReportDay, ReportSummary
 from nurture.reports.instants import dialect_of, within
+from nurture.reports.output import rep_zones
 from nurture.reports.queries import (
     _lead_groups,
     _not_before,
@@ -62,6 +64,7 @@ from nurture.reports.queries import (
     step_counts_by_day,
     summed,
 )
+from nurture.reports.sla import calendars, measure_answers, years_of
 
 # What the keys k0, k1, k2 of each kind of row are, and the views and steps kept of it.
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -83,10 +86,11 @@ class Summarised:
     through: date
     rows: int
     rebuilt: bool
+    measured: int = 0  # hand-offs whose SLA measures were written
 
     def __str__(self) -> str:
         days = "every day" if self.first is None else f"{self.first} to {self.through}"
-        return f"{days} summed ({self.rows:,} rows)"
+        return f"{days} summed ({self.rows:,} rows, {self.measured:,} hand-offs measured)"
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -104,9 +108,13 @@ def due(session: Session, now: datetime) -> str | None:
     return None
 
 
-def summarize(session: Session, now: datetime, days: int | None = None) -> Summarised:
+def summarize(
+    session: Session, now: datetime, days: int | None = None, settings: Settings | None = None
+) -> Summarised:
     """Sum the closed days (up to yesterday, UTC) again: every day, or with `days` the
-    last `days` of them (every day when the summary holds less than the days before)."""
+    last `days` of them (every day when the summary holds less than the days before).
+    With `settings`, measure the SLA of the hand-offs too (nurture/reports/sla.py): all
+    of them again on a pass over every day, else those not measured yet."""
     dialect = dialect_of(session)
     if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
@@ -130,6 +138,10 @@ def summarize(session: Session, now: datetime, days: int | None = None) -> Summa
             for query in _sums(kind, view, steps, period, dialect):
                 session.execute(insert(ReportDay).from_select(columns, query))
     _sum_steps(session, period)
+    measured = 0
+    if settings is not None:
+        clock = calendars(settings, rep_zones(settings.routing_file), years_of(session, now))
+        measured = measure_answers(session, clock, now, every=first is None)
     # Counted, not the inserts' rowcount: psycopg reports none for INSERT ... SELECT.
     rows = session.scalar(select(func.count()).where(ReportDay.day >= period.first)) or 0
     if summary is None:
@@ -138,7 +150,7 @@ def summarize(session: Session, now: datetime, days: int | None = None) -> Summa
     summary.through, summary.made_at = through, now
     if first is None:
         summary.rebuilt_at = now
-    return Summarised(first, through, rows, first is None)
+    return Summarised(first, through, rows, first is None, measured)
 
 
 def _sum_steps(session: Session, period: Period) -> None:
