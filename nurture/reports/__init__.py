@@ -25,9 +25,10 @@ from nurture.core.reports_sources import sources
 from nurture.core.reports_velocity import velocity
 from nurture.core.tables import Table
 from nurture.reports.instants import dialect_of
-from nurture.reports.queries import REPORT_WORK_MEM, costs, day_counts, durations, step_counts
+from nurture.reports.queries import REPORT_WORK_MEM, costs, day_counts, step_counts
 from nurture.reports.sla import calendars, treatment
 from nurture.reports.sla import figures as sla_figures
+from nurture.reports.stays import durations
 from nurture.reports.summary import funnel_rows, step_rows
 
 __all__ = ["build", "durations", "step_counts", "treatment"]

@@ -1,10 +1,8 @@
-"""The reports' queries: GROUP BY over the history, returning the small rows that the
-pure reports (nurture/core/reports*.py) turn into tables.
-
-No query returns a row per lead: counts are grouped here, and percentiles come back
-as the few values at the ranks they need (window functions sort the sample in the
-database). Only the SLA reads a row per promotion, because business hours depend on
-each rep's calendar; promotions are the sales-ready few.
+"""The reports' queries for the funnel, the sources, the sequences and deliverability:
+GROUP BY over the history, returning the small rows that the pure reports
+(nurture/core/reports*.py) turn into tables; no query returns a row per lead. The
+SLA's are in sla.py, velocity's in stays.py, percentiles in percentiles.py, the daily
+summary in summary.py.
 
 Days and months are UTC, read alike on both databases (nurture/reports/instants.py).
 """
@@ -16,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
-    DateTime,
     Float,
     String,
     and_,
@@ -28,11 +25,9 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    tuple_,
     union_all,
 )
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from nurture.core.reports import MQL_OR_LATER, Period
@@ -40,7 +35,6 @@ from nurture.core.reports_deliverability import DayCount
 from nurture.core.reports_funnel import Reached
 from nurture.core.reports_sequences import StepCount
 from nurture.core.reports_sources import Spent
-from nurture.core.reports_velocity import LEAD_TO_WON, QUANTILES, Quantiled, Ranked
 from nurture.hits import ENGAGEMENT
 from nurture.models import (
     Cost,
@@ -51,7 +45,7 @@ from nurture.models import (
     Promotion,
     StageChange,
 )
-from nurture.reports.instants import day_of, dialect_of, month_of, seconds_between, within
+from nurture.reports.instants import day_of, dialect_of, month_of, within
 
 REPORT_WORK_MEM = "64MB"
 
@@ -233,154 +227,6 @@ def costs(session: Session, period: Period) -> list[Spent]:
         )
     )
     return [Spent(source, campaign, month, amount) for source, campaign, month, amount in rows]
-
-
-# --- velocity ---------------------------------------------------------------------------
-
-
-def durations(session: Session, period: Period, by: str) -> list[Ranked | Quantiled]:
-    """The values at the percentile ranks of every stay in a stage, and of every lead ->
-    won, that ended in the period: per group, and for all (group ())."""
-    dialect = dialect_of(session)
-    # Each stage change carries when its stay began (migration 0015): the period's
-    # changes, read off their index, are the sample; no window pairs each with the last.
-    stays = select(
-        StageChange.lead_id.label("lead_id"),
-        StageChange.from_stage.label("stage"),
-        StageChange.since.label("started"),
-        StageChange.at.label("ended"),
-    ).where(within(StageChange.at, period))
-    # Each lead's first win (a lead won again in a later cycle counts once, at its first).
-    earlier = aliased(Promotion)
-    won = (
-        select(
-            Promotion.lead_id.label("lead_id"),
-            literal(LEAD_TO_WON, String).label("stage"),
-            Lead.created_at.label("started"),
-            Promotion.won_at.label("ended"),
-        )
-        .join(Lead, Lead.id == Promotion.lead_id)
-        .where(
-            within(Promotion.won_at, period),
-            ~select(earlier.id)
-            .where(
-                earlier.lead_id == Promotion.lead_id,
-                or_(
-                    earlier.won_at < Promotion.won_at,
-                    and_(earlier.won_at == Promotion.won_at, earlier.id < Promotion.id),
-                ),
-            )
-            .exists(),
-        )
-    )
-    spans = union_all(stays, won).subquery("spans")
-    found: list[Ranked | Quantiled] = []
-    # Where each stay is in one group only, the totals are ranked from the same sample
-    # in the same statement (the stays, a window over every stage change, are read once);
-    # by sequence a lead may be in several groups, so the totals are a pass of their own.
-    disjoint = by in ("source", "campaign", "rep", "month")
-    for grouping in (by,) if disjoint else (by, None):
-        keys, joined = _span_groups(spans, grouping, dialect)
-        named = [key.label(f"g{i}") for i, key in enumerate(keys)]
-        sample = (
-            select(
-                *named,
-                spans.c.stage,
-                seconds_between(spans.c.ended, spans.c.started, dialect).label("s"),
-            )
-            .select_from(joined)
-            .where(within(spans.c.ended, period))
-            .cte("sample")
-        )
-        found += sample_quantiles(session, sample, len(named), disjoint, grouping == "month")
-    return found
-
-
-def sample_quantiles(
-    session: Session, sample: Any, width: int, with_totals: bool, by_month: bool
-) -> list[Ranked | Quantiled]:
-    """The percentiles of `sample` (columns g0.. of its `width` group keys, `stage`, and
-    `s`, seconds) per group and stage, and with `with_totals` per stage over every
-    group: computed on PostgreSQL, the values at their ranks on SQLite."""
-    dialect = dialect_of(session)
-    if dialect == "postgresql":
-        return list(_quantiled(session, sample, width, with_totals))
-    passes = [_ranked(sample, width, [])]
-    if with_totals and width:
-        # The totals' group columns: NULLs of the groups' own types, for the union.
-        blank = cast(null(), DateTime(timezone=True))
-        blanks = (
-            [month_of(blank, dialect)] if by_month else [cast(null(), String) for _ in range(width)]
-        )
-        passes.append(_ranked(sample, 0, blanks))
-    found: list[Ranked | Quantiled] = []
-    for row in session.execute(union_all(*passes)):
-        *key, total, stage, count, rank, seconds = row
-        group = () if total else tuple(key)
-        found.append(Ranked(group, stage, count, rank, float(seconds)))
-    return found
-
-
-def _span_groups(spans: Any, grouping: str | None, dialect: str) -> tuple[list[Any], Any]:
-    """The columns naming each span's group, and what to read them from: the leads only
-    where a lead's column names it (the month is the span's own, a sequence the lead's
-    first cycle in it, or no group at all for the totals)."""
-    if grouping is None:
-        return [], spans
-    if grouping == "month":
-        return [month_of(spans.c.ended, dialect)], spans
-    if grouping == "sequence":
-        first = _first_cycles()
-        return [first.c.k0], spans.outerjoin(first, first.c.lead_id == spans.c.lead_id)
-    grouped = _lead_groups(grouping)
-    return _keys(grouped), spans.join(grouped, grouped.c.lead_id == spans.c.lead_id)
-
-
-def _quantiled(session: Session, sample: Any, width: int, with_totals: bool) -> list[Quantiled]:
-    """The percentiles of `sample` per group and stage, and with `with_totals` per stage
-    over every group too, in one pass (grouping sets): an ordered-set aggregate sorts
-    each group once, where ranking every row would number them all first."""
-    keys = [sample.c[f"g{i}"] for i in range(width)]
-    fractions = postgresql.array([literal(q / 100) for q in QUANTILES])
-    sets: list[Any] = [tuple_(*keys, sample.c.stage)]
-    if with_totals and keys:
-        sets.append(tuple_(sample.c.stage))
-    total = func.grouping(keys[0]) if keys else literal(1)
-    query = select(
-        *keys,
-        total,
-        sample.c.stage,
-        func.count(),
-        func.percentile_cont(fractions).within_group(sample.c.s),
-    ).group_by(func.grouping_sets(*sets))
-    found = []
-    for row in session.execute(query):
-        *key, is_total, stage, count, values = row
-        group = () if is_total or not keys else tuple(key)
-        found.append(Quantiled(group, stage, count, tuple(float(v) for v in values)))
-    return found
-
-
-def _ranked(sample: Any, kept: int, blanks: list[Any]) -> Any:
-    """The values at the percentile ranks of `sample` per stage and per its first
-    `kept` group columns, then `blanks` in place of the others (the totals' rows)."""
-    keys = [sample.c[f"g{i}"] for i in range(kept)]
-    part = [*keys, sample.c.stage]
-    # A group's key may be null (a lead without a source): a column says which rows are
-    # the totals.
-    ranked = select(
-        *(key.label(f"g{i}") for i, key in enumerate(keys)),
-        *(blank.label(f"g{kept + i}") for i, blank in enumerate(blanks)),
-        literal(bool(blanks)).label("total"),
-        sample.c.stage,
-        func.count().over(partition_by=part).label("n"),
-        (func.row_number().over(partition_by=part, order_by=sample.c.s) - 1).label("r"),
-        sample.c.s,
-    ).subquery()
-    # The ranks percentile_ranks() names, in integer arithmetic both databases share.
-    lows = [(q * (ranked.c.n - 1)) // 100 for q in QUANTILES]
-    wanted = or_(*(ranked.c.r == low + step for low in lows for step in (0, 1)))
-    return select(ranked).where(wanted)
 
 
 # --- emails: sequences and deliverability -----------------------------------------------

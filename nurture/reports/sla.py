@@ -34,7 +34,8 @@ from nurture.core.reports_sla import Figures, Handoff, counted, deadlines, measu
 from nurture.core.reports_velocity import quantiles_by_group
 from nurture.models import Enrollment, Promotion
 from nurture.reports.instants import dialect_of, month_of, within
-from nurture.reports.queries import _keys, _lead_groups, sample_quantiles
+from nurture.reports.percentiles import sample_quantiles
+from nurture.reports.queries import _keys, _lead_groups
 
 
 @dataclass(frozen=True)
