@@ -648,4 +648,5 @@ from nurture.program_models import TemplatePin as TemplatePin  # noqa: E402
 from nurture.program_models import TemplateVersion as TemplateVersion  # noqa: E402
 from nurture.program_models import TriggerFiring as TriggerFiring  # noqa: E402
 from nurture.summary_models import ReportDay as ReportDay  # noqa: E402
+from nurture.summary_models import ReportStay as ReportStay  # noqa: E402
 from nurture.summary_models import ReportSummary as ReportSummary  # noqa: E402

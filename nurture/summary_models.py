@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, Integer, String
+from sqlalchemy import BigInteger, Date, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nurture.model_base import Base, UTCDateTime
@@ -31,6 +31,27 @@ class ReportDay(Base):
     step: Mapped[str] = mapped_column(String(20), primary_key=True)
     leads: Mapped[int] = mapped_column(Integer)
     amount: Mapped[float | None] = mapped_column(Float)
+
+
+class ReportStay(Base):
+    """A stay in a stage (or a lead's way to its first win) that ended on a closed day,
+    with its lead's groups as of the summary: the velocity report's sample, without
+    joining every lead. `kind` says what the keys are: `lead` (k0 source, k1 campaign,
+    k2 rep), `sequence` (k0 a sequence the lead entered); None where absent."""
+
+    __tablename__ = "report_stays"
+    __table_args__ = (Index("ix_report_stays_kind_day", "kind", "day"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))
+    day: Mapped[date] = mapped_column(Date)  # the day it ended
+    stage: Mapped[str] = mapped_column(String(30))
+    k0: Mapped[str | None] = mapped_column(String(320))
+    k1: Mapped[str | None] = mapped_column(String(320))
+    k2: Mapped[str | None] = mapped_column(String(320))
+    seconds: Mapped[float] = mapped_column(Float)
 
 
 class ReportSummary(Base):

@@ -1,5 +1,5 @@
-"""The reports' daily summary: the funnel, the sources and the sequences report read
-from it give the figures counted live from the history, on the history of
+"""The reports' daily summary: every report that reads it (funnel, sources, sequences,
+SLA, velocity) gives the figures counted live from the history, on the history of
 tests/test_reports.py (March 2026), on SQLite and on PostgreSQL; what it does not see
 until the next summary is said in the report and caught up by the worker."""
 
@@ -59,6 +59,7 @@ def requests(first: str, last: str) -> list[Request]:
             asked.append(parse_request("sources", first, last, by, attribution=model))
     asked.append(parse_request("sequences", first, last))
     asked += [parse_request("sla", first, last, by) for by in GROUPINGS["sla"]]
+    asked += [parse_request("velocity", first, last, by) for by in GROUPINGS["velocity"]]
     return asked
 
 

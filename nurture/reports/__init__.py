@@ -29,7 +29,7 @@ from nurture.reports.queries import REPORT_WORK_MEM, costs, day_counts, step_cou
 from nurture.reports.sla import calendars, treatment
 from nurture.reports.sla import figures as sla_figures
 from nurture.reports.stays import durations
-from nurture.reports.summary import funnel_rows, step_rows
+from nurture.reports.summary import funnel_rows, stay_rows, step_rows
 
 __all__ = ["build", "durations", "step_counts", "treatment"]
 
@@ -72,7 +72,8 @@ def build(
         return sla_table(found, clock.reps, clock.fallback, clock.hours, by, period,
                          settings.treatment_alarm)  # fmt: skip
     if request.name == "velocity":
-        return velocity(durations(session, period, by), by, period)
+        samples, note = stay_rows(session, period, by, request.live)
+        return noted(velocity(samples, by, period), note)
     if request.name == "sequences":
         counts, note = step_rows(session, period, request.live)
         return noted(sequences(counts, period, step_order), note)

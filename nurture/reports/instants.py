@@ -52,6 +52,11 @@ def month_of(column: Any, dialect: str) -> ColumnElement[str]:
     return type_coerce(func.date_trunc("month", utc), _Truncated("%Y-%m"))
 
 
+def month_type() -> _Truncated:
+    """The type month_of's PostgreSQL expression is read as, for another one alike."""
+    return _Truncated("%Y-%m")
+
+
 def seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
     if dialect == "sqlite":
         # Whole seconds: strftime('%s') works on every SQLite, unlike unixepoch().

@@ -52,7 +52,8 @@ from nurture.core.reports_funnel import STEPS as FUNNEL_STEPS
 from nurture.core.reports_funnel import Reached
 from nurture.core.reports_sequences import StepCount
 from nurture.core.reports_sources import STEPS as SOURCE_STEPS
-from nurture.models import Lead, ReportDay, ReportSummary
+from nurture.core.reports_velocity import Quantiled, Ranked
+from nurture.models import Lead, ReportDay, ReportStay, ReportSummary
 from nurture.reports.instants import dialect_of, within
 from nurture.reports.output import rep_zones
 from nurture.reports.queries import (
@@ -65,6 +66,7 @@ from nurture.reports.queries import (
     summed,
 )
 from nurture.reports.sla import calendars, measure_answers, years_of
+from nurture.reports.stays import durations, keep
 
 # What the keys k0, k1, k2 of each kind of row are, and the views and steps kept of it.
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -128,10 +130,12 @@ def summarize(
         if summary.through < first - timedelta(days=1):
             first = None  # a gap the summary does not hold: every day again
     period = Period(first or EVER, through)
-    if first is None:
-        session.execute(delete(ReportDay))
-    else:
-        session.execute(delete(ReportDay).where(ReportDay.day >= first))
+    for kept in (ReportDay, ReportStay):
+        if first is None:
+            session.execute(delete(kept))
+        else:
+            session.execute(delete(kept).where(kept.day >= first))
+    keep(session, period, lambda column: _day(column, dialect))
     columns = [c.name for c in ReportDay.__table__.columns]
     for kind, (views, steps) in KINDS.items():
         for view in views:
@@ -373,4 +377,20 @@ def step_rows(session: Session, period: Period, live: bool = False) -> tuple[lis
         rest = Period(through + timedelta(days=1), period.last)
         rows += step_counts(session, rest)
         note += f"; {rest.first} to {rest.last}: counted live"
+    return rows, note + "; --live counts every day from the history"
+
+
+def stay_rows(
+    session: Session, period: Period, by: str, live: bool = False
+) -> tuple[list[Ranked | Quantiled], str]:
+    """Velocity's sample: the stays the summary keeps for the days it holds, the
+    history's after them (one sample: exact percentiles); and the note saying so."""
+    summary = None if live else session.get(ReportSummary, 1)
+    if summary is None or summary.through < period.first:
+        return durations(session, period, by), _live_note(live)
+    through = min(period.last, summary.through)
+    rows = durations(session, period, by, through)
+    note = _summary_note(summary, period.first, through, "grouped as the leads were then")
+    if period.last > through:
+        note += f"; {through + timedelta(days=1)} to {period.last}: counted live"
     return rows, note + "; --live counts every day from the history"
