@@ -50,7 +50,7 @@ class _OneLineErrors(click.Command):
 @click.option("--attribution", metavar="MODEL", help="sources: first (default) or last touch.")
 @click.option(
     "--live", is_flag=True,
-    help="funnel, sources, sequences: every day from the history, not the daily summary.",
+    help="Every day counted from the history, not read from the daily summary.",
 )  # fmt: skip
 @click.pass_context
 def report(
@@ -87,8 +87,8 @@ def report(
 )  # fmt: skip
 @click.pass_context
 def summarize_command(ctx: click.Context, days: int | None) -> None:
-    """Sum the closed days of the funnel, the sources and the sequences report again into
-    their daily summary (the worker does it every day, and the last days every hour)."""
+    """Sum the closed days again into the reports' daily summary, and measure the SLA
+    of the hand-offs (the worker does it every day, and the last days every hour)."""
     from nurture.reports.summary import summarize
 
     runtime = ctx.obj["runtime"]

@@ -364,8 +364,8 @@ class ReportQuery(Query):
     )
     live: Annotated[str, OneOf(("true", "false"))] | None = Field(
         default=None,
-        description="funnel, sources, sequences: true counts every day from the history instead"
-        " of reading the closed days from the daily summary (docs/reports.md).",
+        description="true: every day counted from the history, instead of the closed days"
+        " read from the daily summary (docs/reports.md).",
     )
 
 

@@ -98,7 +98,7 @@ class Request:
     form: str = "table"
     view: str = "cohort"  # funnel only
     attribution: str = "first"  # sources only
-    live: bool = False  # funnel, sources, sequences: every day from the history, not the summary
+    live: bool = False  # every day from the history, not the daily summary
 
 
 def parse_date(text: str | None, option: str) -> date:

@@ -1,21 +1,23 @@
-"""The daily summary: the funnel's and the sources report's counts per closed UTC day,
-so that a year of them is a few hundred thousand small rows summed, not a million
-leads joined with their stage changes and promotions.
+"""The daily summary the reports read for closed UTC days (docs/reports.md): counts
+per day for the funnel, the sources and the sequences report (`report_days`), the
+stays of each day for velocity (`report_stays`, nurture/reports/stays.py), and each
+hand-off's SLA measures (nurture/reports/sla.py).
 
-Both reports add up the same thing: how many leads of a group reached a step, and the
-amount of their deals. That adds up over days when a lead falls on one day only:
+The funnel and the sources report add up one thing: how many leads of a group reached
+a step, and the amount of their deals. That adds up over days when a lead falls on one
+day only:
 
 - cohort view: the day the lead was created; its steps are those it reached since,
   each lead counted once per step;
 - period view: the day the step was reached; each arrival counted (a lead promoted
   twice is two SQLs, as sales received it twice).
 
-The worker sums every day again once a day (`rebuild`), and the last few days every
-hour, so a late answer from the CRM lands in its day. Reports read the summary for the
-days it holds and count the days after it live (today, mostly), and say so in their
-notes; `--live` counts every day from the history. A lead created before the summary
-that moved on since counts in the cohort view at the next summary: that is the price
-of answering a year in a fraction of a second, stated in the report.
+The worker sums every day again once a day (the SLA measured again with it), and the
+last few days every hour, so a late answer from the CRM lands in its day. Reports read
+the summary for the days it holds and count the days after it live (today, mostly),
+and say so in their notes; `--live` counts every day from the history. A lead created
+before the last days that moved on since counts in the cohort view at the next daily
+pass: the price of answering a year in a fraction of a second, stated in the report.
 
 Every summary write is one transaction that deletes the days it sums and inserts them
 again, under a lock on PostgreSQL: two workers summing at once come out the same as one.
