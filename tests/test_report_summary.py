@@ -25,6 +25,7 @@ from nurture.core.tables import Table
 from nurture.models import Lead, Promotion, ReportDay, StageChange
 from nurture.reports import build
 from nurture.reports.output import rep_zones
+from nurture.reports.sla import treatment
 from nurture.reports.summary import due, summarize
 from nurture.runtime import Runtime
 from nurture.scheduler import work
@@ -275,3 +276,17 @@ def test_the_sla_from_kept_measures_follows_answers_and_time_as_the_live_count(
     with history.sessions.begin() as session:
         assert summarize(session, NOW, 7, history.settings).measured == 1  # L6's answer
     same(NOW + timedelta(days=1))
+
+
+def test_the_treatment_alarm_reads_the_same_rate_from_kept_measures(history: Runtime) -> None:
+    """The alarm's rate over the last 30 days: 4 of the 6 hand-offs due were answered in
+    time (L1, L2, L10, L11; L4 late, L6 never, L9 not yet due), whether measured now or
+    read from the summary's measures."""
+    with history.sessions() as session:
+        before = treatment(session, history.settings, NOW, rep_zones(ROUTING), 30)
+    with history.sessions.begin() as session:
+        summarize(session, NOW, settings=history.settings)
+    with history.sessions() as session:
+        after = treatment(session, history.settings, NOW, rep_zones(ROUTING), 30)
+    assert before == after
+    assert after == (4, 6)

@@ -119,10 +119,16 @@ def _measured() -> ColumnElement[bool]:
 
 
 def figures(
-    session: Session, period: Period, by: str, now: datetime, clock: Calendars, live: bool = False
+    session: Session,
+    period: Period,
+    by: str,
+    now: datetime,
+    clock: Calendars,
+    live: bool = False,
+    answers: bool = True,
 ) -> list[Figures]:
     """Each group's figures, and everyone's (group ()); `live`: every hand-off measured
-    here, none of the kept measures read."""
+    here, none of the kept measures read; without `answers`, no answer percentiles."""
     if live:
         return counted(measure(handoffs(session, period, by), clock.reps, clock.fallback,
                                clock.hours, now))  # fmt: skip
@@ -136,6 +142,8 @@ def figures(
     if disjoint:
         found.append(_total(found))
     rest = handoffs(session, period, by, ~_measured())
+    if not answers:
+        return [*found, *counted(measure(rest, clock.reps, clock.fallback, clock.hours, now))]
     if not rest:
         return _with_percentiles(session, period, by, found, disjoint)
     measured = measure(rest, clock.reps, clock.fallback, clock.hours, now)
@@ -277,6 +285,7 @@ def treatment(
     (in time, due): the alarm reads the very figure the report shows."""
     period = Period((now - timedelta(days=days)).date(), now.date())
     clock = calendars(settings, rep_zones, range(period.first.year - 1, now.year + 2))
-    found = handoffs(session, period, "rep")
-    states = [t.state for t in measure(found, clock.reps, clock.fallback, clock.hours, now)]
-    return states.count("in time"), len(states) - states.count("not yet due")
+    found = figures(session, period, "rep", now, clock, answers=False)
+    everyone = [item for item in found if item.group == ()]
+    in_time = sum(item.in_time for item in everyone)
+    return in_time, sum(item.sent - item.pending for item in everyone)
