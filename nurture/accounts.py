@@ -56,22 +56,22 @@ def ensure(session: Session, keys: Iterable[AccountKey], now: datetime) -> dict[
     """The id of each account, created when new: one insert and one read for any
     number. Keys are inserted in order, so concurrent batches wait on each other
     instead of deadlocking."""
-    wanted = sorted(set(keys))
+    asked = set(keys)
+    wanted = sorted(asked)
     if not wanted:
         return {}
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     rows = [{"kind": k.kind, "value": k.value, "created_at": now} for k in wanted]
-    session.execute(
-        insert(Account).values(rows).on_conflict_do_nothing(index_elements=["kind", "value"])
-    )
+    # Parameters given apart (executemany, in order), not a VALUES clause compiled for
+    # every row of the batch.
+    session.execute(insert(Account).on_conflict_do_nothing(index_elements=["kind", "value"]), rows)
     found = session.execute(
         select(Account.id, Account.kind, Account.value).where(
-            among(session, Account.value, {k.value for k in wanted})
+            among(session, Account.value, {k.value for k in asked})
         )
     )
-    return {
-        key: id_ for id_, kind, value in found if (key := AccountKey(kind, value)) in set(wanted)
-    }
+    # The set built once: in the comprehension it was built again for every row.
+    return {key: id_ for id_, kind, value in found if (key := AccountKey(kind, value)) in asked}
 
 
 def assign(session: Session, content: Content, lead: Lead, now: datetime) -> None:

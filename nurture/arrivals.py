@@ -124,15 +124,18 @@ class Arrival:
         for tag in sorted(new_tags):
             self.enrol(Occurrence(TriggerKind.TAG_ADDED, tag=tag))
         found = assess(self.content, lead)
+        graded = None  # the fit grade assess computed, while the lead is as it saw it
         if found is not None:
             lead.grade, lead.category, lead.reasons = found.grade, found.category, found.reasons
             if found.disqualify is not None:
                 self.set_stage("disqualified", found.disqualify)
             elif found.promote is not None:
                 self.promote(found.promote)
+            elif self.content.scoring is not None:
+                graded = found.grade
         model = self.content.scoring
         if model is not None:
-            lead.grade, lead.score, move = standing(model, lead, now)
+            lead.grade, lead.score, move = standing(model, lead, now, grade=graded)
             if move is not None:
                 raise RowPath(f"moved to {move.stage} by its score")
 

@@ -106,15 +106,21 @@ def follow(
 
 
 def standing(
-    model: ScoringModel, lead: Lead | Draft, now: datetime, decisive: str | None = None
+    model: ScoringModel,
+    lead: Lead | Draft,
+    now: datetime,
+    decisive: str | None = None,
+    grade: str | None = None,
 ) -> tuple[str, int, scoring.StageMove | None]:
-    """The lead's grade and score now, and the stage move they call for (if any)."""
-    fit = scoring.grade(model, profile_of(lead))
+    """The lead's grade and score now, and the stage move they call for (if any).
+    `grade`: the fit grade of the lead as it is, when the caller has just computed it."""
+    if grade is None:
+        grade = scoring.grade(model, profile_of(lead)).grade
     current = scoring.current_score(
         model, Behaviour(lead.behaviour_points or 0.0, lead.last_activity_at), now
     )
-    move = scoring.stage_for(model, current, fit.grade, lead.stage, decisive)
-    return fit.grade, scoring.whole_points(current), move
+    move = scoring.stage_for(model, current, grade, lead.stage, decisive)
+    return grade, scoring.whole_points(current), move
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from types import MappingProxyType
 
 from nurture.core.profile import LeadProfile
@@ -139,6 +140,7 @@ ROLE_ADDRESSES = frozenset(
 
 # Endings a `name.*` pattern stands for: "fr", "com", "co.uk", "com.br"...
 _ENDING_LABEL = re.compile(r"[a-z]{2,3}")
+_SPACE = re.compile(r"\s")  # as str.isspace: Unicode whitespace
 
 
 @dataclass(frozen=True)
@@ -300,11 +302,12 @@ def _email_reasons(model: QualificationModel, email: str) -> Iterable[Reason]:
         yield Reason(FREE_MAIL, f"{domain} is a personal mailbox, not a company address")
 
 
+@lru_cache(maxsize=4096)  # an arrival asks for the same address's parts several times
 def email_parts(email: str) -> tuple[str, str] | None:
     """The local part and the domain, in lower case, or None if `email` is not shaped
     like an address (one @, something before it, a domain of two labels or more)."""
     text = email.strip().lower()
-    if text.count("@") != 1 or any(char.isspace() for char in text):
+    if text.count("@") != 1 or _SPACE.search(text):
         return None
     local, domain = text.split("@")
     labels = domain.split(".")
