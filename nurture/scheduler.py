@@ -99,7 +99,6 @@ def work(runtime: Runtime, now: datetime, triggers: bool = False) -> list[str]:
     parts = (
         ("hits", lambda: track(runtime, now)),
         *((("triggers", lambda: find_triggered(runtime, now)),) if triggers else ()),
-        *((("summary", lambda: summarize_due(runtime, now)),) if triggers else ()),
         # Before the sequence emails: someone is waiting for this one, by the form.
         ("confirmations", confirmations),
         # Before the emails: a split's winner goes to the leads assigned from now on.
@@ -110,6 +109,8 @@ def work(runtime: Runtime, now: datetime, triggers: bool = False) -> list[str]:
         ("sla", escalate),
         ("digest", lambda: f"{send_digests(runtime, now)} sent"),
         ("alarms", lambda: check_alarms(runtime, now)),
+        # Last: the reports' summary waits for nothing more urgent.
+        *((("summary", lambda: summarize_due(runtime, now)),) if triggers else ()),
     )
     for name, part in parts:
         if runtime.stopping.is_set():
@@ -148,14 +149,15 @@ def track_once(runtime: Runtime) -> None:
 def summarize_due(runtime: Runtime, now: datetime) -> str:
     """The reports' daily summary (nurture/reports/summary.py): every closed day again
     on the first run of a UTC day, the last days again when an hour has passed."""
-    from nurture.reports.summary import RECENT_DAYS, due, summarize
+    from nurture.reports.summary import RECENT_DAYS, due, summarize_unless_busy
 
     with runtime.sessions.begin() as session:
         wanted = due(session, now)
         if wanted is None:
             return "up to date"
         days = None if wanted == "every day" else RECENT_DAYS
-        return str(summarize(session, now, days, runtime.settings))
+        done = summarize_unless_busy(session, now, days, runtime.settings)
+        return "another worker is summing" if done is None else str(done)
 
 
 def summary_once(runtime: Runtime) -> None:

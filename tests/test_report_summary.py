@@ -26,7 +26,7 @@ from nurture.models import Lead, Promotion, ReportDay, StageChange
 from nurture.reports import build
 from nurture.reports.output import rep_zones
 from nurture.reports.sla import treatment
-from nurture.reports.summary import due, summarize
+from nurture.reports.summary import due, summarize, summarize_unless_busy
 from nurture.runtime import Runtime
 from nurture.scheduler import work
 
@@ -290,3 +290,18 @@ def test_the_treatment_alarm_reads_the_same_rate_from_kept_measures(history: Run
         after = treatment(session, history.settings, NOW, rep_zones(ROUTING), 30)
     assert before == after
     assert after == (4, 6)
+
+
+def test_a_worker_leaves_the_summary_to_the_process_already_summing(
+    postgres_url: str, history: Runtime
+) -> None:
+    """On PostgreSQL: while one transaction sums, a worker's pass returns at once (its
+    line says so) instead of waiting; once the first is done, the next pass sums."""
+    with history.sessions.begin() as first:
+        summarize(first, NOW, settings=history.settings)  # holds the lock until committed
+        with history.sessions.begin() as other:
+            assert summarize_unless_busy(other, NOW, None, history.settings) is None
+        assert "summary: another worker is summing" in work(history, NOW, triggers=True)
+    with history.sessions.begin() as session:
+        done = summarize_unless_busy(session, NOW, None, history.settings)
+    assert done is not None and done.rebuilt

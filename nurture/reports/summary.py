@@ -112,6 +112,18 @@ def due(session: Session, now: datetime) -> str | None:
     return None
 
 
+def summarize_unless_busy(
+    session: Session, now: datetime, days: int | None, settings: Settings
+) -> Summarised | None:
+    """As `summarize`, or None at once when another process is summing: a worker
+    leaves it to that one rather than wait."""
+    if dialect_of(session) == "postgresql":
+        taken = session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        if not taken:
+            return None
+    return summarize(session, now, days, settings)
+
+
 def summarize(
     session: Session, now: datetime, days: int | None = None, settings: Settings | None = None
 ) -> Summarised:
@@ -121,6 +133,8 @@ def summarize(
     of them again on a pass over every day, else those not measured yet."""
     dialect = dialect_of(session)
     if dialect == "postgresql":
+        # Waits for another process summing (a lock taken twice in one transaction is
+        # held once).
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         session.execute(text("SET LOCAL work_mem = '64MB'"))
         session.execute(text("SET LOCAL jit = off"))
