@@ -190,47 +190,23 @@ def triggers_once(runtime: Runtime) -> None:
 
 def make_scheduler(runtime: Runtime, blocking: bool) -> BaseScheduler:
     scheduler: BaseScheduler = BlockingScheduler() if blocking else BackgroundScheduler()
-    scheduler.add_job(
-        tick_once,
-        "interval",
-        args=[runtime],
-        seconds=runtime.settings.tick_seconds,
-        next_run_time=datetime.now(UTC),
-        max_instances=1,  # a slow tick is never overlapped by the next one
-        coalesce=True,
-        misfire_grace_time=None,
-        id="tick",
+    jobs: tuple[tuple[str, Callable[[Runtime], None], float, bool], ...] = (
+        # id, what, every (seconds), whether it runs at once on start
+        ("tick", tick_once, runtime.settings.tick_seconds, True),
+        ("hits", track_once, HITS_SECONDS, False),
+        ("triggers", triggers_once, TRIGGER_SECONDS, True),
+        ("summary", summary_once, TRIGGER_SECONDS, True),
     )
-    scheduler.add_job(
-        track_once,
-        "interval",
-        args=[runtime],
-        seconds=HITS_SECONDS,
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-        id="hits",
-    )
-    scheduler.add_job(
-        triggers_once,
-        "interval",
-        args=[runtime],
-        seconds=TRIGGER_SECONDS,
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-        id="triggers",
-    )
-    scheduler.add_job(
-        summary_once,
-        "interval",
-        args=[runtime],
-        seconds=TRIGGER_SECONDS,
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-        id="summary",
-    )
+    for name, job, seconds, at_once in jobs:
+        scheduler.add_job(
+            job,
+            "interval",
+            args=[runtime],
+            seconds=seconds,
+            **({"next_run_time": datetime.now(UTC)} if at_once else {}),
+            max_instances=1,  # a slow run is never overlapped by the next one
+            coalesce=True,
+            misfire_grace_time=None,
+            id=name,
+        )
     return scheduler
