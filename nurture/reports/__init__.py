@@ -1,7 +1,8 @@
-"""The reports, from request to table: the queries (queries.py) over the history or
-the daily summary (summary.py), turned into tables by the pure reports
-(nurture/core/reports*.py); output.py renders them for the command, the API and the
-console. Days and months are UTC, read alike on both databases (instants.py).
+"""The reports, from request to table: the queries over the history (queries.py,
+sla.py, stays.py) or the daily summary (summary.py), turned into tables by the pure
+reports (nurture/core/reports*.py); output.py renders them for the command, the API
+and the console. Days and months are UTC, read alike on both databases (instants.py).
+Each table's last note says where its figures came from.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from nurture.reports.queries import REPORT_WORK_MEM, costs, day_counts, step_cou
 from nurture.reports.sla import calendars, treatment
 from nurture.reports.sla import figures as sla_figures
 from nurture.reports.stays import durations
-from nurture.reports.summary import funnel_rows, stay_rows, step_rows
+from nurture.reports.summary import funnel_rows, measures_note, stay_rows, step_rows
 
 __all__ = ["build", "durations", "step_counts", "treatment"]
 
@@ -69,8 +70,9 @@ def build(
         years = range(period.first.year - 1, max(period.last.year, now.year) + 2)
         clock = calendars(settings, rep_zones or {}, years)
         found = sla_figures(session, period, by, now, clock, request.live)
-        return sla_table(found, clock.reps, clock.fallback, clock.hours, by, period,
-                         settings.treatment_alarm)  # fmt: skip
+        shown = sla_table(found, clock.reps, clock.fallback, clock.hours, by, period,
+                          settings.treatment_alarm)  # fmt: skip
+        return noted(shown, measures_note(session, request.live))
     if request.name == "velocity":
         samples, note = stay_rows(session, period, by, request.live)
         return noted(velocity(samples, by, period), note)

@@ -410,3 +410,15 @@ def stay_rows(
     if period.last > through:
         note += f"; {through + timedelta(days=1)} to {period.last}: counted live"
     return rows, note + "; --live counts every day from the history"
+
+
+def measures_note(session: Session, live: bool) -> str:
+    """Where the SLA report's measures came from."""
+    summary = None if live else session.get(ReportSummary, 1)
+    if summary is None:
+        return "every hand-off measured now" + ("" if live else " (no daily summary yet)")
+    return (
+        f"hand-offs measured on the reps' calendars by the daily summary of"
+        f" {summary.rebuilt_at:%Y-%m-%d %H:%M} UTC (newer ones and answers since, now);"
+        " --live measures every one now"
+    )
