@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -11,7 +10,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -519,87 +517,6 @@ class PrivacyLog(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class FormConfirmation(Base):
-    """A website form awaiting double opt-in: the submission, kept aside until the
-    person follows the emailed link (then it becomes a lead and this row goes), or
-    until it expires (then the worker's retention purges it).
-
-    `public_id` is the only thing a link carries: random, never the row's number.
-    The send state guards the email: a worker claims a `pending` row by moving it
-    to `sending`, so it leaves once; `sent` or `failed` after that.
-    """
-
-    __tablename__ = "form_confirmations"
-    __table_args__ = (
-        UniqueConstraint("email", "form"),  # a second submission updates the first
-        Index("ix_form_confirmations_due", "send_state", "next_attempt_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(64), unique=True)
-    form: Mapped[str] = mapped_column(String(100))
-    email: Mapped[str] = mapped_column(String(320))  # normalised, for erasure requests
-    locale: Mapped[str | None] = mapped_column(String(16))  # picks the email's language
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the lead and the event
-    # pending -> sending -> sent | failed; pending again after a retryable failure
-    send_state: Mapped[str] = mapped_column(String(20), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the latest email asked for
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-
-
-class DecisionLog(Base):
-    """One decision the engine took about a lead, and why (nurture.core.decisions).
-    Append-only; erased and purged with the lead."""
-
-    __tablename__ = "decisions"
-    __table_args__ = (Index("ix_decisions_lead_at", "lead_id", "at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    kind: Mapped[str] = mapped_column(String(20))
-    sequence_id: Mapped[str | None] = mapped_column(String(100))
-    step_id: Mapped[str | None] = mapped_column(String(100))
-    reason: Mapped[str] = mapped_column(String(500))
-
-
-class Cost(Base):
-    """What a source (and campaign) cost in one month, in the installation's currency."""
-
-    __tablename__ = "costs"
-    __table_args__ = (UniqueConstraint("source", "campaign", "month"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    source: Mapped[str] = mapped_column(String(100))
-    campaign: Mapped[str] = mapped_column(String(200))  # "" for the whole source
-    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
-    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
-    # Entered in another currency and converted explicitly: what was entered, and how.
-    original_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
-    original_currency: Mapped[str | None] = mapped_column(String(3))
-    rate: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class AlarmState(Base):
-    """Where an alarm stands (nurture.core.alarms): it turns once each way."""
-
-    __tablename__ = "alarms"
-
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    raised: Mapped[bool] = mapped_column()
-    value: Mapped[float | None] = mapped_column(Float)  # the last reading
-    detail: Mapped[str] = mapped_column(String(300))
-    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
 class User(Base):
     """A person who signs in to the web console (nurture/console/): an Argon2 hash of
     the password, never the password; disabled rather than deleted, for the record."""
@@ -617,28 +534,9 @@ class User(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class ImportRun(Base):
-    """A CSV import's progress, written with each chunk it commits: an interrupted
-    import resumes after its last committed chunk (nurture.csvimport)."""
-
-    __tablename__ = "import_runs"
-    __table_args__ = (Index("ix_import_runs_file", "file", "fingerprint"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    file: Mapped[str] = mapped_column(String(1000))  # the resolved path
-    fingerprint: Mapped[str] = mapped_column(String(64))  # its size and first bytes
-    offset: Mapped[int] = mapped_column(Integer)  # bytes read through the last commit
-    line: Mapped[int] = mapped_column(Integer)  # lines read through the last commit
-    created: Mapped[int] = mapped_column(Integer)
-    updated: Mapped[int] = mapped_column(Integer)
-    refused: Mapped[int] = mapped_column(Integer)
-    errors_size: Mapped[int] = mapped_column(Integer)  # bytes of FILE.errors.csv written
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
 # The program's tables join the metadata with the rest; importable from here too.
+from nurture.intake_models import FormConfirmation as FormConfirmation  # noqa: E402
+from nurture.intake_models import ImportRun as ImportRun  # noqa: E402
 from nurture.program_models import Account as Account  # noqa: E402
 from nurture.program_models import AccountPromotion as AccountPromotion  # noqa: E402
 from nurture.program_models import BroadcastOccurrence as BroadcastOccurrence  # noqa: E402
@@ -647,6 +545,11 @@ from nurture.program_models import SplitWinner as SplitWinner  # noqa: E402
 from nurture.program_models import TemplatePin as TemplatePin  # noqa: E402
 from nurture.program_models import TemplateVersion as TemplateVersion  # noqa: E402
 from nurture.program_models import TriggerFiring as TriggerFiring  # noqa: E402
-from nurture.summary_models import ReportDay as ReportDay  # noqa: E402
-from nurture.summary_models import ReportStay as ReportStay  # noqa: E402
-from nurture.summary_models import ReportSummary as ReportSummary  # noqa: E402
+
+# The reports' tables (the decision log, costs, alarms, the daily summary) likewise.
+from nurture.report_models import AlarmState as AlarmState  # noqa: E402
+from nurture.report_models import Cost as Cost  # noqa: E402
+from nurture.report_models import DecisionLog as DecisionLog  # noqa: E402
+from nurture.report_models import ReportDay as ReportDay  # noqa: E402
+from nurture.report_models import ReportStay as ReportStay  # noqa: E402
+from nurture.report_models import ReportSummary as ReportSummary  # noqa: E402

@@ -87,6 +87,18 @@ def _lead_groups(by: str | None, attribution: str | None = None) -> Any:
     return select(*columns, *named).subquery("grouped")
 
 
+def lead_keys() -> Any:
+    """Each lead with all three of its own group keys: k0 source, k1 campaign, k2 rep
+    (what the daily summary keeps per lead)."""
+    return select(
+        Lead.id.label("lead_id"),
+        Lead.created_at.label("created_at"),
+        Lead.source.label("k0"),
+        Lead.campaign.label("k1"),
+        Lead.rep_email.label("k2"),
+    ).subquery("grouped")
+
+
 def _first_cycles() -> Any:
     """Each lead's sequences (k0), once each: its first cycle in them; for grouping a
     lead's facts by sequence without reading the leads."""

@@ -33,7 +33,7 @@ from nurture.core.reports_velocity import LEAD_TO_WON, Quantiled, Ranked
 from nurture.models import Lead, Promotion, ReportStay, StageChange
 from nurture.reports.instants import dialect_of, month_of, month_type, seconds_between, within
 from nurture.reports.percentiles import sample_quantiles
-from nurture.reports.queries import _first_cycles, _keys, _lead_groups
+from nurture.reports.queries import _first_cycles, _keys, _lead_groups, lead_keys
 
 
 def spans(period: Period) -> Any:
@@ -157,12 +157,7 @@ def keep(session: Session, period: Period, day: Callable[[Any], Any]) -> None:
     for kind in ("lead", "sequence"):
         ended = spans(period)
         if kind == "lead":
-            lead = select(
-                Lead.id.label("lead_id"),
-                Lead.source.label("k0"),
-                Lead.campaign.label("k1"),
-                Lead.rep_email.label("k2"),
-            ).subquery("grouped")
+            lead = lead_keys()
             keys: list[Any] = [lead.c.k0, lead.c.k1, lead.c.k2]
             joined: Any = ended.join(lead, lead.c.lead_id == ended.c.lead_id)
         else:

@@ -55,13 +55,14 @@ from nurture.core.reports_funnel import Reached
 from nurture.core.reports_sequences import StepCount
 from nurture.core.reports_sources import STEPS as SOURCE_STEPS
 from nurture.core.reports_velocity import Quantiled, Ranked
-from nurture.models import Lead, ReportDay, ReportStay, ReportSummary
+from nurture.models import ReportDay, ReportStay, ReportSummary
 from nurture.reports.instants import dialect_of, within
 from nurture.reports.output import rep_zones
 from nurture.reports.queries import (
     _lead_groups,
     _not_before,
     _reaches,
+    lead_keys,
     reached,
     step_counts,
     step_counts_by_day,
@@ -205,15 +206,7 @@ def _day(column: Any, dialect: str) -> ColumnElement[Any]:
 def _grouped(kind: str) -> tuple[Any, list[ColumnElement[Any]]]:
     """Each lead (with its created_at) and the three keys of `kind`, '' where absent."""
     if kind == "lead":
-        grouped = (
-            select(
-                Lead.id.label("lead_id"),
-                Lead.created_at.label("created_at"),
-                Lead.source.label("k0"),
-                Lead.campaign.label("k1"),
-                Lead.rep_email.label("k2"),
-            )
-        ).subquery("grouped")
+        grouped = lead_keys()
     elif kind == "sequence":
         grouped = _lead_groups("sequence")
     else:

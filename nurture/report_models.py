@@ -1,15 +1,73 @@
-"""The reports' daily summary (nurture/reports/summary.py): what the funnel and the
-sources report add up, per closed UTC day, kept by the worker. Imported by
-nurture.models, so every table is on one `Base.metadata`."""
+"""The tables of reporting: the decision log, costs, alarms, and the daily summary
+the reports read (nurture/reports/summary.py). Imported by nurture.models, so every
+table is on one `Base.metadata`."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, Float, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nurture.model_base import Base, UTCDateTime
+
+
+class DecisionLog(Base):
+    """One decision the engine took about a lead, and why (nurture.core.decisions).
+    Append-only; erased and purged with the lead."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_lead_at", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(20))
+    sequence_id: Mapped[str | None] = mapped_column(String(100))
+    step_id: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(500))
+
+
+class Cost(Base):
+    """What a source (and campaign) cost in one month, in the installation's currency."""
+
+    __tablename__ = "costs"
+    __table_args__ = (UniqueConstraint("source", "campaign", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    campaign: Mapped[str] = mapped_column(String(200))  # "" for the whole source
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # Entered in another currency and converted explicitly: what was entered, and how.
+    original_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    original_currency: Mapped[str | None] = mapped_column(String(3))
+    rate: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlarmState(Base):
+    """Where an alarm stands (nurture.core.alarms): it turns once each way."""
+
+    __tablename__ = "alarms"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    raised: Mapped[bool] = mapped_column()
+    value: Mapped[float | None] = mapped_column(Float)  # the last reading
+    detail: Mapped[str] = mapped_column(String(300))
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ReportDay(Base):
