@@ -263,10 +263,7 @@ def test_two_workers_applying_the_account_rule_at_once_promote_the_account_once(
     thread.start()
     # The other worker's insert waits on the first one's row (its unique key).
     with runtime.engine.connect() as watcher:
-        waiting = text(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
+        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
         waited = False
         for _ in range(500):
             waited = bool(watcher.execute(waiting).scalar())
