@@ -267,7 +267,8 @@ class Dispatcher:
                 complete = flow.drain(self._deadline)
                 if complete:
                     self.journal.clear()
-        self._unsettled = not complete
+        # A write tried again may have left rows of this holder behind: settled next tick.
+        self._unsettled = not complete or flow.blinked
         self._say(unsaid, flow.report, said)
         total.add(flow.report)
         return total

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 CHUNK = 25  # messages handed to SMTP per commit
 IN_FLIGHT = 2  # chunks handed over at once: one on the wire, the next one waiting for it
+# What a record leaves a delivery in while keeping its holder (a release clears it).
+SETTLED_BY_RECORD = ("sent", "retry", "failed")
 RECORD_TRIES = 6  # a failed record is tried again after 0.5, 1, 2, 4, 8 s
 
 
@@ -74,6 +76,12 @@ class TickReport:
 
     def __str__(self) -> str:
         return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
+
+    def restore(self, earlier: TickReport) -> None:
+        """Back to `earlier` (a copy of this report): a transaction that counted was
+        rolled back."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(earlier, f.name))
 
     def since(self, earlier: TickReport) -> TickReport:
         """What happened after `earlier` (a copy of this report taken then)."""
@@ -183,6 +191,7 @@ class Flow:
         self.dispatcher = dispatcher
         self.clock = clock
         self.report = TickReport()
+        self.blinked = False  # a write failed and was tried again during this tick
         self.pending: deque[tuple[list[Job], Future[None]]] = deque()
         self.lock = threading.Lock()  # a job's start on the wire vs. a stop's deadline
 
@@ -246,12 +255,20 @@ class Flow:
 
     def _in_transaction(self, work: Callable[[Session], Any]) -> Any:
         """Run `work` in a transaction, again after a database error (the answers it
-        records are in memory and in the journal meanwhile)."""
+        records are in memory and in the journal meanwhile).
+
+        A commit can succeed on the server and still fail on the client (the connection
+        drops before the answer): each try counts afresh, and its writes accept the rows
+        an earlier try of this holder already wrote. The next tick also settles this
+        holder's rows from the journal, so nothing waits for a lease."""
+        before = replace(self.report)
         for attempt in range(RECORD_TRIES):
             try:
                 with self.dispatcher.sessions.begin() as session:
                     return work(session)
             except DBAPIError as error:
+                self.report.restore(before)
+                self.blinked = True
                 if attempt == RECORD_TRIES - 1:
                     raise
                 log.warning("recording failed (%s); trying again", error.__class__.__name__)
@@ -333,7 +350,7 @@ def hand_over(
             for job in skipping
         ],
         holder,
-        ("claimed",),
+        ("claimed", "skipped"),
         now,
     )
     # One row version per delivery: the state, and the links stored before the email
@@ -352,7 +369,9 @@ def hand_over(
             for job in ready
         ],
         holder,
-        ("claimed",),
+        # `sending` under this holder: an earlier try of this hand-over was committed
+        # though the database's answer was lost; nothing of it reached SMTP yet.
+        ("claimed", "sending"),
         now,
     )
     for job in skipping:
@@ -383,7 +402,7 @@ def record(
 ) -> None:
     """Write what SMTP answered and where each lead goes next, for the rows this worker
     still holds: one locked read and two writes per chunk, whatever its size."""
-    at_step = _held_at(
+    at_step, recorded = _held_at(
         session,
         dispatcher.holder,
         [job for job in jobs if job.error not in ("skipped", "lease lost")],
@@ -394,13 +413,16 @@ def record(
     bounced: list[Job] = []
     settings = dispatcher.settings
     for job in jobs:
-        if job.delivery_id not in at_step:
+        writes = job.delivery_id in at_step
+        if not writes and job.delivery_id not in recorded:
             if job.error not in ("skipped", "lease lost"):
                 _lost(job, report, "before the record")
             continue
+        # Otherwise an earlier try of this record was committed though the database's
+        # answer was lost: counted as then, written once.
         delivery: dict[str, Any] = {"id": job.delivery_id, "updated_at": now}
         enrollment: dict[str, Any] = {"id": job.enrollment_id}
-        moves = at_step[job.delivery_id] == job.step.id
+        moves = writes and at_step[job.delivery_id] == job.step.id
         if job.rendered is not None:
             delivery["subject"] = job.rendered.subject[:500]
         result = job.result
@@ -445,13 +467,14 @@ def record(
                 report.retried += 1
             else:
                 report.failed += 1
-                if kind == "bounced":
+                if kind == "bounced" and writes:
                     bounced.append(job)
                 else:
                     enrollment.update(
                         due_at=None, note=f"blocked: delivery {job.delivery_id} failed"
                     )
-        delivery_rows.append(delivery)
+        if writes:
+            delivery_rows.append(delivery)
         if len(enrollment) > 1 and moves:
             enrollment_rows.append(enrollment)
     update_rows(session, Delivery, delivery_rows)
@@ -464,13 +487,18 @@ def record(
         leave(session, job.lead_id, "bounced", now)
 
 
-def _held_at(session: Session, holder: str, jobs: list[Job]) -> dict[int, str | None]:
+def _held_at(
+    session: Session, holder: str, jobs: list[Job]
+) -> tuple[dict[int, str | None], set[int]]:
     """The deliveries among these jobs this holder still holds, each with where its
     lead's active enrollment stands now (None: no longer active): both rows locked, in
-    one read. A lead moves on only from the step its email was sent for."""
+    one read. A lead moves on only from the step its email was sent for.
+
+    Second, those this holder has already recorded (claimed by it, settled): only an
+    earlier try of the same record, committed, writes them."""
     ids = [job.delivery_id for job in jobs]
     if not ids:
-        return {}
+        return {}, set()
     # Read by key and checked here: planned by the holder, a database would walk every
     # row this worker holds (thousands, in a long tick) for each chunk.
     query = (
@@ -486,11 +514,14 @@ def _held_at(session: Session, holder: str, jobs: list[Job]) -> dict[int, str | 
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
-    return {
-        row.id: row.step_id if row.enrollment_status == "active" else None
-        for row in session.execute(query)
-        if holds(row, holder, ("claimed", "sending", "uncertain"))
-    }
+    held: dict[int, str | None] = {}
+    recorded: set[int] = set()
+    for row in session.execute(query):
+        if holds(row, holder, ("claimed", "sending", "uncertain")):
+            held[row.id] = row.step_id if row.enrollment_status == "active" else None
+        elif row.claimed_by == holder and row.status in SETTLED_BY_RECORD:
+            recorded.add(row.id)
+    return held, recorded
 
 
 def _continue(

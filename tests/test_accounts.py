@@ -261,19 +261,24 @@ def test_two_workers_applying_the_account_rule_at_once_promote_the_account_once(
 
     thread = threading.Thread(target=other_worker)
     thread.start()
-    # The other worker's insert waits on the first one's row (its unique key).
-    with runtime.engine.connect() as watcher:
-        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        waited = False
-        for _ in range(500):
-            waited = bool(watcher.execute(waiting).scalar())
-            if waited:
-                break
-            thread.join(0.01)
-    assert waited
-    first.commit()
-    first.close()
-    thread.join()
+    try:
+        # The other worker's insert waits on the first one's row (its unique key).
+        with runtime.engine.connect() as watcher:
+            waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            waited = False
+            for _ in range(500):
+                waited = bool(watcher.execute(waiting).scalar())
+                if waited:
+                    break
+                thread.join(0.01)
+        assert waited
+        first.commit()
+    finally:
+        # Whatever failed above, the open transaction must not outlive the test: the
+        # next test empties the tables and would wait on its locks for ever.
+        first.close()
+        thread.join(60)
+    assert not thread.is_alive()
     assert [(s.found, s.promoted) for s in second] == [(0, 0)]
     with runtime.sessions() as session:
         assert len(session.scalars(select(AccountPromotion)).all()) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from freezegun import freeze_time
 from smtp_server import SmtpTestServer
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from test_dispatch import T0, enter, sequence_file
 
 from nurture.cli import cli
@@ -288,3 +289,93 @@ def test_a_tick_the_database_fails_mid_batch_leaves_no_claim_waiting_for_its_lea
     report = runtime.dispatcher.tick(T0 + timedelta(seconds=1))
     assert report.sent == 3 and len(mailer.messages) == 3
     assert Counter(d.status for d in rows(runtime)) == Counter({"sent": 3})
+
+
+def _commit_then_lose_the_answer(
+    monkeypatch: pytest.MonkeyPatch, runtime: Runtime, method: str
+) -> list[int]:
+    """The first call of `Flow.<method>` with jobs is committed on the server, then the
+    client sees the connection drop (as when the database restarts between the commit
+    and its answer). Returns how many times the method ran with jobs."""
+    from sqlalchemy.exc import OperationalError
+
+    from nurture.sending import Flow
+
+    real = getattr(Flow, method)
+    calls: list[int] = []
+
+    def committed_then_lost(flow: Flow, session: Any, *args: Any) -> Any:
+        if not args[-1]:  # nothing to write
+            return real(flow, session, *args)
+        calls.append(1)
+        if len(calls) > 1:
+            return real(flow, session, *args)
+        with runtime.sessions.begin() as own:
+            real(flow, own, *args)
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Flow, method, committed_then_lost)
+    return calls
+
+
+def test_a_hand_over_committed_whose_answer_was_lost_sends_each_email_once_at_once(
+    build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deliveries are `sending` in the database though the worker saw an error: the
+    try again hands them to SMTP in the same tick instead of calling them lost (they
+    would then wait for the lease, five minutes, and be held as uncertain)."""
+    mailer = MemoryMailer()
+    runtime = build(mailer, lease_seconds=300)
+    for n in range(3):
+        enter(runtime, f"k{n}@example.com")
+    calls = _commit_then_lose_the_answer(monkeypatch, runtime, "_record_and_hand_over")
+    report = runtime.dispatcher.tick(T0)
+    assert len(calls) == 2
+    assert (report.sent, report.lost) == (3, 0)
+    assert sorted(parseaddr(m["To"])[1] for m in mailer.messages) == [
+        f"k{n}@example.com" for n in range(3)
+    ]
+    assert Counter(d.status for d in rows(runtime)) == Counter({"sent": 3})
+
+
+def test_a_record_committed_whose_answer_was_lost_is_counted_once_and_not_called_lost(
+    build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mailer = MemoryMailer()
+    runtime = build(mailer, lease_seconds=300)
+    for n in range(3):
+        enter(runtime, f"r{n}@example.com")
+    calls = _commit_then_lose_the_answer(monkeypatch, runtime, "_record")
+    report = runtime.dispatcher.tick(T0)
+    assert len(calls) == 2
+    assert (report.sent, report.lost) == (3, 0)
+    assert "lease lost" not in caplog.text
+    assert len(mailer.messages) == 3
+    assert Counter(d.status for d in rows(runtime)) == Counter({"sent": 3})
+    with runtime.sessions() as session:
+        steps = sorted(session.scalars(select(Enrollment.step_id)))
+    # Each lead moved on once, past the email it was sent.
+    assert len(steps) == 3 and len(set(steps)) == 1 and steps[0] != "first"
+
+
+def test_a_write_tried_again_leaves_nothing_of_the_worker_held_after_the_tick(
+    build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever an ambiguous commit left under this worker's name is settled by its next
+    tick from its journal, not by the end of a lease."""
+    runtime = build(MemoryMailer(), lease_seconds=300)
+    for n in range(2):
+        enter(runtime, f"s{n}@example.com")
+    _commit_then_lose_the_answer(monkeypatch, runtime, "_record_and_hand_over")
+    runtime.dispatcher.tick(T0)
+    assert runtime.dispatcher._unsettled
+    runtime.dispatcher.tick(T0 + timedelta(seconds=1))
+    assert not runtime.dispatcher._unsettled
+    with runtime.sessions() as session:
+        held = session.scalar(
+            select(func.count()).where(
+                Delivery.claimed_by == runtime.dispatcher.holder,
+                Delivery.status.in_(("claimed", "sending")),
+            )
+        )
+    assert held == 0
