@@ -12,12 +12,18 @@ from nurture.core.formats import normalise_email
 
 ATOM = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
 LOCAL = st.text(alphabet=ATOM + ".", min_size=0, max_size=70)
-LABEL = st.text(alphabet="abcz09-", min_size=0, max_size=12)
+LABEL = st.text(alphabet="abcz09-AZ", min_size=0, max_size=12)
+SPECIAL = ["test", "local", "localhost", "invalid", "onion", "arpa", "home.arpa", "example"]
 DOMAIN = st.one_of(
     st.lists(LABEL, min_size=1, max_size=4).map(".".join),
+    st.tuples(st.lists(LABEL, min_size=1, max_size=3).map(".".join),
+              st.sampled_from(SPECIAL)).map(".".join),
     st.sampled_from(
         ["example.com", "Example.COM", "bücher.de", "xn--bcher-kva.de", "b.test", "localhost",
-         "sub.acme.co.uk", "x" * 63 + ".com", ("y" * 60 + ".") * 4 + "com", "[127.0.0.1]"]
+         "sub.acme.co.uk", "x" * 63 + ".com", "x" * 64 + ".com", ("y" * 60 + ".") * 4 + "com",
+         ("y" * 62 + ".") * 4 + "com", "[127.0.0.1]", "ab--c.com", "xn--a.com", "a.c0m", "a.1",
+         "a-.com", "a.-b.com", "a.com.", ".a.com", "a..com", "ACME.Co.UK", "a.b-c.io", "a_b.com",
+         "a b.com", "ａ.com", "a.ｃom"]
     ),
 )  # fmt: skip
 
