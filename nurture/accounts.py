@@ -10,7 +10,7 @@ lead leaves nothing of it in the account, and an account left with no contact go
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -193,7 +193,6 @@ def contacts(
 ) -> list[Contact]:
     """The account's contacts as its figures see them. `overrides`: leads as a batch
     has them in memory (by email), instead of as stored."""
-    within, events = window_of(content)
     overrides = overrides or {}
     stored = [
         row
@@ -201,15 +200,29 @@ def contacts(
         if row.email not in overrides
     ]
     drafts = [d for d in overrides.values() if d.account_id == account_id]
-    ids = [row.id for row in stored] + [d.id for d in drafts if d.id is not None]
-    engaged: dict[int, datetime] = {}
-    if ids:
-        query = (
-            select(Event.lead_id, func.max(Event.occurred_at))
-            .where(among(session, Event.lead_id, ids), engagement(events, now - span(within), now))
-            .group_by(Event.lead_id)
-        )
-        engaged = {lead_id: at for lead_id, at in session.execute(query)}
+    engaged = _engaged(session, content, [*stored, *drafts], now)
+    return _contacts(stored, drafts, engaged)
+
+
+def _engaged(
+    session: Session, content: Content, people: Iterable[Any], now: datetime
+) -> dict[int, datetime]:
+    """When each of these people (stored, or drafts with an id) last engaged."""
+    within, events = window_of(content)
+    ids = sorted({person.id for person in people if person.id is not None})
+    if not ids:
+        return {}
+    query = (
+        select(Event.lead_id, func.max(Event.occurred_at))
+        .where(among(session, Event.lead_id, ids), engagement(events, now - span(within), now))
+        .group_by(Event.lead_id)
+    )
+    return {lead_id: at for lead_id, at in session.execute(query)}
+
+
+def _contacts(
+    stored: list[Any], drafts: list[Draft], engaged: dict[int, datetime]
+) -> list[Contact]:
     people: list[Any] = [*stored, *drafts]
     return [
         Contact(
@@ -233,6 +246,39 @@ def figures_of(
 ) -> AccountFigures:
     found = contacts(session, content, account_id, now, overrides)
     return figures(found, now, content.scoring, window_of(content)[0])
+
+
+def blocks(
+    session: Session,
+    content: Content,
+    wanted: Sequence[tuple[int, AccountKey, Sequence[Draft]]],
+    batch: Collection[str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The account blocks of a batch's promotions in two reads, whatever their number:
+    for each (account, key, its contacts among the batch's drafts then), the account as
+    `block` gives it with those drafts as overrides. `batch`: every address the batch
+    has in memory (its stored contacts come from the drafts instead)."""
+    if not wanted:
+        return []
+    ids = sorted({account_id for account_id, _, _ in wanted})
+    stored: dict[int, list[Any]] = {account_id: [] for account_id in ids}
+    query = select(Lead.account_id, *_CONTACT).where(among(session, Lead.account_id, ids))
+    for row in session.execute(query):
+        if row.email not in batch:
+            stored[row.account_id].append(row)
+    people = [p for rows in stored.values() for p in rows]
+    people += [d for _, _, drafts in wanted for d in drafts]
+    engaged = _engaged(session, content, people, now)
+    within = window_of(content)[0]
+    found = [
+        figures(_contacts(stored[account_id], list(drafts), engaged), now, content.scoring, within)
+        for account_id, _, drafts in wanted
+    ]
+    return [
+        payload_block(account_id, key, figure)
+        for (account_id, key, _), figure in zip(wanted, found, strict=True)
+    ]
 
 
 def block(

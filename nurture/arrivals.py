@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
-from nurture.accounts import block, key_of
+from nurture.accounts import key_of
 from nurture.content import Content
 from nurture.core.accounts import AccountKey
 from nurture.core.admission import Occurrence, admission, exit_on_stage, may_reenter
@@ -260,10 +260,15 @@ class Arrival:
         # The lead as the CRM payload shows it: as it is now, not after later arrivals
         # (which the batch takes one by one, after the payload is made).
         self.plan.promotions[-1]["lead"] = lead.row()
-        leads = {**self.others, lead.email: lead}
-        self.plan.promotions[-1]["account"] = block(
-            self.session, self.content, lead.account_id, now, leads
-        )
+        # Its account as the batch has it now: the block is made once the arrivals are
+        # done, for every promotion at once (nurture.intake_batch).
+        key = key_of(self.content, lead)
+        if lead.account_id is not None and key is not None:
+            account = lead.account_id
+            drafts = [
+                d for e, d in self.others.items() if d.account_id == account and e != lead.email
+            ]
+            self.plan.promotions[-1]["account_of"] = (account, key, [*drafts, lead])
 
     def _note(self, decision: Decision) -> None:
         self.plan.decisions.append((self.lead.email, decision))

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import JSON, select
 from sqlalchemy.orm import Session
 
-from nurture.accounts import ensure, free_mail
+from nurture.accounts import blocks, ensure, free_mail
 from nurture.arrivals import Arrival, Plan, Promoting, RowPath
 from nurture.config import Settings
 from nurture.content import Content
@@ -135,6 +135,15 @@ def take_batch(
         answers.append(len(row_items))
         row_items.append(item)
         promoting.allowed = False
+
+    # Read before the batch's own rows are written, as each promotion saw its account.
+    promoted = [p for p in plan.promotions if "account_of" in p]
+    for promotion, account in zip(
+        promoted,
+        blocks(session, content, [p.pop("account_of") for p in promoted], drafts.keys(), now),
+        strict=True,
+    ):
+        promotion["account"] = account
 
     ids = {email: draft.id for email, draft in known.items()}
     # In email order: concurrent batches insert their new people alike, without deadlock.

@@ -62,6 +62,7 @@ KNOWN: list[dict[str, Any]] = [
     {"email": "carl@gmail.com", "first_name": "Carl", "country": "BE"},  # disqualified
     {"email": "gil@usine-g.example", "country": "GB", "company_size": 120, "source": "salon"},
     {"email": "hugo@usine-h.example", "country": "FR", "company_size": 90},
+    {"email": "ivan@usine-i.example", "country": "FR", "company": "Usine I"},  # ines' colleague
 ]  # fmt: skip
 
 # The batch: new, known, merged by sub-address, disqualified, suppressed, duplicated.
@@ -229,7 +230,8 @@ def test_a_mixed_batch_leaves_every_table_as_the_row_path_does(
     bob = next(row for row in rows["leads"] if '"bob@usine-b.example"' in row)
     assert '"account_id": "company_id:CRM-B"' in bob
     ines = next(row for row in rows["crm_pushes"] if "ines@usine-i.example" in row)
-    assert '"contacts": 2' in ines and '"domain": "usine-i.example"' in ines  # and iris
+    # Her account counts ivan (stored before the batch) and iris (earlier in the batch).
+    assert '"contacts": 3' in ines and '"domain": "usine-i.example"' in ines
     # One by one: a known lead's stage or tag that its enrolments react to, a person's
     # arrivals after its promotion (max's second), a promotion after an arrival taken
     # one by one (paul: the reps' load follows the batch's order); bob's new tag fires
