@@ -256,22 +256,35 @@ def test_two_workers_applying_the_account_rule_at_once_promote_the_account_once(
     second: list[Any] = []
 
     def other_worker() -> None:
-        with runtime.sessions.begin() as session:
-            second.append(promote_accounts(session, runtime.content, NOW, sla))
+        try:
+            with runtime.sessions.begin() as session:
+                second.append(promote_accounts(session, runtime.content, NOW, sla))
+        except Exception as error:  # said by the assertion below, not lost in the thread
+            second.append(error)
 
     thread = threading.Thread(target=other_worker)
     thread.start()
     try:
         # The other worker's insert waits on the first one's row (its unique key).
-        with runtime.engine.connect() as watcher:
-            waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        # Each look in its own transaction: within one, PostgreSQL shows the activity
+        # as it was at the first look, and a wait begun after it is never seen.
+        with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
             waited = False
             for _ in range(500):
                 waited = bool(watcher.execute(waiting).scalar())
                 if waited:
                     break
                 thread.join(0.01)
-        assert waited
+            activity = text(
+                "SELECT state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            seen = [] if waited else [tuple(row) for row in watcher.execute(activity)]
+        assert waited, f"the other worker did not wait: {second}; the server's sessions: {seen}"
         first.commit()
     finally:
         # Whatever failed above, the open transaction must not outlive the test: the
