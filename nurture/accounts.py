@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import String, and_, bindparam, delete, exists, func, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,7 +38,7 @@ from nurture.core.scoring import Behaviour, span
 from nurture.core.sequences import Duration
 from nurture.db import among, update_rows
 from nurture.leads import Draft
-from nurture.models import Account, AccountPromotion, Event, Lead
+from nurture.models import Account, AccountPromotion, Event, Lead, UTCDateTime
 
 
 def free_mail(content: Content) -> frozenset[str]:
@@ -52,6 +52,17 @@ def key_of(content: Content, lead: Lead | Draft) -> AccountKey | None:
     return account_key(lead.email, lead.fields, free_mail(content))
 
 
+_INSERT_KEYS = text(
+    "INSERT INTO accounts (kind, value, created_at)"
+    " SELECT kind, value, :now FROM unnest(:kinds, :values) WITH ORDINALITY AS t(kind, value, n)"
+    " ORDER BY n ON CONFLICT (kind, value) DO NOTHING"
+).bindparams(
+    bindparam("kinds", type_=ARRAY(String())),
+    bindparam("values", type_=ARRAY(String())),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+
 def ensure(session: Session, keys: Iterable[AccountKey], now: datetime) -> dict[AccountKey, int]:
     """The id of each account, created when new: one insert and one read for any
     number. Keys are inserted in order, so concurrent batches wait on each other
@@ -60,11 +71,18 @@ def ensure(session: Session, keys: Iterable[AccountKey], now: datetime) -> dict[
     wanted = sorted(asked)
     if not wanted:
         return {}
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    rows = [{"kind": k.kind, "value": k.value, "created_at": now} for k in wanted]
-    # Parameters given apart (executemany, in order), not a VALUES clause compiled for
-    # every row of the batch.
-    session.execute(insert(Account).on_conflict_do_nothing(index_elements=["kind", "value"]), rows)
+    if session.get_bind().dialect.name == "postgresql":
+        # Two arrays, one statement: no parameter set per account.
+        session.execute(
+            _INSERT_KEYS, {"kinds": [k.kind for k in wanted], "values": [k.value for k in wanted],
+                           "now": now},
+        )  # fmt: skip
+    else:
+        rows = [{"kind": k.kind, "value": k.value, "created_at": now} for k in wanted]
+        # Parameters given apart (executemany, in order), not a VALUES clause compiled for
+        # every row of the batch.
+        statement = sqlite_insert(Account).on_conflict_do_nothing(index_elements=["kind", "value"])
+        session.execute(statement, rows)
     found = session.execute(
         select(Account.id, Account.kind, Account.value).where(
             among(session, Account.value, {k.value for k in asked})

@@ -12,7 +12,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -68,6 +68,10 @@ class Content:
         self._lock = threading.Lock()
         self._live: dict[str, Sequence] = {}
         self._pinned: dict[tuple[str, str], Sequence] = {}
+        # (database, sequence id, version) known stored: each batch of an import and each
+        # tick records the live versions, and sending their sources every time cost more
+        # than the rest of a small batch.
+        self._stored: set[tuple[str, str, str]] = set()
         self._stamp: tuple[tuple[str, float, int], ...] | None = None
         self.problems: tuple[Problem, ...] = ()
         self.reload()
@@ -154,6 +158,8 @@ class Content:
         """Record every live version (idempotent, safe from many processes at once), each
         pinned, the first time, to the template versions on disk."""
         self.pins.publish(session, self._live.values(), now)
+        database = session.get_bind().engine.url.render_as_string(hide_password=True)
+        fresh = [s for s in self._live.values() if (database, s.id, s.version) not in self._stored]
         rows = [
             {
                 "sequence_id": s.id,
@@ -162,7 +168,7 @@ class Content:
                 "source": s.source,
                 "loaded_at": now,
             }
-            for s in self._live.values()
+            for s in fresh
         ]
         if not rows:
             return
@@ -170,6 +176,14 @@ class Content:
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = insert(SequenceVersion).values(rows)
         session.execute(statement.on_conflict_do_nothing(index_elements=["sequence_id", "version"]))
+        keys = {(database, s.id, s.version) for s in fresh}
+        event.listen(session, "after_commit", lambda _: self._stored.update(keys), once=True)
+
+    def forget_stored(self) -> None:
+        """Look in the database again for the versions and pins it holds (the tables
+        were emptied under this process)."""
+        self._stored.clear()
+        self.pins.forget_published()
 
     def pinned(self, session: Session, sequence_id: str, version: str) -> Sequence:
         """The exact version an enrollment entered, from memory or from the database."""

@@ -99,6 +99,9 @@ class TemplatePins:
         # (database, sequence id, version): a process may serve more than one database.
         self._published: set[tuple[str, str, str]] = set()
 
+    def forget_published(self) -> None:
+        self._published.clear()
+
     def refresh(self) -> None:
         """Read the files and the pins again on next use (once per tick): an apply made
         by another process is seen from the next tick on."""

@@ -171,3 +171,4 @@ def _empty(runtime: Runtime) -> None:
         for table in reversed(Base.metadata.sorted_tables):
             session.execute(delete(table))
     nurture.suppression._checked.clear()  # as for a new database (tests/conftest.py)
+    runtime.content.forget_stored()

@@ -124,7 +124,7 @@ def start_over(runtime: Runtime) -> None:
         for table in reversed(Base.metadata.sorted_tables):
             session.execute(table.delete())
     nurture.suppression._checked.clear()
-    runtime.content.pins._published.clear()  # the pins went with the tables
+    runtime.content.forget_stored()  # the versions and pins went with the tables
     key = list_key(runtime.settings)
     with runtime.sessions.begin() as session:
         for body in items(runtime, KNOWN):
