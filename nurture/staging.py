@@ -67,14 +67,16 @@ def add_rows(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> 
         _copy(session, table.name, names, _jsons(table), (tuple(r.values()) for r in rows))
         return
     processors = _processors(table, names, dialect)
-    # None is SQL NULL, as for a column the ORM leaves out (not JSON `null`).
-    values = [
-        tuple(
-            v if p is None or v is None else p(v)
-            for p, v in zip(processors, r.values(), strict=True)
-        )
-        for r in rows
-    ]
+    # Only the columns whose type converts (UTC datetimes, JSON): most values pass as
+    # they are. None is SQL NULL, as for a column the ORM leaves out (not JSON `null`).
+    converted = [(i, p) for i, p in enumerate(processors) if p is not None]
+    values = []
+    for r in rows:
+        row = list(r.values())
+        for i, process in converted:
+            if row[i] is not None:
+                row[i] = process(row[i])
+        values.append(row)
     marks = ", ".join("?" * len(names))
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]

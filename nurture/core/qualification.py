@@ -323,18 +323,23 @@ def matching_domain(domain: str, listed: Iterable[str]) -> str | None:
     yahoo.co.uk, outlook.com.br, but not live.acme-industries.com.
     """
     entries = listed if isinstance(listed, frozenset | set) else frozenset(listed)
-    labels = domain.lower().rstrip(".").split(".")
     # Looked up, not scanned: an import checks every address against every list.
-    for start in range(len(labels)):
-        candidate = ".".join(labels[start:])
+    for candidate in _candidates(domain):
         if candidate in entries:
             return candidate
+    return None
+
+
+@lru_cache(maxsize=4096)  # an arrival checks the same domain against several lists
+def _candidates(domain: str) -> tuple[str, ...]:
+    """What a listed entry covering `domain` can be, in the order they are tried: the
+    domain and each parent, then `name.*` for a country or generic ending."""
+    labels = domain.lower().rstrip(".").split(".")
+    found = [".".join(labels[start:]) for start in range(len(labels))]
     for ending in (1, 2):
         if len(labels) > ending and all(_ENDING_LABEL.fullmatch(x) for x in labels[-ending:]):
-            stem = ".".join(labels[:-ending]) + ".*"
-            if stem in entries:
-                return stem
-    return None
+            found.append(".".join(labels[:-ending]) + ".*")
+    return tuple(found)
 
 
 def describe_condition(when: Audience) -> str:
