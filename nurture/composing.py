@@ -13,7 +13,8 @@ from nurture.core.rendering import EmailContext, RenderError, Sender
 from nurture.tracking import click_url, open_url, unsubscribe_url
 
 if TYPE_CHECKING:
-    from nurture.dispatch import Dispatcher, Job
+    from nurture.claims import Job
+    from nurture.dispatch import Dispatcher
 
 
 def sender_of(settings: Settings) -> Sender:

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.backlog import due, priorities
+from nurture.claims import SETTLED, Claimed, Job, Known, columns_of
 from nurture.clock import Clock, clock_of
 from nurture.composing import compose, sender_of
 from nurture.config import Settings, journal_folder
@@ -46,7 +47,7 @@ from nurture.core.journey import (
     waiting,
     walk,
 )
-from nurture.core.message import Envelope, OutgoingEmail, make_message_id
+from nurture.core.message import Envelope, make_message_id
 from nurture.core.sequences import EmailStep, Sequence, SplitStep
 from nurture.core.timing import next_window_opening, resolve_timezone, window_holidays
 from nurture.db import among, insert_rows, plan_afresh, skip_locked, update_rows
@@ -81,89 +82,6 @@ __all__ = ["CHUNK", "IN_FLIGHT", "Dispatcher", "TickReport", "backoff"]
 log = logging.getLogger(__name__)
 # One line per batch of emails, which `nurture worker` and `nurture run` show by default.
 activity = logging.getLogger("nurture.activity")
-
-SETTLED = ("sent", "skipped")
-
-
-@dataclass
-class Job:
-    """One email to render and hand to SMTP."""
-
-    delivery_id: int
-    enrollment_id: int
-    lead_id: int
-    sequence: Sequence
-    step: EmailStep
-    facts: Facts
-    tz: ZoneInfo
-    message_id: str
-    attempts: int
-    rendered: OutgoingEmail | None = None
-    message: Envelope | None = None
-    links: list[str] = field(default_factory=list)
-    honeypot: int | None = None
-    error: str | None = None
-    events: list[str] = field(default_factory=list)
-    on_wire: bool = False  # the SMTP thread began sending it (and said so in the journal)
-    result: SendResult | None = None
-    outage: str | None = None  # not attempted: the relay was unavailable
-
-
-@dataclass
-class Claimed:
-    """An enrollment as the claim reads it (fields named and ordered as the columns read);
-    what `_advance` changes is written in one go."""
-
-    id: int
-    lead_id: int
-    sequence_id: str
-    version: str
-    status: str
-    step_id: str
-    step_started_at: datetime
-    due_at: datetime | None
-    waiting_for: str | None
-    note: str | None
-    entered_at: datetime
-    left_at: datetime | None
-    exit_reason: str | None
-
-    WRITTEN = (  # what a walk may change
-        "status",
-        "step_id",
-        "step_started_at",
-        "due_at",
-        "waiting_for",
-        "note",
-        "left_at",
-        "exit_reason",
-    )
-
-    def changes(self) -> dict[str, Any]:
-        return {"id": self.id, **{name: getattr(self, name) for name in self.WRITTEN}}
-
-
-@dataclass
-class Known:
-    """A delivery already recorded for a claimed enrollment's step."""
-
-    id: int
-    enrollment_id: int
-    step_id: str
-    status: str
-    attempts: int
-    message_id: str
-    last_error: str | None
-    next_attempt_at: datetime | None
-    claimed_by: str | None
-    lease_until: datetime | None
-    updated_at: datetime
-    sent_at: datetime | None
-
-
-def _selected(model: type[Any], row: type[Any]) -> list[Any]:
-    """The model's columns named like the row type's fields, in their order."""
-    return [getattr(model, f.name) for f in fields(row)]
 
 
 class Dispatcher:
@@ -325,7 +243,7 @@ class Dispatcher:
                 if wanted == 0:
                     break
                 query = (
-                    select(*_selected(Enrollment, Claimed))
+                    select(*columns_of(Enrollment, Claimed))
                     .where(*due(now), Enrollment.priority == priority)
                     .order_by(Enrollment.due_at, Enrollment.id)
                     .limit(wanted)
@@ -347,7 +265,7 @@ class Dispatcher:
                     )
                 )
             }
-            known = select(*_selected(Delivery, Known))
+            known = select(*columns_of(Delivery, Known))
             deliveries: dict[tuple[int, str], Known] = {
                 (d.enrollment_id, d.step_id): d
                 for d in (

@@ -44,7 +44,8 @@ from nurture.models import Delivery, Enrollment, Lead
 from nurture.suppression import SUPPRESSION_COLUMNS, suppression_reason
 
 if TYPE_CHECKING:
-    from nurture.dispatch import Dispatcher, Job
+    from nurture.claims import Job
+    from nurture.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 

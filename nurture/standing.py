@@ -9,11 +9,11 @@ from dataclasses import replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from nurture.claims import SETTLED
 from nurture.core.journey import Facts, Position
 from nurture.core.profile import LeadProfile
 from nurture.core.sequences import Sequence
 from nurture.core.simulation import Standing
-from nurture.dispatch import SETTLED
 from nurture.experiments import assignments_of, winners_of
 from nurture.facts import engagement, events_of
 from nurture.models import Delivery, Enrollment, Lead
