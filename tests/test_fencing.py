@@ -318,19 +318,30 @@ def _commit_then_lose_the_answer(
     return calls
 
 
+def _three_sent_through_a_blink(
+    build: Any, monkeypatch: pytest.MonkeyPatch, method: str
+) -> tuple[Runtime, MemoryMailer, TickReport]:
+    """Three leads due, one tick in which `Flow.<method>` commits once but the worker
+    sees the connection drop."""
+    mailer = MemoryMailer()
+    runtime = build(mailer, lease_seconds=300)
+    for n in range(3):
+        enter(runtime, f"k{n}@example.com")
+    calls = _commit_then_lose_the_answer(monkeypatch, runtime, method)
+    report = runtime.dispatcher.tick(T0)
+    assert len(calls) == 2  # the blink, then the try again
+    return runtime, mailer, report
+
+
 def test_a_hand_over_committed_whose_answer_was_lost_sends_each_email_once_at_once(
     build: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The deliveries are `sending` in the database though the worker saw an error: the
     try again hands them to SMTP in the same tick instead of calling them lost (they
     would then wait for the lease, five minutes, and be held as uncertain)."""
-    mailer = MemoryMailer()
-    runtime = build(mailer, lease_seconds=300)
-    for n in range(3):
-        enter(runtime, f"k{n}@example.com")
-    calls = _commit_then_lose_the_answer(monkeypatch, runtime, "_record_and_hand_over")
-    report = runtime.dispatcher.tick(T0)
-    assert len(calls) == 2
+    runtime, mailer, report = _three_sent_through_a_blink(
+        build, monkeypatch, "_record_and_hand_over"
+    )
     assert (report.sent, report.lost) == (3, 0)
     assert sorted(parseaddr(m["To"])[1] for m in mailer.messages) == [
         f"k{n}@example.com" for n in range(3)
@@ -341,13 +352,7 @@ def test_a_hand_over_committed_whose_answer_was_lost_sends_each_email_once_at_on
 def test_a_record_committed_whose_answer_was_lost_is_counted_once_and_not_called_lost(
     build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mailer = MemoryMailer()
-    runtime = build(mailer, lease_seconds=300)
-    for n in range(3):
-        enter(runtime, f"r{n}@example.com")
-    calls = _commit_then_lose_the_answer(monkeypatch, runtime, "_record")
-    report = runtime.dispatcher.tick(T0)
-    assert len(calls) == 2
+    runtime, mailer, report = _three_sent_through_a_blink(build, monkeypatch, "_record")
     assert (report.sent, report.lost) == (3, 0)
     assert "lease lost" not in caplog.text
     assert len(mailer.messages) == 3
