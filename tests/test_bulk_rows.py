@@ -117,3 +117,39 @@ def test_among_selects_the_listed_values_only(make_runtime: Any) -> None:
         none = session.scalars(select(Enrollment.id).where(among(session, Enrollment.id, [])))
         assert found == wanted
         assert list(none) == []
+
+
+def test_updated_values_come_back_exactly_whatever_they_hold(make_runtime: Any) -> None:
+    """Text with the characters an encoding must escape, JSON values and their absence,
+    numbers, and a time given in another zone: each stored as given."""
+    from zoneinfo import ZoneInfo
+
+    import pytest
+
+    runtime = make_runtime()
+    _lead_and_enrollments(runtime, 1)
+    with runtime.sessions() as session:
+        lead_id = session.scalars(select(Lead.id)).one()
+    tricky = 'O\'Brien "Bob", {a,b} \\ back\\slash; zoé 東京 🚀 NULL'
+    paris = datetime(2026, 3, 29, 4, 15, tzinfo=ZoneInfo("Europe/Paris"))
+    values = {
+        "id": lead_id,
+        "first_name": tricky,
+        "company": "",
+        "fields": {"erp": 'sap "4"', "seats": 12, "nested": {"list": [1, None, "x"]}},
+        "tags": ["a,b", 'c"d', "{e}"],
+        "first_touch": None,
+        "score": -7,
+        "behaviour_points": 12.125,
+        "last_activity_at": paris,
+    }
+    with runtime.sessions.begin() as session:
+        update_rows(session, Lead, [values])
+    with runtime.sessions() as session:
+        lead = session.get(Lead, lead_id)
+        assert lead is not None
+        stored = {name: getattr(lead, name) for name in values}
+    assert stored == values
+    assert stored["last_activity_at"] == datetime(2026, 3, 29, 2, 15, tzinfo=UTC)
+    with runtime.sessions.begin() as session, pytest.raises(Exception, match="naive"):
+        update_rows(session, Lead, [{"id": lead_id, "updated_at": datetime(2026, 3, 29)}])
