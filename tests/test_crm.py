@@ -28,11 +28,7 @@ from nurture.crm import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
     CrmPusher,
-    MemoryTransport,
     PushReport,
-    Response,
-    TransportError,
-    UrllibTransport,
     body_of,
     check_secret,
     disable_endpoint,
@@ -48,6 +44,7 @@ from nurture.crm import (
 from nurture.models import CrmPush, EndpointState
 from nurture.runtime import Runtime
 from nurture.scheduler import work
+from nurture.webhook_transport import MemoryTransport, Response, TransportError, UrllibTransport
 
 if TYPE_CHECKING:
     from http_receiver import HttpReceiver
