@@ -262,9 +262,9 @@ class Arrival:
         self.plan.promotions[-1]["lead"] = lead.row()
         # Its account as the batch has it now: the block is made once the arrivals are
         # done, for every promotion at once (nurture.intake_batch).
-        key = key_of(self.content, lead)
-        if lead.account_id is not None and key is not None:
-            account = lead.account_id
+        account = lead.account_id
+        key = key_of(self.content, lead)  # the key `arrive` found this account by
+        if account is not None and key is not None:
             drafts = [
                 d for e, d in self.others.items() if d.account_id == account and e != lead.email
             ]

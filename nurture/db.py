@@ -193,6 +193,9 @@ def update_rows(session: Session, model: type[Any], rows: Iterable[dict[str, Any
     microseconds of Python per row, and the dispatcher updates four rows per email;
     arrays of text cost psycopg a regular expression per element, half the time of a
     re-import.) On SQLite a Core executemany, which sqlite3 runs in C.
+
+    A JSON column given None becomes SQL NULL on PostgreSQL and JSON `null` on SQLite;
+    both read back as None. Leave the column out to keep what is stored.
     """
     table: Table = model.__table__
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}

@@ -182,8 +182,9 @@ def _account_keys(
 
 
 def _update(draft: Draft) -> dict[str, Any]:
-    """What to write of a known lead: a JSON value still None stays SQL NULL (an
-    arrival never blanks one; `update_rows` would store JSON `null`)."""
+    """What to write of a known lead: a JSON value still None is left out, so it stays
+    SQL NULL on both databases (an arrival never blanks one; on SQLite `update_rows`
+    would store JSON `null`)."""
     row = draft.row(UPDATED)
     return {"id": draft.id, **{k: v for k, v in row.items() if v is not None or k not in _JSONS}}
 

@@ -468,8 +468,9 @@ def record(
                 report.retried += 1
             else:
                 report.failed += 1
-                if kind == "bounced" and writes:
-                    bounced.append(job)
+                if kind == "bounced":
+                    if writes:  # an earlier try that was committed left the lead already
+                        bounced.append(job)
                 else:
                     enrollment.update(
                         due_at=None, note=f"blocked: delivery {job.delivery_id} failed"
