@@ -2,4 +2,5 @@
 
 from nurture.cli import main
 
-main()
+if __name__ == "__main__":  # not when a process of a split import starts
+    main()

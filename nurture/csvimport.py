@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from nurture.core.intake import InvalidInput, LeadInput, parse_lead
+from nurture.core.intake import InvalidInput, LeadInput, normalise_email, parse_lead
 from nurture.intake_batch import take_batch
 from nurture.models import ImportRun
 from nurture.runtime import Runtime
@@ -46,8 +47,37 @@ class ImportReport:
     errors_file: Path | None = None  # FILE.errors.csv, when any row was refused
 
 
-def errors_path(path: Path) -> Path:
-    return path.with_name(path.name + ".errors.csv")
+@dataclass(frozen=True)
+class Share:
+    """The rows one process of an import split among `count` takes (nurture.import_split):
+    those of the people whose normalised address hashes to `index`, so that each person's
+    rows stay in one process, in file order. A row with no address to hash (unreadable,
+    not UTF-8, no email) goes by its line number: one process reports it."""
+
+    index: int = 0
+    count: int = 1
+
+    def takes_line(self, line: int) -> bool:
+        return line % self.count == self.index
+
+    def takes(self, email: str | None, line: int, fold_subaddress: bool) -> bool:
+        if self.count == 1:
+            return True
+        if not email or not email.strip():
+            return self.takes_line(line)
+        try:
+            key = normalise_email(email.strip(), fold_subaddress)
+        except ValueError:  # refused by whichever process takes it: one does
+            key = email.strip().lower()
+        # crc32, not hash(): the same in every process.
+        return zlib.crc32(key.encode()) % self.count == self.index
+
+
+def errors_path(path: Path, share: Share = Share()) -> Path:
+    """FILE.errors.csv; a part's own while a split import runs (merged at its end)."""
+    if share.count == 1:
+        return path.with_name(path.name + ".errors.csv")
+    return path.with_name(f"{path.name}.errors.part{share.index + 1}of{share.count}.csv")
 
 
 def fingerprint(path: Path) -> str:
@@ -114,25 +144,62 @@ def import_csv(
 ) -> ImportReport:
     """Import the file (or, with `resume`, the rest of an interrupted import of it);
     `progress` is told the bytes read as they are read."""
-    report = ImportReport()
-    settings = runtime.settings
     path = path.resolve()
-    errors = _Errors(errors_path(path))
-    run = _start(runtime, path, now, resume)
+    problem = header_problem(path)
+    if problem is not None:  # nothing is read: nothing to resume either
+        report = ImportReport(refused=[problem])
+        errors = _Errors(errors_path(path))
+        errors.open(0)
+        errors.writer.writerow(problem)
+        errors.close()
+        report.errors_file = errors.path
+        return report
+    (run,) = start(runtime, path, now, resume, 1)
+    report = read_part(runtime, path, now, source, run, Share(), progress)
+    finish(runtime, [run.id], now)
+    if report.refused or report.refused_before:
+        report.errors_file = errors_path(path)
+    else:
+        errors_path(path).unlink(missing_ok=True)
+    return report
+
+
+def header_problem(path: Path) -> tuple[int, str] | None:
+    """What makes the whole file unreadable, as (line, reason), or None."""
     with path.open("rb") as handle:
         lines = _Lines(handle)
         reader = csv.DictReader(lines)
         try:
             header = reader.fieldnames
         except csv.Error as error:
-            report.refused.append((1, f"the header row cannot be read: {error}"))
-            return _finish(runtime, run, report, errors, now)
+            return 1, f"the header row cannot be read: {error}"
         if not header or "email" not in [f.strip() for f in header]:
-            report.refused.append((1, "the header row must name an `email` column"))
-            return _finish(runtime, run, report, errors, now)
+            return 1, "the header row must name an `email` column"
         if 1 in lines.not_utf8:
-            report.refused.append((1, lines.not_utf8[1]))
-            return _finish(runtime, run, report, errors, now)
+            return 1, lines.not_utf8[1]
+    return None
+
+
+def read_part(
+    runtime: Runtime,
+    path: Path,
+    now: datetime,
+    source: str | None,
+    run: ImportRun,
+    share: Share,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """The share's rows of the file from where `run` stands (its header checked), each
+    chunk committed with `run`'s progress; bad rows in the share's errors file."""
+    report = ImportReport()
+    settings = runtime.settings
+    fold = settings.fold_subaddress
+    errors = _Errors(errors_path(path, share))
+    with path.open("rb") as handle:
+        lines = _Lines(handle)
+        reader = csv.DictReader(lines)
+        header = reader.fieldnames or ()
+        email = next(name for name in header if name.strip() == "email")
         if run.line > lines.number:  # resuming: after the last committed chunk
             handle.seek(run.offset)
             lines.read, lines.number = run.offset, run.line
@@ -156,27 +223,30 @@ def import_csv(
                 break
             except csv.Error as error:
                 end = lines.number
-                errors.add(report, start, _unreadable(error))
+                if share.takes_line(start):
+                    errors.add(report, start, _unreadable(error))
                 continue
             end = lines.number
             wrong = next(
                 (lines.not_utf8[n] for n in range(start, end + 1) if n in lines.not_utf8), None
             )
-            try:
-                if wrong is not None:
-                    raise InvalidInput([])
-                chunk.append(parse_lead(row_to_lead(row, source), "", settings.fold_subaddress))
-            except InvalidInput as error:
-                reason = wrong or str(error) or "more cells than columns in the header"
-                errors.add(report, start, reason)
-            if len(chunk) >= CHUNK:
-                _store(runtime, chunk, now, report, run, lines, errors)
-                chunk = []
+            if share.takes(None if wrong else row.get(email), start, fold):
+                try:
+                    if wrong is not None:
+                        raise InvalidInput([])
+                    chunk.append(parse_lead(row_to_lead(row, source), "", fold))
+                except InvalidInput as error:
+                    reason = wrong or str(error) or "more cells than columns in the header"
+                    errors.add(report, start, reason)
+                if len(chunk) >= CHUNK:
+                    _store(runtime, chunk, now, report, run, lines, errors)
+                    chunk = []
             if progress is not None:
                 progress(lines.read - seen)
                 seen = lines.read
         _store(runtime, chunk, now, report, run, lines, errors)
-    return _finish(runtime, run, report, errors, now)
+    errors.close()
+    return report
 
 
 class _Errors:
@@ -216,47 +286,59 @@ class _Errors:
             self.handle.close()
 
 
-def _start(runtime: Runtime, path: Path, now: datetime, resume: bool) -> ImportRun:
+def start(
+    runtime: Runtime, path: Path, now: datetime, resume: bool, jobs: int | None = None
+) -> list[ImportRun]:
+    """The import's progress rows, one per part (`jobs` of them, one when None): new ones,
+    or with `resume` those of the latest interrupted import of the file, in as many parts
+    as it was started with (`jobs`, when given, must say the same)."""
     mark = fingerprint(path)
+    unfinished = (ImportRun.file == str(path), ImportRun.finished_at.is_(None))
     with runtime.sessions.begin() as session:
-        if resume:
-            run = session.scalar(
-                select(ImportRun)
-                .where(ImportRun.file == str(path), ImportRun.finished_at.is_(None))
-                .order_by(ImportRun.id.desc())
-                .limit(1)
+        if not resume:
+            count = jobs or 1
+            fresh = dict(
+                file=str(path), fingerprint=mark, offset=0, line=0, created=0, updated=0,
+                refused=0, errors_size=0, started_at=now, updated_at=now, parts=count,
+            )  # fmt: skip
+            runs = [ImportRun(part=part, **fresh) for part in range(count)]
+            session.add_all(runs)
+            return runs
+        latest = session.scalar(
+            select(ImportRun).where(*unfinished).order_by(ImportRun.id.desc()).limit(1)
+        )
+        if latest is None:
+            raise NothingToResume(f"no interrupted import of {path} to resume")
+        if latest.fingerprint != mark:
+            raise NothingToResume(
+                f"{path} changed since its import was interrupted: import it again"
+                " without --resume (rows are upserts: nothing is duplicated)"
             )
-            if run is None:
-                raise NothingToResume(f"no interrupted import of {path} to resume")
-            if run.fingerprint != mark:
-                raise NothingToResume(
-                    f"{path} changed since its import was interrupted: import it again"
-                    " without --resume (rows are upserts: nothing is duplicated)"
-                )
-            return run
-        run = ImportRun(
-            file=str(path), fingerprint=mark, offset=0, line=0, created=0, updated=0,
-            refused=0, errors_size=0, started_at=now, updated_at=now,
-        )  # fmt: skip
-        session.add(run)
-    return run
+        if jobs is not None and jobs != latest.parts:
+            raise NothingToResume(
+                f"the interrupted import of {path} ran as {latest.parts} process(es)"
+                f" (--jobs {latest.parts}): resume it with the same --jobs, or without"
+            )
+        runs = list(
+            session.scalars(
+                select(ImportRun)
+                .where(*unfinished, ImportRun.parts == latest.parts)
+                .order_by(ImportRun.id.desc())
+                .limit(latest.parts)
+            )
+        )
+        if sorted(run.part for run in runs) != list(range(latest.parts)):
+            raise NothingToResume(
+                f"the progress of the interrupted import of {path} is incomplete: import it"
+                " again without --resume (rows are upserts: nothing is duplicated)"
+            )
+        return sorted(runs, key=lambda run: run.part)
 
 
-def _finish(
-    runtime: Runtime, run: ImportRun, report: ImportReport, errors: _Errors, now: datetime
-) -> ImportReport:
-    if errors.handle is None:  # the header was refused: nothing was read
-        errors.open(0)
-        for line, reason in report.refused:
-            errors.writer.writerow((line, reason))
-    errors.close()
+def finish(runtime: Runtime, runs: list[int], now: datetime) -> None:
+    """The import (all its parts) is over: a later --resume finds nothing to go on with."""
     with runtime.sessions.begin() as session:
-        session.execute(update(ImportRun).where(ImportRun.id == run.id).values(finished_at=now))
-    if report.refused or report.refused_before:
-        report.errors_file = errors.path
-    else:
-        errors.path.unlink(missing_ok=True)
-    return report
+        session.execute(update(ImportRun).where(ImportRun.id.in_(runs)).values(finished_at=now))
 
 
 def _unreadable(error: csv.Error) -> str:

@@ -66,3 +66,6 @@ class ImportRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An import split among processes (`--jobs N`): one row per part, `part` of `parts`.
+    part: Mapped[int] = mapped_column(Integer, server_default="0")
+    parts: Mapped[int] = mapped_column(Integer, server_default="1")

@@ -23,8 +23,15 @@ def leads() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", help="Source to record on leads that have none.")
 @click.option("--resume", is_flag=True, help="Go on with an interrupted import of FILE.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    help="Share the file among this many processes (PostgreSQL; each person in one).",
+)
 @click.pass_context
-def leads_import(ctx: click.Context, file: Path, source: str | None, resume: bool) -> None:
+def leads_import(
+    ctx: click.Context, file: Path, source: str | None, resume: bool, jobs: int | None
+) -> None:
     """Import leads from a CSV file (header row with field names; re-runnable).
 
     Columns: email (required), first_name, last_name, company, job_title, company_size,
@@ -32,9 +39,12 @@ def leads_import(ctx: click.Context, file: Path, source: str | None, resume: boo
     fields.NAME for custom fields. Bad rows are listed in FILE.errors.csv (line,
     reason) and the first ones shown as FILE:LINE: reason. Each chunk of 500 rows is
     committed with the import's progress: after an interruption, --resume goes on
-    after the last committed chunk.
+    after the last committed chunk. --jobs N shares a large file among N processes on
+    PostgreSQL (a person's rows stay in one, in file order); --resume goes on with such
+    an import as it was started.
     """
-    from nurture.csvimport import NothingToResume, import_csv
+    from nurture.csvimport import NothingToResume
+    from nurture.import_split import CannotSplit, PartFailed, import_file
 
     runtime = _runtime(ctx)
     _prepare(runtime)
@@ -61,9 +71,14 @@ def leads_import(ctx: click.Context, file: Path, source: str | None, resume: boo
             bar.update(count, done[0])
 
         try:
-            report = import_csv(runtime, file, _now(), source, progress=read, resume=resume)
-        except NothingToResume as error:
+            report = import_file(runtime, file, _now(), source, read, resume, jobs)
+        except (NothingToResume, CannotSplit) as error:
             raise click.ClickException(str(error)) from None
+        except PartFailed as error:
+            raise click.ClickException(
+                f"the import stopped: {error}. What was committed stays;"
+                f" `nurture leads import {file} --resume` goes on."
+            ) from None
     if report.resumed_at is not None:
         click.echo(f"resumed at line {report.resumed_at}", err=True)
     for line, reason in report.refused[:SHOWN]:
