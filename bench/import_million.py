@@ -8,8 +8,10 @@ same run.
 The leads are bench/intake_data.py's (qualification, the example sequences and the
 intake benchmark's welcome sequence: enrolment included), with 10 bad rows. The peak
 memory is the import process's peak resident set (VmHWM), read while it runs.
-Then the same file is imported again (every lead known, nothing changed). Figures:
-docs/performance.md ("Lead intake").
+Then the same file is imported again (every lead known, nothing changed). With
+`--jobs 1 2`, PostgreSQL imports it with each number of processes in turn
+(`nurture leads import FILE --jobs N`), each on an emptied schema; the peak memory is
+then the sum of every process's peak. Figures: docs/performance.md ("Lead intake").
 """
 
 from __future__ import annotations
@@ -44,23 +46,40 @@ def peak_mb(pid: int) -> float:
     return 0.0
 
 
-def imported(env: dict[str, str], csv_path: Path) -> tuple[float, float, str]:
+def family(pid: int) -> set[int]:
+    """The process and its descendants (a split import's parts, their helpers)."""
+    found, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(OSError):
+            for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+                found.add(int(child))
+                todo.append(int(child))
+    return found
+
+
+def imported(env: dict[str, str], csv_path: Path, jobs: int = 1) -> tuple[float, float, str]:
     """Run the command; its wall seconds, its peak resident memory in MB (read while it
-    runs), its last line."""
+    runs; with --jobs, the sum of its processes' peaks), its last line."""
     started = time.perf_counter()
-    peak = 0.0
+    peaks: dict[int, float] = {}
+    command = [sys.executable, "-m", "nurture", "leads", "import", str(csv_path)]
+    if jobs > 1:
+        command += ["--jobs", str(jobs)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
-            [sys.executable, "-m", "nurture", "leads", "import", str(csv_path)],
+            command,
             env={**os.environ, **env},
             stdout=out,
             stderr=err,
             text=True,
         )
         while child.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
-                peak = max(peak, peak_mb(child.pid))
+            for pid in family(child.pid):
+                with contextlib.suppress(OSError, ValueError):
+                    peaks[pid] = max(peaks.get(pid, 0.0), peak_mb(pid))
             time.sleep(0.2)
+        peak = sum(peaks.values())
         seconds = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
@@ -70,11 +89,26 @@ def imported(env: dict[str, str], csv_path: Path) -> tuple[float, float, str]:
     return seconds, peak, lines[-1] if lines else ""
 
 
+def counted(url: str) -> tuple[int, int]:
+    """The leads stored, and the welcome enrolments."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        leads = connection.scalar(select(func.count()).select_from(Lead)) or 0
+        welcome = connection.scalar(
+            select(func.count()).where(Enrollment.sequence_id == "intake-welcome")
+        )
+    engine.dispose()
+    return leads, welcome or 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--databases", nargs="+", default=["postgres"])
     parser.add_argument("--postgres-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--jobs", type=int, nargs="+", default=[1], help="processes per import (PostgreSQL)"
+    )
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="nurture-million-"))
     sequences = sequences_folder(folder, welcome=True)
@@ -93,27 +127,26 @@ def main(argv: list[str] | None = None) -> int:
             raw = (raw_copy if kind == "postgres" else raw_core)(db, url, dataset=dataset)
             lines.append(f"| {kind} | {raw.path} | {raw.leads:,} | {raw.seconds:.1f} |"
                          f" {raw.rate:,.0f} | |")  # fmt: skip
-            url = db.fresh()
-            env = settings_for(url, folder, sequences)
-            for label in ("import, new leads", "import again, all known"):
-                say(f"{kind}: {label}")
-                seconds, peak, last = imported(env, csv_path)
-                rate = args.rows / seconds
-                lines.append(f"| {kind} | `nurture leads import`, {label} | {args.rows:,} |"
-                             f" {seconds:.1f} | {rate:,.0f} | {peak:,.0f} |")  # fmt: skip
-                say(f"  {last}")
-            engine = create_engine(url)
-            with engine.connect() as connection:
-                leads = connection.scalar(select(func.count()).select_from(Lead))
-                welcome = connection.scalar(
-                    select(func.count()).where(Enrollment.sequence_id == "intake-welcome")
+            checks = []
+            for jobs in args.jobs if kind == "postgres" else [1]:
+                url = db.fresh()
+                env = settings_for(url, folder, sequences)
+                way = "" if jobs == 1 else f" --jobs {jobs}"
+                for label in ("import, new leads", "import again, all known"):
+                    say(f"{kind}: {label}{way}")
+                    seconds, peak, last = imported(env, csv_path, jobs)
+                    rate = args.rows / seconds
+                    lines.append(
+                        f"| {kind} | `nurture leads import{way}`, {label} | {args.rows:,} |"
+                        f" {seconds:.1f} | {rate:,.0f} | {peak:,.0f} |"
+                    )
+                    say(f"  {last}")
+                leads, welcome = counted(url)
+                checks.append(
+                    f"{kind}{way}: {leads:,} leads in the table (of {args.rows:,} good rows"
+                    f" and 10 bad), {welcome:,} welcome enrolments (expected {expected:,})"
                 )
-            engine.dispose()
-            lines.append("")
-            lines.append(f"{kind}: {leads:,} leads in the table (of {args.rows:,} good rows"
-                         f" and 10 bad), {welcome:,} welcome enrolments"
-                         f" (expected {expected:,})")  # fmt: skip
-            lines.append("")
+            lines += ["", *checks, ""]
         finally:
             db.close()
     print("\n".join(lines))
