@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from nurture.clock import Clock
 from nurture.core.intake import InvalidInput, LeadInput, normalise_email, parse_lead
 from nurture.intake_batch import take_batch
 from nurture.models import ImportRun
@@ -194,6 +195,7 @@ def read_part(
     report = ImportReport()
     settings = runtime.settings
     fold = settings.fold_subaddress
+    clock = Clock(now)  # the progress row's time, advancing while the rows keep `now`
     errors = _Errors(errors_path(path, share))
     with path.open("rb") as handle:
         lines = _Lines(handle)
@@ -239,12 +241,12 @@ def read_part(
                     reason = wrong or str(error) or "more cells than columns in the header"
                     errors.add(report, start, reason)
                 if len(chunk) >= CHUNK:
-                    _store(runtime, chunk, now, report, run, lines, errors)
+                    _store(runtime, chunk, now, report, run, lines, errors, clock)
                     chunk = []
             if progress is not None:
                 progress(lines.read - seen)
                 seen = lines.read
-        _store(runtime, chunk, now, report, run, lines, errors)
+        _store(runtime, chunk, now, report, run, lines, errors, clock)
     errors.close()
     return report
 
@@ -300,6 +302,7 @@ def start(
             fresh = dict(
                 file=str(path), fingerprint=mark, offset=0, line=0, created=0, updated=0,
                 refused=0, errors_size=0, started_at=now, updated_at=now, parts=count,
+                size=path.stat().st_size,
             )  # fmt: skip
             runs = [ImportRun(part=part, **fresh) for part in range(count)]
             session.add_all(runs)
@@ -355,6 +358,7 @@ def _store(
     run: ImportRun,
     lines: _Lines,
     errors: _Errors,
+    clock: Clock,
 ) -> None:
     """The chunk, and the import's progress through it, in one transaction."""
     errors_size = errors.size()
@@ -366,7 +370,7 @@ def _store(
                 ) if chunk else []  # fmt: skip
                 created = sum(1 for taken in results if taken.created)
                 _progress(session, run, lines, created, len(results) - created, report,
-                          errors_size, now)  # fmt: skip
+                          errors_size, clock())  # fmt: skip
             break
         except (IntegrityError, OperationalError) as error:
             # The API created one of these people meanwhile, or a concurrent batch took

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nurture.model_base import Base, JSONType, UTCDateTime
@@ -57,15 +57,16 @@ class ImportRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     file: Mapped[str] = mapped_column(String(1000))  # the resolved path
     fingerprint: Mapped[str] = mapped_column(String(64))  # its size and first bytes
-    offset: Mapped[int] = mapped_column(Integer)  # bytes read through the last commit
+    offset: Mapped[int] = mapped_column(BigInteger)  # bytes read through the last commit
     line: Mapped[int] = mapped_column(Integer)  # lines read through the last commit
     created: Mapped[int] = mapped_column(Integer)
     updated: Mapped[int] = mapped_column(Integer)
     refused: Mapped[int] = mapped_column(Integer)
-    errors_size: Mapped[int] = mapped_column(Integer)  # bytes of FILE.errors.csv written
+    errors_size: Mapped[int] = mapped_column(BigInteger)  # bytes of FILE.errors.csv written
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # An import split among processes (`--jobs N`): one row per part, `part` of `parts`.
     part: Mapped[int] = mapped_column(Integer, server_default="0")
     parts: Mapped[int] = mapped_column(Integer, server_default="1")
+    size: Mapped[int | None] = mapped_column(BigInteger)  # the file's bytes

@@ -264,3 +264,48 @@ def test_a_single_import_interrupted_resumes_only_as_one_process(
     assert "ran as 1 process(es) (--jobs 1): resume it with the same --jobs" in wrong.output
     right = CliRunner().invoke(cli, ["leads", "import", str(path), "--resume"], env=env)
     assert "imported 1200 new, 0 updated, 0 refused" in right.output, right.output
+
+
+def test_a_part_that_fails_stops_the_import_with_its_reason_and_resume_goes_on(
+    postgres_url: str, database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "base.csv"
+    people = _big_file(path, 3_000, {})
+    env = {
+        "NURTURE_DATABASE_URL": database_url,
+        "NURTURE_SECRET_KEY": "x" * 32,
+        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
+        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
+        "NURTURE_FOLD_SUBADDRESS": "true",
+    }
+    engine = create_engine(database_url)
+    refuse = (
+        "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN"
+        " IF NEW.email = 'p2999@usine29.example' THEN RAISE EXCEPTION 'no room for p2999';"
+        " END IF; RETURN NEW; END $$ LANGUAGE plpgsql;"
+        " CREATE TRIGGER refuse_one BEFORE INSERT ON leads"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_one()"
+    )
+    try:
+        with engine.begin() as connection:  # the database refuses one person's row
+            connection.exec_driver_sql(refuse)
+        failed = _started(env, str(path), "--jobs", "2")
+        output, _ = failed.communicate(timeout=120)
+        assert failed.returncode == 1
+        assert "the import stopped: part " in output and "no room for p2999" in output, output
+        assert f"`nurture leads import {path} --resume` goes on" in output
+        _wait(lambda: _group_gone(failed.pid), "the other part to stop", seconds=15)
+        assert _committed(engine) < len(people)
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TRIGGER IF EXISTS refuse_one ON leads")
+            connection.exec_driver_sql("DROP FUNCTION IF EXISTS refuse_one()")
+
+    resumed = _started(env, str(path), "--resume")
+    output, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, output
+    assert f"imported {len(people)} new, 300 updated, 0 refused" in output
+    with engine.connect() as connection:
+        stored = list(connection.scalars(select(Lead.email).order_by(Lead.email)))
+    engine.dispose()
+    assert stored == people

@@ -1,4 +1,5 @@
-"""Leads from the command line: import, show, top leads per rep, why (the decision log)."""
+"""Leads from the command line: import (and the imports' progress), show, top leads per
+rep, why (the decision log)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ SHOWN = 20  # refused rows listed on the terminal; all of them are in FILE.error
 
 @cli.group()
 def leads() -> None:
-    """Leads: import, show, top leads per rep, why (the decision log)."""
+    """Leads: import (and the imports' progress), show, top leads per rep, why."""
 
 
 @leads.command("import")
@@ -90,6 +91,20 @@ def leads_import(
     click.echo(f"imported {report.created} new, {report.updated} updated, {refused} refused")
     if refused:
         sys.exit(1)
+
+
+@leads.command("imports")
+@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.pass_context
+def leads_imports(ctx: click.Context, form: str) -> None:
+    """The latest CSV imports: running, interrupted (and how to go on) or finished."""
+    from nurture.core.tables import render
+    from nurture.import_runs import imports_table
+
+    runtime = _runtime(ctx)
+    with runtime.sessions() as session:
+        data = imports_table(session, _now())
+    click.echo(render(data, form), nl=False)
 
 
 @leads.command("show")

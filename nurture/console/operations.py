@@ -1,5 +1,5 @@
 """The Operations section, for admins: the CRM outbox and its dead letters, deliveries
-to settle, the tracking backlog, workers and alarms (this module), API keys
+to settle, the tracking backlog, workers and alarms, CSV imports (this module), API keys
 (`operations_keys`). What the figures are: `operations_figures`.
 
 Each button does what its CLI command does, through the same function: Replay is
@@ -26,6 +26,7 @@ from nurture.console.operations_figures import ago, deliveries, outbox, schedule
 from nurture.crm import replay
 from nurture.deliveries import ACTIONS, ATTENTION, ResolveError, check_found, listed, resolve
 from nurture.dispatch import Dispatcher
+from nurture.import_runs import latest
 from nurture.models import CrmPush
 from nurture.web import runtime
 from nurture.web.tracking import faults
@@ -80,6 +81,7 @@ def operations() -> str:
             "deliveries": deliveries(session),
             "tracking": tracking(session, spool_folder(rt.settings)),
             "schedule": schedule(session, rt.settings, at),
+            "imports": latest(session, at),
         }
     return render_template(
         "console/operations.html",
