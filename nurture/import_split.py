@@ -14,11 +14,15 @@ two is resumed too (the parts find nothing left to read, and the merge is done).
 from __future__ import annotations
 
 import csv
+import ctypes
 import multiprocessing
+import os
+import queue
 import signal
-import time
+import sys
 from collections.abc import Callable
 from datetime import datetime
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 from sqlalchemy import select
@@ -40,6 +44,7 @@ from nurture.models import ImportRun
 from nurture.runtime import Runtime
 
 POLL = 0.5  # seconds between two looks at the parts' progress
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 class CannotSplit(Exception):
@@ -108,28 +113,69 @@ def _run_parts(
     progress: Callable[[int], None] | None,
 ) -> list[ImportReport]:
     """Each part in its own process (spawned: nothing of this one's connections is
-    inherited); the parts' progress polled from the database meanwhile."""
+    inherited); their progress polled from the database meanwhile. A part that fails,
+    or dies without answering (killed, out of memory), stops the others."""
     count = len(runs)
     context = multiprocessing.get_context("spawn")
-    # Ctrl-C reaches every process of the terminal: the parts ignore it and are stopped
-    # by this one as it leaves the block (their open chunks roll back).
-    with context.Pool(count, initializer=_ignore_interrupts) as pool:
-        pending = [
-            pool.apply_async(
-                _part, (runtime.settings, str(path), now, source, run.id, Share(run.part, count))
-            )
-            for run in runs
-        ]
+    answers: Queue[tuple[int, ImportReport | str]] = context.Queue()
+    parts = []
+    for run in runs:
+        share = Share(run.part, count)
+        arguments = (runtime.settings, str(path), now, source, run.id, share, answers, os.getpid())
+        parts.append(
+            context.Process(target=_part, args=arguments, name=f"import part {run.part + 1}")
+        )
+    for part in parts:
+        part.start()
+    reports: dict[int, ImportReport] = {}
+    try:
         told = _told(runtime, runs, 0, progress, first=True)
-        while not all(result.ready() for result in pending):
-            failed = [r for r in pending if r.ready() and not r.successful()]
-            if failed:
-                failed[0].get()  # raises the part's error; leaving the block stops the rest
-            time.sleep(POLL)
+        while len(reports) < count:
+            _answered(answers, reports, wait=POLL)
+            for index, part in enumerate(parts):
+                if index not in reports and not part.is_alive():
+                    _answered(answers, reports, wait=1.0)  # its answer may be on its way
+                    if index not in reports:
+                        raise PartFailed(
+                            f"part {index + 1} of {count} ended without finishing"
+                            f" ({_ending(part.exitcode)})"
+                        )
             told = _told(runtime, runs, told, progress)
-        reports = [result.get() for result in pending]
+    finally:
+        # Ctrl-C reaches every process of the terminal, but the parts ignore it: they
+        # stop here, whatever ended this loop (their open chunks roll back).
+        for part in parts:
+            if part.is_alive():
+                part.terminate()
+        for part in parts:
+            part.join()
     _told(runtime, runs, told, progress)
-    return reports
+    return [reports[index] for index in range(count)]
+
+
+def _answered(
+    answers: Queue[tuple[int, ImportReport | str]], reports: dict[int, ImportReport], wait: float
+) -> None:
+    """Take the parts' answers that came (waiting up to `wait` for the first); a part's
+    error stops the import."""
+    try:
+        index, answer = answers.get(timeout=wait)
+    except queue.Empty:
+        return
+    while True:
+        if isinstance(answer, str):
+            raise PartFailed(answer)
+        reports[index] = answer
+        try:
+            index, answer = answers.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _ending(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"stopped by signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def _told(
@@ -155,10 +201,6 @@ def _told(
     return max(mean, told)
 
 
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _part(
     settings: Settings,
     path: str,
@@ -166,19 +208,33 @@ def _part(
     source: str | None,
     run_id: int,
     share: Share,
-) -> ImportReport:
-    """One part, in its own process."""
+    answers: Queue[tuple[int, ImportReport | str]],
+    parent: int,
+) -> None:
+    """One part, in its own process: its report, or what stopped it, as its answer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the parts
+    _die_with(parent)
     runtime = Runtime(settings)
     try:
         with runtime.sessions() as session:
             run = session.get_one(ImportRun, run_id)
-        return read_part(runtime, Path(path), now, source, run, share)
-    except Exception as error:  # the original may not cross back to the parent intact
-        raise PartFailed(
-            f"part {share.index + 1} of {share.count}: {type(error).__name__}: {error}"
-        ) from None
+        answers.put((share.index, read_part(runtime, Path(path), now, source, run, share)))
+    except Exception as error:  # as text: the original may not cross back intact
+        answers.put((share.index, f"part {share.index + 1} of {share.count}: "
+                                  f"{type(error).__name__}: {error}"))  # fmt: skip
     finally:
         runtime.close()
+
+
+def _die_with(parent: int) -> None:
+    """On Linux, end this process when the one that started it ends, however it ends
+    (`kill -9` included): a part left alone would go on importing unseen."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it ended before the line above
+        os._exit(1)
 
 
 def _merged(path: Path, reports: list[ImportReport], count: int) -> ImportReport:

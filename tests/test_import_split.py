@@ -5,6 +5,7 @@ and a mismatched --jobs are refused, changing nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -309,3 +310,61 @@ def test_a_part_that_fails_stops_the_import_with_its_reason_and_resume_goes_on(
         stored = list(connection.scalars(select(Lead.email).order_by(Lead.email)))
     engine.dispose()
     assert stored == people
+
+
+def _parts_of(pid: int) -> list[int]:
+    """The import's part processes (not multiprocessing's own helper)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = []
+    for child in map(int, children):
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in command:
+                found.append(child)
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_part_killed_stops_the_import_and_killing_the_command_ends_its_parts(
+    postgres_url: str, database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "base.csv"
+    people = _big_file(path, 12_000, {})
+    env = {
+        "NURTURE_DATABASE_URL": database_url,
+        "NURTURE_SECRET_KEY": "x" * 32,
+        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
+        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
+        "NURTURE_FOLD_SUBADDRESS": "true",
+    }
+    engine = create_engine(database_url)
+
+    # One part dies without a word (the kernel's out-of-memory killer, say).
+    first = _started(env, str(path), "--jobs", "2")
+    _wait(lambda: _committed(engine) >= 1000, "a chunk of each part")
+    parts = _parts_of(first.pid)
+    assert len(parts) == 2
+    os.kill(parts[1], signal.SIGKILL)
+    output, _ = first.communicate(timeout=60)
+    assert first.returncode == 1
+    assert "ended without finishing (stopped by signal SIGKILL)" in output, output
+    assert "--resume` goes on" in output
+    _wait(lambda: _group_gone(first.pid), "the other part to stop", seconds=15)
+
+    # The command itself killed: its parts end with it instead of importing unseen.
+    second = _started(env, str(path), "--resume")
+    stored = _committed(engine)
+    _wait(lambda: _committed(engine) >= stored + 1000, "the resumed parts' chunks")
+    os.kill(second.pid, signal.SIGKILL)
+    second.communicate(timeout=60)
+    _wait(lambda: _group_gone(second.pid), "the parts to end with the command", seconds=15)
+    assert _committed(engine) < len(people)
+
+    last = _started(env, str(path), "--resume")
+    output, _ = last.communicate(timeout=120)
+    assert last.returncode == 0, output
+    assert f"imported {len(people)} new, 1200 updated, 0 refused" in output
+    with engine.connect() as connection:
+        stored_emails = list(connection.scalars(select(Lead.email).order_by(Lead.email)))
+    engine.dispose()
+    assert stored_emails == people
