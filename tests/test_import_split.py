@@ -111,6 +111,16 @@ def _big_file(path: Path, rows: int, bad: dict[int, str]) -> list[str]:
     return sorted(people)
 
 
+def _env(database_url: str) -> dict[str, str]:
+    return {
+        "NURTURE_DATABASE_URL": database_url,
+        "NURTURE_SECRET_KEY": "x" * 32,
+        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
+        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
+        "NURTURE_FOLD_SUBADDRESS": "true",
+    }
+
+
 def _started(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "nurture", "leads", "import", *args],
@@ -154,13 +164,7 @@ def test_an_interrupted_split_import_resumes_as_started_and_takes_every_row_once
         9_002: ",Nobody,X,10,FR,\n",
     }
     people = _big_file(path, 12_000, bad)
-    env = {
-        "NURTURE_DATABASE_URL": database_url,
-        "NURTURE_SECRET_KEY": "x" * 32,
-        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
-        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
-        "NURTURE_FOLD_SUBADDRESS": "true",
-    }
+    env = _env(database_url)
     engine = create_engine(database_url)
 
     # Ctrl-C to the command: it stops every process it started; what they committed stays.
@@ -272,13 +276,7 @@ def test_a_part_that_fails_stops_the_import_with_its_reason_and_resume_goes_on(
 ) -> None:
     path = tmp_path / "base.csv"
     people = _big_file(path, 3_000, {})
-    env = {
-        "NURTURE_DATABASE_URL": database_url,
-        "NURTURE_SECRET_KEY": "x" * 32,
-        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
-        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
-        "NURTURE_FOLD_SUBADDRESS": "true",
-    }
+    env = _env(database_url)
     engine = create_engine(database_url)
     refuse = (
         "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN"
@@ -330,13 +328,7 @@ def test_a_part_killed_stops_the_import_and_killing_the_command_ends_its_parts(
 ) -> None:
     path = tmp_path / "base.csv"
     people = _big_file(path, 12_000, {})
-    env = {
-        "NURTURE_DATABASE_URL": database_url,
-        "NURTURE_SECRET_KEY": "x" * 32,
-        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
-        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
-        "NURTURE_FOLD_SUBADDRESS": "true",
-    }
+    env = _env(database_url)
     engine = create_engine(database_url)
 
     # One part dies without a word (the kernel's out-of-memory killer, say).
