@@ -217,6 +217,7 @@ INVOCATIONS: dict[tuple[str, ...], list[list[str]]] = {
     ("keys", "list"): [[]],
     ("keys", "revoke"): [["nk_000000000000.{key}"]],
     ("leads", "import"): [["{csv}"]],
+    ("leads", "imports"): [[], ["--format", "json"]],
     ("leads", "show"): [["{lead}"], ["nobody@example.com"]],
     ("tick",): [[]],
     ("plan",): [[], ["--format", "json"]],
