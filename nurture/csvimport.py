@@ -307,9 +307,7 @@ def start(
             runs = [ImportRun(part=part, **fresh) for part in range(count)]
             session.add_all(runs)
             return runs
-        latest = session.scalar(
-            select(ImportRun).where(*unfinished).order_by(ImportRun.id.desc()).limit(1)
-        )
+        latest = interrupted(session, path)
         if latest is None:
             raise NothingToResume(f"no interrupted import of {path} to resume")
         if latest.fingerprint != mark:
@@ -318,10 +316,7 @@ def start(
                 " without --resume (rows are upserts: nothing is duplicated)"
             )
         if jobs is not None and jobs != latest.parts:
-            raise NothingToResume(
-                f"the interrupted import of {path} ran as {latest.parts} process(es)"
-                f" (--jobs {latest.parts}): resume it with the same --jobs, or without"
-            )
+            raise other_jobs(path, latest.parts)
         runs = list(
             session.scalars(
                 select(ImportRun)
@@ -336,6 +331,24 @@ def start(
                 " again without --resume (rows are upserts: nothing is duplicated)"
             )
         return sorted(runs, key=lambda run: run.part)
+
+
+def interrupted(session: Session, path: Path) -> ImportRun | None:
+    """The progress row of the latest interrupted import of the file (one of its parts)."""
+    return session.scalar(
+        select(ImportRun)
+        .where(ImportRun.file == str(path), ImportRun.finished_at.is_(None))
+        .order_by(ImportRun.id.desc())
+        .limit(1)
+    )
+
+
+def other_jobs(path: Path, parts: int) -> NothingToResume:
+    """A resume asked with another --jobs than the import was started with."""
+    return NothingToResume(
+        f"the interrupted import of {path} ran as {parts} process(es)"
+        f" (--jobs {parts}): resume it with the same --jobs, or without"
+    )
 
 
 def finish(runtime: Runtime, runs: list[int], now: datetime) -> None:

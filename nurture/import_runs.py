@@ -29,7 +29,6 @@ class ImportShown:
     state: str  # running, interrupted, finished
     started_at: datetime
     updated_at: datetime  # the latest committed chunk
-    finished_at: datetime | None
     read: float | None  # share of the file read, 0 to 1 (None: an import older than sizes)
     created: int
     updated: int
@@ -90,7 +89,6 @@ def _shown(parts: list[ImportRun], now: datetime) -> ImportShown:
         state=state,
         started_at=first.started_at,
         updated_at=updated_at,
-        finished_at=max(p.finished_at for p in parts if p.finished_at) if finished else None,
         read=read,
         created=sum(p.created for p in parts),
         updated=sum(p.updated for p in parts),

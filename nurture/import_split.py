@@ -31,12 +31,13 @@ from nurture.config import Settings
 from nurture.csvimport import (
     ERRORS_HEADER,
     ImportReport,
-    NothingToResume,
     Share,
     errors_path,
     finish,
     header_problem,
     import_csv,
+    interrupted,
+    other_jobs,
     read_part,
     start,
 )
@@ -72,13 +73,11 @@ def import_file(
         raise CannotSplit("--jobs takes a number of processes from 1")
     split = jobs is not None and jobs > 1
     if resume:
-        parts = _interrupted_parts(runtime, path)
-        if parts is not None and jobs is not None and jobs != parts:
-            raise NothingToResume(
-                f"the interrupted import of {path} ran as {parts} process(es)"
-                f" (--jobs {parts}): resume it with the same --jobs, or without"
-            )
-        split = parts is not None and parts > 1
+        with runtime.sessions() as session:
+            latest = interrupted(session, path)
+        if latest is not None and jobs is not None and jobs != latest.parts:
+            raise other_jobs(path, latest.parts)
+        split = latest is not None and latest.parts > 1
     if not split or header_problem(path) is not None:
         return import_csv(runtime, path, now, source, progress, resume)
     if runtime.engine.dialect.name != "postgresql":
@@ -90,18 +89,6 @@ def import_file(
     report = _merged(path, reports, len(runs))
     finish(runtime, [run.id for run in runs], now)
     return report
-
-
-def _interrupted_parts(runtime: Runtime, path: Path) -> int | None:
-    """How many parts the latest interrupted import of the file has (None: there is none)."""
-    with runtime.sessions() as session:
-        parts = session.scalar(
-            select(ImportRun.parts)
-            .where(ImportRun.file == str(path), ImportRun.finished_at.is_(None))
-            .order_by(ImportRun.id.desc())
-            .limit(1)
-        )
-    return parts
 
 
 def _run_parts(

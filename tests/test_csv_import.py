@@ -5,6 +5,7 @@ import resumes after its last committed chunk."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,20 @@ def emails(database_url: str) -> list[str]:
     return found
 
 
+def interrupted_at(chunk: int) -> Callable[..., Any]:
+    """`take_batch` as Ctrl-C meets it while the import takes its `chunk`-th chunk."""
+    real = csvimport.take_batch
+    taken: list[int] = []
+
+    def taking(*args: Any) -> Any:
+        taken.append(1)
+        if len(taken) == chunk:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    return taking
+
+
 def test_rows_that_are_not_utf8_or_too_large_are_refused_by_line_and_the_rest_imported(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -143,21 +158,12 @@ def test_an_interrupted_import_resumes_after_its_last_chunk_and_takes_every_row_
                 handle.write(f"p{line}@usine.example,Too,FR,many\n")
             else:
                 handle.write(f"p{line}@usine.example,P{line},FR\n")
-    taken: list[int] = []
     real = csvimport.take_batch
-
-    def interrupted(session: Any, content: Any, settings: Any, items: Any, *rest: Any) -> Any:
-        taken.append(len(items))
-        if len(taken) == 3:
-            raise KeyboardInterrupt  # Ctrl-C during the third chunk: it is rolled back
-        return real(session, content, settings, items, *rest)
-
-    monkeypatch.setattr(csvimport, "take_batch", interrupted)
+    monkeypatch.setattr(csvimport, "take_batch", interrupted_at(3))  # rolled back
     first = CliRunner().invoke(cli, ["leads", "import", str(csv_file)], env=small_env(database_url))
     assert first.exit_code == 1 and "Aborted" in first.output
     assert len(emails(database_url)) == 1000  # two chunks committed
 
-    taken.clear()
     monkeypatch.setattr(csvimport, "take_batch", real)
     again = CliRunner().invoke(
         cli, ["leads", "import", str(csv_file), "--resume"], env=small_env(database_url)

@@ -8,7 +8,6 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +15,7 @@ from freezegun import freeze_time
 from test_console_access import Console
 from test_console_access import cheap_hashes as cheap_hashes  # autouse: cheap Argon2
 from test_console_access import make_console as make_console
+from test_csv_import import interrupted_at
 
 import nurture.csvimport as csvimport
 from nurture.cli import cli
@@ -47,15 +47,7 @@ def imported(
     base = tmp_path / "base.csv"
     write(base, 2000)
     real = csvimport.take_batch
-    chunks: list[int] = []
-
-    def interrupted(*args: Any) -> Any:
-        chunks.append(1)
-        if len(chunks) == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(csvimport, "take_batch", interrupted)
+    monkeypatch.setattr(csvimport, "take_batch", interrupted_at(3))
     with pytest.raises(KeyboardInterrupt):
         import_csv(console.runtime, base, T)
     monkeypatch.setattr(csvimport, "take_batch", real)

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select
-from test_intake_batch import NOW, runtime_for, snapshot, start_over
+from test_csv_import import interrupted_at, small_env
+from test_intake_batch import CSV_LINES, NOW, runtime_for, snapshot, start_over
 
 import nurture.csvimport as csvimport
 from nurture.cli import cli
@@ -30,23 +31,14 @@ from nurture.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# New, known (tests/test_intake_batch.py's KNOWN), one person under three spellings
-# (case, sub-address), disqualified, suppressed, refused, unreadable, duplicated.
+# tests/test_intake_batch.py's file (new, known, disqualified, suppressed, refused,
+# duplicated), then a row with no email, a cell too long for the reader and a person
+# under another spelling (case, sub-address).
 MIXED = [
-    "email,first_name,company,company_size,country,source,stage,fields.erp,tags",
-    "anne@usine-a.example,Anne,A,60,FR,webinar,,,evaluation",
-    "bob+x@usine-b.example,,New,,,,,sage,",
-    "not-an-email,X,,,FR,,,,",
-    "jean.dupont@gmail.com,Jean,,,FR,,,,",
-    "kim@usine-k.example,Kim,K,200,FR,webinar,customer,,evaluation",
-    "ines@usine-i.example,Ines,I,300,France,,,,",
-    "olga@usine-o.example,Olga,O,300,FR,referral,,,",
-    "Anne+salon@Usine-A.example,Anna,,,,,mql,,salon",
-    "dora@usine-d.example,Dora,D,70,FR,webinar,,,",
-    "hugo@usine-h.example,,,,,,,,salon;evaluation",
-    "max@usine-m.example,Max,M,many,FR,,,,",
+    *CSV_LINES,
     ",Nobody,,,FR,,,,",
-    f"zoe@usine-z.example,Zoe,{'x' * 200_000},,FR,,,,",  # a cell too long for the reader
+    f"zoe@usine-z.example,Zoe,{'x' * 200_000},,FR,,,,",
+    "Anne+salon@Usine-A.example,Anne,,,,,,,fair",
 ]
 
 
@@ -112,13 +104,27 @@ def _big_file(path: Path, rows: int, bad: dict[int, str]) -> list[str]:
 
 
 def _env(database_url: str) -> dict[str, str]:
-    return {
-        "NURTURE_DATABASE_URL": database_url,
-        "NURTURE_SECRET_KEY": "x" * 32,
-        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
-        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
-        "NURTURE_FOLD_SUBADDRESS": "true",
-    }
+    return {**small_env(database_url), "NURTURE_FOLD_SUBADDRESS": "true"}
+
+
+def _resumed_to_the_end(
+    env: dict[str, str],
+    path: Path,
+    database_url: str,
+    people: list[str],
+    updated: int,
+    refused: int = 0,
+) -> None:
+    """`--resume` until the end: the whole file's counts, every person stored once."""
+    last = _started(env, str(path), "--resume")
+    output, _ = last.communicate(timeout=120)
+    assert last.returncode == (1 if refused else 0), output  # 1: some rows were refused
+    assert f"imported {len(people)} new, {updated} updated, {refused} refused" in output
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        stored = list(connection.scalars(select(Lead.email).order_by(Lead.email)))
+    engine.dispose()
+    assert stored == people  # each person once, nobody lost
 
 
 def _started(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -169,7 +175,7 @@ def test_an_interrupted_split_import_resumes_as_started_and_takes_every_row_once
 
     # Ctrl-C to the command: it stops every process it started; what they committed stays.
     first = _started(env, str(path), "--jobs", "2")
-    _wait(lambda: _committed(engine) >= 1000, "a chunk of each part")
+    _wait(lambda: _committed(engine) >= 1000, "two chunks committed")
     first.send_signal(signal.SIGINT)
     output, _ = first.communicate(timeout=60)
     assert first.returncode == 1 and "Aborted" in output, output
@@ -190,20 +196,14 @@ def test_an_interrupted_split_import_resumes_as_started_and_takes_every_row_once
     assert wrong.returncode == 1
     assert "ran as 2 process(es) (--jobs 2): resume it with the same --jobs" in output
 
-    last = _started(env, str(path), "--resume")
-    output, _ = last.communicate(timeout=120)
-    assert last.returncode == 1, output  # some rows were refused
-    created = len(people)
     updated = 12_000 // 10  # every tenth line is a person's second row
-    assert f"imported {created} new, {updated} updated, {len(bad)} refused" in output
+    _resumed_to_the_end(env, path, database_url, people, updated, refused=len(bad))
     with engine.connect() as connection:
-        stored_emails = list(connection.scalars(select(Lead.email).order_by(Lead.email)))
         again = connection.scalar(select(Lead.tags).where(Lead.email == "p9@usine9.example"))
         assert sorted(again) == ["relance", "salon-2026"]  # both rows of the person merged
         company = connection.scalar(select(Lead.company).where(Lead.email == "p9@usine9.example"))
         assert company == "Relance 9"  # in file order: the later row's value stands
     engine.dispose()
-    assert stored_emails == people  # each person once, nobody lost
 
     errors = path.with_name("base.csv.errors.csv")
     with errors.open(encoding="utf-8") as handle:
@@ -221,13 +221,9 @@ def test_jobs_on_sqlite_are_refused_and_nothing_is_read(tmp_path: Path) -> None:
     path = tmp_path / "leads.csv"
     path.write_text("email,first_name\nann@atelier.example,Ann\n", encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'nurture.sqlite'}"
-    env = {
-        "NURTURE_DATABASE_URL": url,
-        "NURTURE_SECRET_KEY": "x" * 32,
-        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
-        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
-    }
-    result = CliRunner().invoke(cli, ["leads", "import", str(path), "--jobs", "2"], env=env)
+    result = CliRunner().invoke(
+        cli, ["leads", "import", str(path), "--jobs", "2"], env=small_env(url)
+    )
     assert result.exit_code == 1
     assert "--jobs needs PostgreSQL: SQLite takes one writer at a time" in result.output
     engine = create_engine(url)
@@ -244,22 +240,9 @@ def test_a_single_import_interrupted_resumes_only_as_one_process(
     path = tmp_path / "base.csv"
     rows = [f"p{n}@usine.example,P{n}" for n in range(1200)]
     path.write_text("email,first_name\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    env = {
-        "NURTURE_DATABASE_URL": database_url,
-        "NURTURE_SECRET_KEY": "x" * 32,
-        "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
-        "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),
-    }
+    env = small_env(database_url)
     real = csvimport.take_batch
-    taken: list[int] = []
-
-    def interrupted(*args: Any) -> Any:
-        taken.append(1)
-        if len(taken) == 2:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(csvimport, "take_batch", interrupted)
+    monkeypatch.setattr(csvimport, "take_batch", interrupted_at(2))
     CliRunner().invoke(cli, ["leads", "import", str(path)], env=env)
     monkeypatch.setattr(csvimport, "take_batch", real)
     wrong = CliRunner().invoke(
@@ -300,14 +283,8 @@ def test_a_part_that_fails_stops_the_import_with_its_reason_and_resume_goes_on(
             connection.exec_driver_sql("DROP TRIGGER IF EXISTS refuse_one ON leads")
             connection.exec_driver_sql("DROP FUNCTION IF EXISTS refuse_one()")
 
-    resumed = _started(env, str(path), "--resume")
-    output, _ = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, output
-    assert f"imported {len(people)} new, 300 updated, 0 refused" in output
-    with engine.connect() as connection:
-        stored = list(connection.scalars(select(Lead.email).order_by(Lead.email)))
     engine.dispose()
-    assert stored == people
+    _resumed_to_the_end(env, path, database_url, people, 300)
 
 
 def _parts_of(pid: int) -> list[int]:
@@ -333,7 +310,7 @@ def test_a_part_killed_stops_the_import_and_killing_the_command_ends_its_parts(
 
     # One part dies without a word (the kernel's out-of-memory killer, say).
     first = _started(env, str(path), "--jobs", "2")
-    _wait(lambda: _committed(engine) >= 1000, "a chunk of each part")
+    _wait(lambda: _committed(engine) >= 1000, "two chunks committed")
     parts = _parts_of(first.pid)
     assert len(parts) == 2
     os.kill(parts[1], signal.SIGKILL)
@@ -352,11 +329,5 @@ def test_a_part_killed_stops_the_import_and_killing_the_command_ends_its_parts(
     _wait(lambda: _group_gone(second.pid), "the parts to end with the command", seconds=15)
     assert _committed(engine) < len(people)
 
-    last = _started(env, str(path), "--resume")
-    output, _ = last.communicate(timeout=120)
-    assert last.returncode == 0, output
-    assert f"imported {len(people)} new, 1200 updated, 0 refused" in output
-    with engine.connect() as connection:
-        stored_emails = list(connection.scalars(select(Lead.email).order_by(Lead.email)))
     engine.dispose()
-    assert stored_emails == people
+    _resumed_to_the_end(env, path, database_url, people, 1200)

@@ -96,6 +96,23 @@ BATCH: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
+# A CSV file of the same mix: refused at lines 4, 7 and 12.
+CSV_LINES = [
+    "email,first_name,company,company_size,country,source,stage,fields.erp,tags",
+    "anne@usine-a.example,Anne,A,60,FR,webinar,,,evaluation",
+    "bob+x@usine-b.example,,New,,,,,sage,",
+    "not-an-email,X,,,FR,,,,",
+    "jean.dupont@gmail.com,Jean,,,FR,,,,",
+    "kim@usine-k.example,Kim,K,200,FR,webinar,customer,,evaluation",
+    "ines@usine-i.example,Ines,I,300,France,,,,",
+    "olga@usine-o.example,Olga,O,300,FR,referral,,,",
+    "anne@usine-a.example,Anna,,,,,mql,,salon",
+    "dora@usine-d.example,Dora,D,70,FR,webinar,,,",
+    "hugo@usine-h.example,,,,,,,,salon;evaluation",
+    "max@usine-m.example,Max,M,many,FR,,,,",
+]
+
+
 def runtime_for(make_runtime: Callable[..., Runtime], tmp_path: Path) -> Runtime:
     sequences = tmp_path / "sequences"
     shutil.copytree(ROOT / "sequences", sequences)
@@ -249,21 +266,7 @@ def test_a_csv_import_refuses_and_stores_the_same_rows_by_both_paths(
 ) -> None:
     runtime = runtime_for(make_runtime, tmp_path)
     path = tmp_path / "leads.csv"
-    lines = ["email,first_name,company,company_size,country,source,stage,fields.erp,tags"]
-    lines += [
-        "anne@usine-a.example,Anne,A,60,FR,webinar,,,evaluation",
-        "bob+x@usine-b.example,,New,,,,,sage,",
-        "not-an-email,X,,,FR,,,,",
-        "jean.dupont@gmail.com,Jean,,,FR,,,,",
-        "kim@usine-k.example,Kim,K,200,FR,webinar,customer,,evaluation",
-        "ines@usine-i.example,Ines,I,300,France,,,,",
-        "olga@usine-o.example,Olga,O,300,FR,referral,,,",
-        "anne@usine-a.example,Anna,,,,,mql,,salon",
-        "dora@usine-d.example,Dora,D,70,FR,webinar,,,",
-        "hugo@usine-h.example,,,,,,,,salon;evaluation",
-        "max@usine-m.example,Max,M,many,FR,,,,",
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text("\n".join(CSV_LINES) + "\n", encoding="utf-8")
 
     def run(taker: Any) -> tuple[int, int, list[tuple[int, str]]]:
         monkeypatch.setattr(csvimport, "take_batch", taker)
