@@ -30,7 +30,6 @@ from nurture.intake_batch import take_batch
 from nurture.models import ImportRun
 from nurture.runtime import Runtime
 
-CHUNK = 500
 ERRORS_HEADER = ("line", "reason")  # FILE.errors.csv
 
 
@@ -196,6 +195,7 @@ def read_part(
     settings = runtime.settings
     fold = settings.fold_subaddress
     clock = Clock(now)  # the progress row's time, advancing while the rows keep `now`
+    rows = settings.chunk_rows(runtime.engine.dialect.name)
     errors = _Errors(errors_path(path, share))
     with path.open("rb") as handle:
         lines = _Lines(handle)
@@ -240,7 +240,7 @@ def read_part(
                 except InvalidInput as error:
                     reason = wrong or str(error) or "more cells than columns in the header"
                     errors.add(report, start, reason)
-                if len(chunk) >= CHUNK:
+                if len(chunk) >= rows:
                     _store(runtime, chunk, now, report, run, lines, errors, clock)
                     chunk = []
             if progress is not None:

@@ -40,6 +40,8 @@ def test_environment_overrides_defaults() -> None:
         ("NURTURE_DEFAULT_TIMEZONE", "Mars/Olympus", "IANA"),
         ("NURTURE_SENDER_EMAIL", "nobody", "email address"),
         ("NURTURE_SEQUENCE_DIR", "x", "unknown setting"),
+        ("NURTURE_IMPORT_CHUNK", "0", "from 1 to 10,000"),
+        ("NURTURE_IMPORT_CHUNK", "50000", "from 1 to 10,000"),
     ],
 )
 def test_bad_setting_names_the_variable(variable: str, value: str, phrase: str) -> None:
@@ -47,6 +49,13 @@ def test_bad_setting_names_the_variable(variable: str, value: str, phrase: str) 
         load_settings(environ={variable: value})
     assert variable in str(caught.value)
     assert phrase in str(caught.value)
+
+
+def test_an_import_commits_larger_chunks_on_postgresql_unless_told_otherwise() -> None:
+    default = load_settings(environ={})
+    assert (default.chunk_rows("postgresql"), default.chunk_rows("sqlite")) == (2000, 500)
+    told = load_settings(environ={"NURTURE_IMPORT_CHUNK": "1500"})
+    assert (told.chunk_rows("postgresql"), told.chunk_rows("sqlite")) == (1500, 1500)
 
 
 def test_postgres_requires_a_shared_secret() -> None:

@@ -74,8 +74,10 @@ def test_a_large_import_reports_every_bad_row_and_can_run_again(
 
 
 def small_env(database_url: str) -> dict[str, str]:
+    """Settings for imports of a few chunks: 500 rows each, whatever the database."""
     return {
         "NURTURE_DATABASE_URL": database_url,
+        "NURTURE_IMPORT_CHUNK": "500",
         "NURTURE_SECRET_KEY": "x" * 32,
         "NURTURE_SEQUENCES_DIR": str(ROOT / "sequences"),
         "NURTURE_TEMPLATES_DIR": str(ROOT / "templates"),

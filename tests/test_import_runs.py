@@ -39,8 +39,8 @@ def imported(
     make_console: Callable[..., Console], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Console:
     """A finished import with one bad row, then a bigger one interrupted after two of
-    its four chunks."""
-    console = make_console()
+    its four chunks (of 500 rows)."""
+    console = make_console(import_chunk=500)
     done = tmp_path / "salon.csv"
     write(done, 30, bad_at=7)
     import_csv(console.runtime, done, T - timedelta(days=1))

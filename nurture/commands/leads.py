@@ -38,11 +38,11 @@ def leads_import(
     Columns: email (required), first_name, last_name, company, job_title, company_size,
     country, timezone, locale, source, campaign, stage, tags (separated by ;), and
     fields.NAME for custom fields. Bad rows are listed in FILE.errors.csv (line,
-    reason) and the first ones shown as FILE:LINE: reason. Each chunk of 500 rows is
-    committed with the import's progress: after an interruption, --resume goes on
-    after the last committed chunk. --jobs N shares a large file among N processes on
-    PostgreSQL (a person's rows stay in one, in file order); --resume goes on with such
-    an import as it was started.
+    reason) and the first ones shown as FILE:LINE: reason. Each chunk of rows (2,000 on
+    PostgreSQL, 500 on SQLite; NURTURE_IMPORT_CHUNK) is committed with the import's
+    progress: after an interruption, --resume goes on after the last committed chunk.
+    --jobs N shares a large file among N processes on PostgreSQL (a person's rows stay
+    in one, in file order); --resume goes on with such an import as it was started.
     """
     from nurture.csvimport import NothingToResume
     from nurture.import_split import CannotSplit, PartFailed, import_file
