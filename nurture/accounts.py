@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import String, and_, bindparam, delete, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from nurture.content import Content
@@ -65,18 +66,28 @@ _INSERT_KEYS = text(
 
 def ensure(session: Session, keys: Iterable[AccountKey], now: datetime) -> dict[AccountKey, int]:
     """The id of each account, created when new: one insert and one read for any
-    number. Keys are inserted in order, so concurrent batches wait on each other
+    number. Keys are inserted in order, so concurrent inserts wait on each other
     instead of deadlocking."""
     asked = set(keys)
     wanted = sorted(asked)
     if not wanted:
         return {}
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
         # Two arrays, one statement: no parameter set per account.
-        session.execute(
-            _INSERT_KEYS, {"kinds": [k.kind for k in wanted], "values": [k.value for k in wanted],
-                           "now": now},
-        )  # fmt: skip
+        values = {"kinds": [k.kind for k in wanted], "values": [k.value for k in wanted],
+                  "now": now}  # fmt: skip
+        if isinstance(bind, Engine):
+            # Committed apart, at once. Inside the caller's transaction, a batch inserting
+            # a company another batch has just inserted waits until that whole batch
+            # commits: the parts of an import (`--jobs N`) share companies, and waited
+            # on each other a third of the time. A batch that fails after this leaves an
+            # account with no contact: a key alone, shown nowhere, used by the company's
+            # next arrival (and removed by `forget_empty`).
+            with bind.begin() as apart:
+                apart.execute(_INSERT_KEYS, values)
+        else:
+            session.execute(_INSERT_KEYS, values)
     else:
         rows = [{"kind": k.kind, "value": k.value, "created_at": now} for k in wanted]
         # Parameters given apart (executemany, in order), not a VALUES clause compiled for

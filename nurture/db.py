@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -167,6 +167,25 @@ def plan_afresh(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+PEOPLE_LOCKS = 0x6E6C6561  # PostgreSQL advisory locks, first key: a person by address
+
+_HOLD_PEOPLE = text(
+    "SELECT count(pg_advisory_xact_lock(:space, k)) FROM"
+    " (SELECT DISTINCT hashtext(e) AS k FROM unnest(CAST(:emails AS text[])) AS e ORDER BY k)"
+    " AS held"
+)
+
+
+def hold_people(session: Session, emails: Collection[str]) -> None:
+    """Hold these people, by address, until the transaction ends (PostgreSQL): another
+    arrival of one of them waits, then finds the lead this one stored, where it would
+    have inserted the same person too and failed on the unique address. Taken in one
+    order, so two batches never wait on each other both ways. A hash shared by two
+    addresses only makes one wait for the other. SQLite takes one writer at a time."""
+    if emails and session.get_bind().dialect.name == "postgresql":
+        session.execute(_HOLD_PEOPLE, {"space": PEOPLE_LOCKS, "emails": list(emails)})
 
 
 def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:

@@ -17,7 +17,7 @@ from nurture.accounts import assign
 from nurture.config import Settings
 from nurture.content import Content
 from nurture.core.intake import LeadInput
-from nurture.db import among, plan_afresh
+from nurture.db import among, hold_people, plan_afresh
 from nurture.enrollment import on_created, on_tags, set_stage
 from nurture.leads import upsert_lead
 from nurture.models import Lead
@@ -40,7 +40,8 @@ def take(
     """Create or enrich the lead; returns it and whether it was created."""
     previous_stage = existing.stage if existing is not None else None
     if existing is None and not looked_up:
-        # Locked: two arrivals of the same person enrich it one after the other.
+        # Held, then locked: two arrivals of the same person enrich it one after the other.
+        hold_people(session, [data.email])
         found = session.scalar(select(Lead).where(Lead.email == data.email).with_for_update())
         previous_stage = found.stage if found is not None else None
         existing = found
@@ -81,6 +82,7 @@ def take_many(
     # large import (1 s a batch at 100,000 leads): plan for the table as it is.
     plan_afresh(session)
     emails = [item.email for item in items]
+    hold_people(session, emails)
     # Locked, in id order: concurrent batches touching the same people don't deadlock.
     query = (
         select(Lead).where(among(session, Lead.email, emails)).order_by(Lead.id).with_for_update()

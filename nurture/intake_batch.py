@@ -34,7 +34,7 @@ from nurture.content import Content
 from nurture.core.accounts import COMPANY_ID, AccountKey, account_key
 from nurture.core.intake import LeadInput
 from nurture.crm import push_values
-from nurture.db import among, insert_rows, plan_afresh, update_rows
+from nurture.db import among, hold_people, insert_rows, plan_afresh, update_rows
 from nurture.decisions import as_row
 from nurture.intake import take
 from nurture.leads import Draft
@@ -88,6 +88,7 @@ def take_batch(
     # large import: plan for the table as it is.
     plan_afresh(session)
     emails = sorted({item.email for item in items})
+    hold_people(session, emails)
     # Locked, in id order: concurrent batches touching the same people don't deadlock.
     query = (
         select(*(Lead.__table__.columns))

@@ -308,17 +308,13 @@ def test_imports_and_api_batches_at_once_give_one_lead_per_person(
         return go
 
     def batches(offset: int) -> None:
+        # No second try: a batch waits for the others holding its people, then finds
+        # them stored (before, it could insert one of them again and fail).
         for first in range(offset, len(people), 500):
             bodies = [{"email": e, "fields": {"api": "yes"}} for e in people[first : first + 500]]
-            for attempt in range(3):
-                try:
-                    with runtime.sessions.begin() as session:
-                        take_batch(session, runtime.content, runtime.settings,
-                                   items(runtime, bodies), NOW, "api")  # fmt: skip
-                    break
-                except Exception:
-                    if attempt == 2:
-                        raise
+            with runtime.sessions.begin() as session:
+                take_batch(session, runtime.content, runtime.settings,
+                           items(runtime, bodies), NOW, "api")  # fmt: skip
 
     work = [
         guarded(lambda: import_csv(runtime, files[0], NOW)),
@@ -336,6 +332,34 @@ def test_imports_and_api_batches_at_once_give_one_lead_per_person(
         leads = session.scalars(select(Lead)).all()
     assert sorted(lead.email for lead in leads) == sorted(people)  # one lead per person
     assert all({"import", "api"} <= set(lead.fields) for lead in leads)  # every arrival merged
+
+
+@pytest.mark.postgres
+def test_a_batch_is_not_held_up_by_another_open_batch_of_the_same_company(
+    postgres_url: str, make_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    """The parts of an import share companies, not people: one part's open transaction
+    must not stop the other (its new account is committed at once, apart)."""
+    runtime = runtime_for(make_runtime, tmp_path)
+
+    def batch(session: Any, email: str) -> None:
+        take_batch(session, runtime.content, runtime.settings, items(runtime, [{"email": email}]),
+                   NOW, "csv import")  # fmt: skip
+
+    with runtime.sessions.begin() as session:  # the first batch ever records the list's key
+        batch(session, "carl@atelier.example")
+    first = runtime.sessions()
+    first.begin()
+    batch(first, "ann@usine-z.example")
+    with runtime.sessions.begin() as second:
+        # Without the fix the second batch waited until the first one ended.
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))
+        batch(second, "bob@usine-z.example")
+    first.commit()
+    first.close()
+    with runtime.sessions() as session:
+        accounts = dict(session.execute(select(Lead.email, Lead.account_id)).all())
+    assert accounts["ann@usine-z.example"] == accounts["bob@usine-z.example"] is not None
 
 
 def _debug_dump(rows: list[str], sets: list[str]) -> None:  # pragma: no cover
