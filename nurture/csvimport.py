@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from nurture.clock import Clock
 from nurture.core.intake import InvalidInput, LeadInput, normalise_email, parse_lead
+from nurture.db import bulk_writing
 from nurture.intake_batch import take_batch
 from nurture.models import ImportRun
 from nurture.runtime import Runtime
@@ -378,6 +379,7 @@ def _store(
     for attempt in range(3):
         try:
             with runtime.sessions.begin() as session:
+                bulk_writing(session)
                 results = take_batch(
                     session, runtime.content, runtime.settings, chunk, now, "csv import"
                 ) if chunk else []  # fmt: skip
