@@ -37,7 +37,7 @@ from nurture.core.accounts import (
 from nurture.core.qualification import FREE_MAIL_DOMAINS
 from nurture.core.scoring import Behaviour, span
 from nurture.core.sequences import Duration
-from nurture.db import among, update_rows
+from nurture.db import among, skip_locked, update_rows
 from nurture.leads import Draft
 from nurture.models import Account, AccountPromotion, Event, Lead, UTCDateTime
 
@@ -67,40 +67,55 @@ _INSERT_KEYS = text(
 def ensure(session: Session, keys: Iterable[AccountKey], now: datetime) -> dict[AccountKey, int]:
     """The id of each account, created when new: one insert and one read for any
     number. Keys are inserted in order, so concurrent inserts wait on each other
-    instead of deadlocking."""
+    instead of deadlocking. On PostgreSQL the accounts are held (`FOR KEY SHARE`)
+    until the caller's transaction ends, so `forget_empty` leaves them alone even
+    before any of their contacts is committed."""
     asked = set(keys)
     wanted = sorted(asked)
     if not wanted:
         return {}
+    for _ in range(3):
+        _insert(session, wanted, now)
+        query = select(Account.id, Account.kind, Account.value).where(
+            among(session, Account.value, {k.value for k in asked})
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(read=True, key_share=True)
+        # The set built once: in the comprehension it was built again for every row.
+        found = {
+            key: id_
+            for id_, kind, value in session.execute(query)
+            if (key := AccountKey(kind, value)) in asked
+        }
+        if len(found) == len(asked):
+            return found
+        # An empty account removed by an erasure between the insert and the read.
+    raise RuntimeError("accounts removed as fast as they were made")  # pragma: no cover
+
+
+def _insert(session: Session, wanted: list[AccountKey], now: datetime) -> None:
     bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        # Two arrays, one statement: no parameter set per account.
-        values = {"kinds": [k.kind for k in wanted], "values": [k.value for k in wanted],
-                  "now": now}  # fmt: skip
-        if isinstance(bind, Engine):
-            # Committed apart, at once. Inside the caller's transaction, a batch inserting
-            # a company another batch has just inserted waits until that whole batch
-            # commits: the parts of an import (`--jobs N`) share companies, and waited
-            # on each other a third of the time. A batch that fails after this leaves an
-            # account with no contact: a key alone, shown nowhere, used by the company's
-            # next arrival (and removed by `forget_empty`).
-            with bind.begin() as apart:
-                apart.execute(_INSERT_KEYS, values)
-        else:
-            session.execute(_INSERT_KEYS, values)
-    else:
+    if bind.dialect.name != "postgresql":
         rows = [{"kind": k.kind, "value": k.value, "created_at": now} for k in wanted]
         # Parameters given apart (executemany, in order), not a VALUES clause compiled for
         # every row of the batch.
         statement = sqlite_insert(Account).on_conflict_do_nothing(index_elements=["kind", "value"])
         session.execute(statement, rows)
-    found = session.execute(
-        select(Account.id, Account.kind, Account.value).where(
-            among(session, Account.value, {k.value for k in asked})
-        )
-    )
-    # The set built once: in the comprehension it was built again for every row.
-    return {key: id_ for id_, kind, value in found if (key := AccountKey(kind, value)) in asked}
+        return
+    # Two arrays, one statement: no parameter set per account.
+    values = {"kinds": [k.kind for k in wanted], "values": [k.value for k in wanted],
+              "now": now}  # fmt: skip
+    if not isinstance(bind, Engine):
+        session.execute(_INSERT_KEYS, values)
+        return
+    # Committed apart, at once. Inside the caller's transaction, a batch inserting a
+    # company another batch has just inserted waits until that whole batch commits:
+    # the parts of an import (`--jobs N`) share companies, and waited on each other a
+    # third of the time. A batch that fails after this leaves an account with no
+    # contact: a key alone, shown nowhere, used by the company's next arrival (and
+    # removed by `forget_empty`).
+    with bind.begin() as apart:
+        apart.execute(_INSERT_KEYS, values)
 
 
 def assign(session: Session, content: Content, lead: Lead, now: datetime) -> None:
@@ -109,17 +124,23 @@ def assign(session: Session, content: Content, lead: Lead, now: datetime) -> Non
     if key is None:
         lead.account_id = None
         return
-    found = session.scalar(
-        select(Account.id).where(Account.kind == key.kind, Account.value == key.value)
-    )
+    query = select(Account.id).where(Account.kind == key.kind, Account.value == key.value)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True, key_share=True)  # held, as `ensure` holds them
+    found = session.scalar(query)
     lead.account_id = found if found is not None else ensure(session, [key], now)[key]
 
 
 def forget_empty(session: Session) -> int:
     """Delete the accounts that have no contact left (after an erasure or a purge):
-    a domain alone may name a one-person company."""
-    empty = select(Account.id).where(~exists().where(Lead.account_id == Account.id))
-    gone = list(session.scalars(empty))
+    a domain alone may name a one-person company. An account an arrival holds (see
+    `ensure`) is skipped: its first contact is on its way."""
+    empty = ~exists().where(Lead.account_id == Account.id)
+    held = list(session.scalars(skip_locked(session, select(Account.id).where(empty))))
+    if not held:
+        return 0
+    # Asked again now that they are ours: a contact committed meanwhile keeps its account.
+    gone = list(session.scalars(select(Account.id).where(among(session, Account.id, held), empty)))
     if not gone:
         return 0
     for model, column in ((AccountPromotion, AccountPromotion.account_id), (Account, Account.id)):

@@ -17,11 +17,12 @@ from sqlalchemy import JSON, func, select, text
 import nurture.csvimport as csvimport
 import nurture.intake_batch
 import nurture.suppression
+from nurture.accounts import forget_empty
 from nurture.core.intake import LeadInput, parse_lead
 from nurture.csvimport import import_csv
 from nurture.intake import take, take_many
 from nurture.intake_batch import Taken, take_batch
-from nurture.models import Base, Lead, Suppression
+from nurture.models import Account, Base, Lead, Suppression
 from nurture.runtime import Runtime
 from nurture.suppression import legacy_digest, list_key, suppress
 
@@ -360,6 +361,26 @@ def test_a_batch_is_not_held_up_by_another_open_batch_of_the_same_company(
     with runtime.sessions() as session:
         accounts = dict(session.execute(select(Lead.email, Lead.account_id)).all())
     assert accounts["ann@usine-z.example"] == accounts["bob@usine-z.example"] is not None
+
+
+@pytest.mark.postgres
+def test_an_erasure_meanwhile_leaves_the_account_of_an_open_batch(
+    postgres_url: str, make_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    """A new company's account is committed before its first contact: the empty
+    accounts an erasure removes must not include it."""
+    runtime = runtime_for(make_runtime, tmp_path)
+    batch = runtime.sessions()
+    batch.begin()
+    take_batch(batch, runtime.content, runtime.settings,
+               items(runtime, [{"email": "ann@usine-y.example"}]), NOW, "csv import")  # fmt: skip
+    with runtime.sessions.begin() as erasing:
+        assert forget_empty(erasing) == 0
+    batch.commit()
+    batch.close()
+    with runtime.sessions() as session:
+        account = session.scalar(select(Lead.account_id))
+        assert session.get(Account, account) is not None
 
 
 def _debug_dump(rows: list[str], sets: list[str]) -> None:  # pragma: no cover
