@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import String, and_, bindparam, delete, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Select
 
 from nurture.content import Content
 from nurture.core.accounts import (
@@ -79,18 +80,27 @@ def ensure(session: Session, keys: Iterable[AccountKey], now: datetime) -> dict[
         query = select(Account.id, Account.kind, Account.value).where(
             among(session, Account.value, {k.value for k in asked})
         )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(read=True, key_share=True)
         # The set built once: in the comprehension it was built again for every row.
         found = {
             key: id_
-            for id_, kind, value in session.execute(query)
+            for id_, kind, value in session.execute(_held(session, query))
             if (key := AccountKey(kind, value)) in asked
         }
         if len(found) == len(asked):
             return found
         # An empty account removed by an erasure between the insert and the read.
     raise RuntimeError("accounts removed as fast as they were made")  # pragma: no cover
+
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
+def _held(session: Session, query: _Query) -> _Query:
+    """The accounts read, held (`FOR KEY SHARE`, PostgreSQL) until the transaction ends:
+    `forget_empty` skips them, and other arrivals naming them are not held up."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(read=True, key_share=True)
+    return query
 
 
 def _insert(session: Session, wanted: list[AccountKey], now: datetime) -> None:
@@ -125,9 +135,7 @@ def assign(session: Session, content: Content, lead: Lead, now: datetime) -> Non
         lead.account_id = None
         return
     query = select(Account.id).where(Account.kind == key.kind, Account.value == key.value)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(read=True, key_share=True)  # held, as `ensure` holds them
-    found = session.scalar(query)
+    found = session.scalar(_held(session, query))
     lead.account_id = found if found is not None else ensure(session, [key], now)[key]
 
 

@@ -165,7 +165,8 @@ def bulk_writing(session: Session) -> None:
     into the file (1,000 by default), for this connection's commits. A large import
     dirties index pages all over the file; folded less often, a page changed by many
     chunks is written back once: 200,000 rows import about 8 % faster. The log is
-    emptied by the worker's checkpoint, or the next one after the import."""
+    folded at the next commit of another connection past its own threshold, or when
+    the last connection closes."""
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text(f"PRAGMA wal_autocheckpoint = {IMPORT_WAL_PAGES}"))
 
@@ -193,8 +194,8 @@ _HOLD_PEOPLE = text(
 
 def hold_people(session: Session, emails: Collection[str]) -> None:
     """Hold these people, by address, until the transaction ends (PostgreSQL): another
-    arrival of one of them waits, then finds the lead this one stored, where it would
-    have inserted the same person too and failed on the unique address. Taken in one
+    arrival of one of them waits, then finds the lead this one stored, instead of
+    inserting the same person too and failing on the unique address. Taken in one
     order, so two batches never wait on each other both ways. A hash shared by two
     addresses only makes one wait for the other. SQLite takes one writer at a time."""
     if emails and session.get_bind().dialect.name == "postgresql":

@@ -335,6 +335,11 @@ def test_imports_and_api_batches_at_once_give_one_lead_per_person(
     assert all({"import", "api"} <= set(lead.fields) for lead in leads)  # every arrival merged
 
 
+def take_one(runtime: Runtime, session: Any, email: str) -> None:
+    take_batch(session, runtime.content, runtime.settings, items(runtime, [{"email": email}]),
+               NOW, "csv import")  # fmt: skip
+
+
 @pytest.mark.postgres
 def test_a_batch_is_not_held_up_by_another_open_batch_of_the_same_company(
     postgres_url: str, make_runtime: Callable[..., Runtime], tmp_path: Path
@@ -342,22 +347,14 @@ def test_a_batch_is_not_held_up_by_another_open_batch_of_the_same_company(
     """The parts of an import share companies, not people: one part's open transaction
     must not stop the other (its new account is committed at once, apart)."""
     runtime = runtime_for(make_runtime, tmp_path)
-
-    def batch(session: Any, email: str) -> None:
-        take_batch(session, runtime.content, runtime.settings, items(runtime, [{"email": email}]),
-                   NOW, "csv import")  # fmt: skip
-
     with runtime.sessions.begin() as session:  # the first batch ever records the list's key
-        batch(session, "carl@atelier.example")
-    first = runtime.sessions()
-    first.begin()
-    batch(first, "ann@usine-z.example")
-    with runtime.sessions.begin() as second:
-        # Without the fix the second batch waited until the first one ended.
-        second.execute(text("SET LOCAL lock_timeout = '2s'"))
-        batch(second, "bob@usine-z.example")
-    first.commit()
-    first.close()
+        take_one(runtime, session, "carl@atelier.example")
+    with runtime.sessions.begin() as first:
+        take_one(runtime, first, "ann@usine-z.example")
+        with runtime.sessions.begin() as second:
+            # Without the fix the second batch waited until the first one ended.
+            second.execute(text("SET LOCAL lock_timeout = '2s'"))
+            take_one(runtime, second, "bob@usine-z.example")
     with runtime.sessions() as session:
         accounts = dict(session.execute(select(Lead.email, Lead.account_id)).all())
     assert accounts["ann@usine-z.example"] == accounts["bob@usine-z.example"] is not None
@@ -370,14 +367,10 @@ def test_an_erasure_meanwhile_leaves_the_account_of_an_open_batch(
     """A new company's account is committed before its first contact: the empty
     accounts an erasure removes must not include it."""
     runtime = runtime_for(make_runtime, tmp_path)
-    batch = runtime.sessions()
-    batch.begin()
-    take_batch(batch, runtime.content, runtime.settings,
-               items(runtime, [{"email": "ann@usine-y.example"}]), NOW, "csv import")  # fmt: skip
-    with runtime.sessions.begin() as erasing:
-        assert forget_empty(erasing) == 0
-    batch.commit()
-    batch.close()
+    with runtime.sessions.begin() as batch:
+        take_one(runtime, batch, "ann@usine-y.example")
+        with runtime.sessions.begin() as erasing:
+            assert forget_empty(erasing) == 0
     with runtime.sessions() as session:
         account = session.scalar(select(Lead.account_id))
         assert session.get(Account, account) is not None
